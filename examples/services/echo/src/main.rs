@@ -1,0 +1,20 @@
+//! The echo service: answers every request with a JSON description of it, over HTTP and from the
+//! Holdline queue. The load tool and the benchmarks drive it.
+//!
+//! Run with: `cargo run -p example-echo -- --redis redis://127.0.0.1:6379`
+//! (HTTP on 127.0.0.1:18080 plus the `echo` queue; `--help` lists every flag and its environment
+//! variable). Stops gracefully on SIGTERM or Ctrl-C.
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = example_echo::Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    example_echo::run(args, example_echo::shutdown_signal()).await
+}

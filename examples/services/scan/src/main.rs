@@ -1,0 +1,22 @@
+//! The scan service: a slow job (seconds per upload) that reports an upload's SHA-256, size,
+//! byte statistics, kind and verdict, over HTTP and from the Holdline queue. Behind the gateway
+//! with `config/scan.toml` it shows the hold and the `202 Accepted` fallback with result fetch.
+//!
+//! Run with: `cargo run -p example-scan -- --redis redis://127.0.0.1:6379 --no-http`
+//! (a queue-only worker for the `scan` service; `--scan-ms` sets the scan time, default 3000;
+//! `--help` lists every flag and its environment variable). Stops gracefully on SIGTERM or
+//! Ctrl-C, finishing the scans in progress.
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = example_scan::Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    example_scan::run(args, example_scan::shutdown_signal()).await
+}

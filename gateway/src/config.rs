@@ -1,0 +1,195 @@
+//! The gateway's configuration: typed, documented, with defaults for everything but the
+//! services and routes, and one [`Config::validate`] that names the field and the reason.
+//!
+//! `config/gateway.reference.toml` shows every key with its default; a test parses every file in
+//! `config/` so the examples cannot rot.
+
+mod service;
+mod validate;
+
+pub use service::{HealthCheck, Outlier, QueueConfig, ServiceConfig, UpstreamProtocol};
+pub use validate::ConfigError;
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Worker threads for the runtime; `None` means one per core. `1` runs a single-threaded
+    /// runtime, the fastest shape for one core.
+    pub workers: Option<usize>,
+    /// Client-facing listeners.
+    pub listen: Listen,
+    /// TLS for the `https` listener.
+    pub tls: Option<Tls>,
+    /// The admin listener: `/metrics`, `/healthz`, `/readyz`.
+    pub admin: Admin,
+    /// Limits applied to every client request.
+    pub limits: Limits,
+    /// How long a stopping gateway lets in-flight requests finish.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// Logging.
+    pub log: Log,
+    /// The Redis server used for queue delivery (needed only when a service enables its queue).
+    pub redis: Option<Redis>,
+    /// Upstream services by name (`[A-Za-z0-9_.-]`, at most 64 characters).
+    pub services: BTreeMap<String, ServiceConfig>,
+    /// Routes, matched by host and longest path prefix.
+    pub routes: Vec<Route>,
+}
+
+/// Client-facing listeners. At least one of the two must be set.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Listen {
+    /// Plain-text listener: HTTP/1.1 and HTTP/2 with prior knowledge (h2c) on one port.
+    pub http: Option<SocketAddr>,
+    /// TLS listener: HTTP/1.1 and HTTP/2 chosen by ALPN. Needs `[tls]`.
+    pub https: Option<SocketAddr>,
+}
+
+/// Certificate and key for the `https` listener, PEM files. TLS 1.2 and 1.3 only.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// The admin listener.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Admin {
+    /// Address of the admin listener; `None` disables it.
+    pub listen: Option<SocketAddr>,
+}
+
+/// Limits on client requests.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body accepted; larger gets `413`.
+    pub max_body_bytes: u64,
+    /// Largest request head (request line and headers) accepted; larger gets `431`.
+    pub max_header_bytes: usize,
+    /// How long a client may take to send its request head.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Most concurrent client connections; past it the gateway stops accepting until one closes.
+    pub max_connections: usize,
+}
+
+/// Logging.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Log {
+    /// `tracing` filter, e.g. `info` or `holdline_gateway=debug`. `RUST_LOG` overrides it.
+    pub level: String,
+    /// Write logs as JSON lines instead of text.
+    pub json: bool,
+    /// Write one access-log line per request (target `access`).
+    pub access: bool,
+}
+
+/// The Redis server.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Redis {
+    /// `redis://host:port[/db]` or `rediss://` for TLS.
+    pub url: String,
+    /// This replica's id, naming its reply stream. Defaults to a random id per process; set it to
+    /// something stable (the pod name) so a restarted replica picks up replies addressed to it.
+    #[serde(default)]
+    pub gateway_id: Option<String>,
+}
+
+/// One route: requests whose host and path match go to `service`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Path prefix, starting with `/`. Matches at a segment boundary: `/echo` matches `/echo` and
+    /// `/echo/x` but not `/echoes`.
+    pub prefix: String,
+    /// Host to match (without port, case-insensitive); `None` matches any host.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// The service that serves the route.
+    pub service: String,
+    /// Remove the prefix before forwarding (`/echo/x` becomes `/x`).
+    #[serde(default)]
+    pub strip_prefix: bool,
+}
+
+// === impl Config ===
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            workers: None,
+            listen: Listen::default(),
+            tls: None,
+            admin: Admin::default(),
+            limits: Limits::default(),
+            shutdown_grace: Duration::from_secs(30),
+            log: Log::default(),
+            redis: None,
+            services: BTreeMap::new(),
+            routes: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Parses a TOML document and validates it.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads, parses and validates a file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Self::from_toml(&text)
+    }
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Self {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 16 * 1024 * 1024,
+            max_header_bytes: 64 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 15_000,
+        }
+    }
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            json: false,
+            access: false,
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! [`Config::validate`]: every rule a parsed file must also satisfy, each failure naming the field
+//! (as a TOML path) and the reason.
+
+use super::{Config, QueueConfig, ServiceConfig};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Why a configuration was rejected.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {reason}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        reason: String,
+    },
+    /// The file is not valid TOML or does not match the schema (unknown key, wrong type). The
+    /// message from the TOML parser names the key and the line.
+    #[error("invalid config: {0}")]
+    Parse(String),
+    /// A value is well-formed but not acceptable.
+    #[error("invalid config: `{field}` {reason}")]
+    Invalid {
+        /// TOML path of the offending key, e.g. `services.echo.endpoints[1]`.
+        field: String,
+        /// Why it is rejected.
+        reason: String,
+    },
+}
+
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+fn positive(field: String, value: Duration) -> Result<(), ConfigError> {
+    if value.is_zero() {
+        return Err(invalid(field, "must be greater than zero"));
+    }
+    Ok(())
+}
+
+/// A service name usable in Redis keys and metric labels.
+pub(crate) fn valid_service_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+impl Config {
+    /// Checks every rule the schema alone cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.workers == Some(0) {
+            return Err(invalid("workers", "must be at least 1"));
+        }
+        if self.listen.http.is_none() && self.listen.https.is_none() {
+            return Err(invalid("listen", "needs `http` or `https`"));
+        }
+        if self.listen.https.is_some() && self.tls.is_none() {
+            return Err(invalid(
+                "listen.https",
+                "needs a [tls] section with cert and key",
+            ));
+        }
+        if let Some(tls) = &self.tls {
+            for (field, path) in [("tls.cert", &tls.cert), ("tls.key", &tls.key)] {
+                if !path.is_file() {
+                    return Err(invalid(
+                        field,
+                        format!("{} is not a readable file", path.display()),
+                    ));
+                }
+            }
+        }
+        if self.limits.max_body_bytes == 0 {
+            return Err(invalid(
+                "limits.max_body_bytes",
+                "must be greater than zero",
+            ));
+        }
+        // hyper's HTTP/1 parser cannot buffer less than 8 KiB, so a smaller limit would
+        // silently become 8 KiB.
+        if self.limits.max_header_bytes < 8192 {
+            return Err(invalid("limits.max_header_bytes", "must be at least 8192"));
+        }
+        if self.limits.max_connections == 0 {
+            return Err(invalid("limits.max_connections", "must be at least 1"));
+        }
+        positive(
+            "limits.header_read_timeout".into(),
+            self.limits.header_read_timeout,
+        )?;
+        if let Some(redis) = &self.redis {
+            if !(redis.url.starts_with("redis://") || redis.url.starts_with("rediss://")) {
+                return Err(invalid(
+                    "redis.url",
+                    "must start with redis:// or rediss://",
+                ));
+            }
+            if let Err(error) = redis::Client::open(redis.url.as_str()) {
+                return Err(invalid(
+                    "redis.url",
+                    format!("is not a valid redis url: {error}"),
+                ));
+            }
+            if let Some(id) = &redis.gateway_id
+                && !valid_service_name(id)
+            {
+                return Err(invalid(
+                    "redis.gateway_id",
+                    "must be 1-64 of [A-Za-z0-9_.-]",
+                ));
+            }
+        }
+        for (name, service) in &self.services {
+            self.validate_service(name, service)?;
+        }
+        self.validate_routes()
+    }
+
+    fn validate_service(&self, name: &str, service: &ServiceConfig) -> Result<(), ConfigError> {
+        let field = |key: &str| format!("services.{name}.{key}");
+        if !valid_service_name(name) {
+            return Err(invalid(
+                format!("services.{name}"),
+                "service names must be 1-64 of [A-Za-z0-9_.-]",
+            ));
+        }
+        if service.endpoints.is_empty() && !service.queue.enabled {
+            return Err(invalid(
+                field("endpoints"),
+                "must list at least one endpoint (or enable the queue)",
+            ));
+        }
+        for (i, url) in service.endpoints.iter().enumerate() {
+            crate::upstream::EndpointUrl::parse(url)
+                .map_err(|reason| invalid(format!("services.{name}.endpoints[{i}]"), reason))?;
+        }
+        if service.max_inflight_per_endpoint == 0 {
+            return Err(invalid(
+                field("max_inflight_per_endpoint"),
+                "must be at least 1",
+            ));
+        }
+        positive(field("connect_timeout"), service.connect_timeout)?;
+        positive(field("first_byte_timeout"), service.first_byte_timeout)?;
+        positive(field("request_timeout"), service.request_timeout)?;
+        positive(field("resolve_interval"), service.resolve_interval)?;
+        if service.outlier.consecutive_failures == 0 {
+            return Err(invalid(
+                field("outlier.consecutive_failures"),
+                "must be at least 1",
+            ));
+        }
+        if service.outlier.max_ejection < service.outlier.base_ejection {
+            return Err(invalid(
+                field("outlier.max_ejection"),
+                "must not be shorter than outlier.base_ejection",
+            ));
+        }
+        if let Some(check) = &service.health_check {
+            if !check.path.starts_with('/') {
+                return Err(invalid(field("health_check.path"), "must start with /"));
+            }
+            positive(field("health_check.interval"), check.interval)?;
+            positive(field("health_check.timeout"), check.timeout)?;
+            if check.unhealthy_after == 0 || check.healthy_after == 0 {
+                return Err(invalid(
+                    field("health_check"),
+                    "thresholds must be at least 1",
+                ));
+            }
+        }
+        self.validate_queue(name, &service.queue)
+    }
+
+    fn validate_queue(&self, name: &str, queue: &QueueConfig) -> Result<(), ConfigError> {
+        if !queue.enabled {
+            return Ok(());
+        }
+        let field = |key: &str| format!("services.{name}.queue.{key}");
+        if self.redis.is_none() {
+            return Err(invalid(
+                field("enabled"),
+                "needs a [redis] section with the server's url",
+            ));
+        }
+        positive(field("hold"), queue.hold)?;
+        positive(field("result_ttl"), queue.result_ttl)?;
+        if !(0.0..=1.0).contains(&queue.probe_share) || queue.probe_share == 0.0 {
+            return Err(invalid(field("probe_share"), "must be in (0, 1]"));
+        }
+        if queue.latency_factor.is_nan() || queue.latency_factor <= 1.0 {
+            return Err(invalid(field("latency_factor"), "must be greater than 1"));
+        }
+        if queue.max_depth == 0 {
+            return Err(invalid(field("max_depth"), "must be at least 1"));
+        }
+        if queue.max_body_bytes == 0 || queue.max_body_bytes > 512 * 1024 * 1024 {
+            return Err(invalid(
+                field("max_body_bytes"),
+                "must be between 1 byte and 512 MiB (the largest Redis value)",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_routes(&self) -> Result<(), ConfigError> {
+        let mut seen = std::collections::HashSet::new();
+        for (i, route) in self.routes.iter().enumerate() {
+            let field = |key: &str| format!("routes[{i}].{key}");
+            if !route.prefix.starts_with('/') {
+                return Err(invalid(field("prefix"), "must start with /"));
+            }
+            if !self.services.contains_key(&route.service) {
+                return Err(invalid(
+                    field("service"),
+                    format!(
+                        "names `{}`, which is not a configured service",
+                        route.service
+                    ),
+                ));
+            }
+            let host = route.host.as_deref().map(str::to_ascii_lowercase);
+            if !seen.insert((host, route.prefix.trim_end_matches('/').to_owned())) {
+                return Err(invalid(
+                    field("prefix"),
+                    "duplicates an earlier route's host and prefix",
+                ));
+            }
+        }
+        Ok(())
+    }
+}

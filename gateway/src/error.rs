@@ -1,0 +1,129 @@
+//! The errors a proxied request can end in, and the one place they become HTTP responses.
+//!
+//! Each error says whether the request may have reached the upstream
+//! ([`ProxyError::may_have_been_processed`]): that flag decides whether a request may be sent
+//! again, or to the queue, without risking a duplicate.
+
+use crate::body::{self, Body, BoxError};
+use http::{HeaderValue, Response, StatusCode, header};
+
+/// Why a request did not get an upstream response.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// No route matches the request's host and path.
+    #[error("no route")]
+    NoRoute,
+    /// The request body is larger than allowed.
+    #[error("request body too large")]
+    BodyTooLarge,
+    /// No endpoint can be tried: none resolved, or all ejected or unhealthy.
+    #[error("no endpoint available")]
+    NoEndpoint,
+    /// Every endpoint stayed at its in-flight limit for the whole accept timeout.
+    #[error(transparent)]
+    NoCapacity(#[from] crate::upstream::NoCapacity),
+    /// The upstream answered `503` with the SDK's not-processed marker.
+    #[error("upstream has no capacity")]
+    UpstreamFull,
+    /// Connecting to the endpoint failed: the request was not sent.
+    #[error("connect failed: {0}")]
+    Connect(#[source] BoxError),
+    /// The request was (perhaps partly) sent, and the exchange failed.
+    #[error("upstream failed: {0}")]
+    Upstream(#[source] BoxError),
+    /// No response head within the first-byte timeout.
+    #[error("upstream timed out")]
+    Timeout,
+    /// The client's request body failed while being read.
+    #[error("client body failed: {0}")]
+    ClientBody(#[source] BoxError),
+    /// The queue could not take the request (Redis unreachable, queue full).
+    #[error("queue unavailable: {0}")]
+    QueueUnavailable(String),
+}
+
+// === impl ProxyError ===
+
+impl ProxyError {
+    /// Whether the upstream may have received (and acted on) the request.
+    pub fn may_have_been_processed(&self) -> bool {
+        matches!(self, Self::Upstream(_) | Self::Timeout)
+    }
+
+    /// The status the client sees.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::ClientBody(_) => StatusCode::BAD_REQUEST,
+            Self::NoEndpoint | Self::Connect(_) | Self::Upstream(_) => StatusCode::BAD_GATEWAY,
+            Self::NoCapacity(_) | Self::UpstreamFull | Self::QueueUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The JSON error response: `{"error": "...", "request_id": "..."}`, with `Retry-After` on
+    /// `503`s, since those are always worth retrying shortly.
+    pub fn into_response(self, request_id: &HeaderValue) -> Response<Body> {
+        let status = self.status();
+        let body = serde_json::json!({
+            "error": self.to_string(),
+            "request_id": request_id.to_str().unwrap_or_default(),
+        });
+        let mut response = Response::new(body::full(body.to_string()));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+/// Classifies a failure of the upstream client: connect errors mean the request was not sent.
+pub(crate) fn classify_client_error(error: hyper_util::client::legacy::Error) -> ProxyError {
+    if error.is_connect() {
+        ProxyError::Connect(error.into())
+    } else {
+        ProxyError::Upstream(error.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_and_processing_flags() {
+        let cases = [
+            (ProxyError::NoRoute, 404, false),
+            (ProxyError::NoEndpoint, 502, false),
+            (ProxyError::Connect("refused".into()), 502, false),
+            (ProxyError::Upstream("reset".into()), 502, true),
+            (ProxyError::Timeout, 504, true),
+            (ProxyError::UpstreamFull, 503, false),
+            (ProxyError::BodyTooLarge, 413, false),
+        ];
+        for (error, status, processed) in cases {
+            assert_eq!(error.status().as_u16(), status, "{error}");
+            assert_eq!(error.may_have_been_processed(), processed, "{error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn renders_json_with_request_id() {
+        use http_body_util::BodyExt;
+        let response = ProxyError::UpstreamFull.into_response(&HeaderValue::from_static("abc"));
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(json["request_id"], "abc");
+        assert_eq!(json["error"], "upstream has no capacity");
+    }
+}

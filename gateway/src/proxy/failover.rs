@@ -1,0 +1,215 @@
+//! Serving a queue-enabled service: the mode machine picks sync or queue for each request, and a
+//! sync attempt that meets overload moves the request to the queue when that is safe.
+//!
+//! The safety rule (pingora's, and ours): a request goes to the queue after a failed sync
+//! attempt only if it certainly was not processed (no endpoint, no capacity, connect refused,
+//! the SDK's not-processed `503`), or if it is idempotent (`GET`, `HEAD`, `PUT`, `DELETE`,
+//! `OPTIONS`, or it carries an `Idempotency-Key`). Anything else gets its `502`/`504`.
+
+use super::forward::{self, Head, path_and_query, prepare_headers};
+use super::prefer::Prefer;
+use super::{ConnInfo, DeliveryPath};
+use crate::body::{self, Body};
+use crate::error::ProxyError;
+use crate::queue::mode::{Decision, Signal};
+use crate::queue::{Enqueue, Queue, ServiceQueue, deliver};
+use crate::routing::RouteEntry;
+use crate::upstream::Upstream;
+use bytes::Bytes;
+use http::{Method, Request, Response};
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// What a queue-enabled service produced.
+pub(super) struct Served {
+    pub(super) response: Response<Body>,
+    pub(super) path: DeliveryPath,
+    pub(super) endpoint: Option<SocketAddr>,
+}
+
+/// Serves one request of a queue-enabled service.
+pub(super) async fn serve(
+    upstream: &Arc<Upstream>,
+    service: &ServiceQueue,
+    queue: &Arc<Queue>,
+    route: &RouteEntry,
+    conn: &ConnInfo,
+    request: Request<Body>,
+) -> Result<Served, ProxyError> {
+    let decision = service.decide();
+    let (parts, body) = request.into_parts();
+    let head = Head::from_parts(parts);
+    // Keep the body so the request can be replayed to the queue; a body too large for the
+    // queue streams to the sync path only.
+    let body = match buffer(body, service.config().max_body_bytes).await? {
+        Buffered::Whole(bytes) => bytes,
+        Buffered::Streaming(body) => {
+            let request = head.into_request(body);
+            return match Box::pin(forward::forward(upstream, route, conn, request)).await {
+                Ok(forwarded) => {
+                    service.observe_latency(forwarded.latency);
+                    Ok(sync(forwarded))
+                }
+                Err(error) => {
+                    report_signal(service, &error);
+                    Err(error)
+                }
+            };
+        }
+    };
+    if decision == Decision::Queue {
+        return enqueue(queue, service, route, conn, head, body).await;
+    }
+    let attempt = head.clone().into_request(body::full(body.clone()));
+    match Box::pin(forward::forward(upstream, route, conn, attempt)).await {
+        Ok(forwarded) => {
+            service.observe_latency(forwarded.latency);
+            Ok(sync(forwarded))
+        }
+        Err(error) => {
+            report_signal(service, &error);
+            let eligible = matches!(
+                error,
+                ProxyError::NoEndpoint
+                    | ProxyError::NoCapacity(_)
+                    | ProxyError::UpstreamFull
+                    | ProxyError::Connect(_)
+                    | ProxyError::Timeout
+                    | ProxyError::Upstream(_)
+            );
+            let safe = !error.may_have_been_processed() || is_idempotent(&head);
+            if eligible && safe {
+                tracing::debug!(%error, "sync attempt failed; delivering through the queue");
+                enqueue(queue, service, route, conn, head, body).await
+            } else {
+                Err(error)
+            }
+        }
+    }
+}
+
+fn sync(forwarded: forward::Forwarded) -> Served {
+    Served {
+        response: forwarded.response,
+        path: DeliveryPath::Sync,
+        endpoint: Some(forwarded.endpoint),
+    }
+}
+
+/// Feeds an overload signal to the mode machine.
+fn report_signal(service: &ServiceQueue, error: &ProxyError) {
+    let signal = match error {
+        ProxyError::NoEndpoint | ProxyError::Connect(_) => Signal::Unreachable,
+        ProxyError::NoCapacity(_) | ProxyError::UpstreamFull => Signal::NoCapacity,
+        ProxyError::Timeout => Signal::Slow,
+        _ => return,
+    };
+    service.overloaded(signal);
+}
+
+async fn enqueue(
+    queue: &Arc<Queue>,
+    service: &ServiceQueue,
+    route: &RouteEntry,
+    conn: &ConnInfo,
+    head: Head,
+    body: Bytes,
+) -> Result<Served, ProxyError> {
+    let prefer = Prefer::parse(&head.headers);
+    let hold = prefer.wait.map_or(service.config().hold, |wait| {
+        wait.min(service.config().hold)
+    });
+    let Head {
+        method,
+        uri,
+        mut headers,
+        ..
+    } = head;
+    prepare_headers(&mut headers, &uri, conn, &route.service);
+    let request = Enqueue {
+        method,
+        uri: route.rewrite(path_and_query(&uri)).into_owned(),
+        headers,
+        body,
+        hold,
+        respond_async: prefer.respond_async,
+    };
+    let response = deliver(queue, service, request).await?;
+    Ok(Served {
+        response,
+        path: DeliveryPath::Queue,
+        endpoint: None,
+    })
+}
+
+/// Safe to deliver twice.
+fn is_idempotent(head: &Head) -> bool {
+    matches!(
+        head.method,
+        Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS | Method::TRACE
+    ) || head.headers.contains_key("idempotency-key")
+}
+
+enum Buffered {
+    /// The whole body, within the limit.
+    Whole(Bytes),
+    /// Too large to keep: what was read so far followed by the rest, to stream.
+    Streaming(Body),
+}
+
+/// Reads the body whole if it fits in `limit` bytes.
+async fn buffer(mut body: Body, limit: u64) -> Result<Buffered, ProxyError> {
+    if body.is_end_stream() {
+        return Ok(Buffered::Whole(Bytes::new()));
+    }
+    if body.size_hint().lower() > limit {
+        return Ok(Buffered::Streaming(body));
+    }
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut total = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            if is_length_limit(&*e) {
+                ProxyError::BodyTooLarge
+            } else {
+                ProxyError::ClientBody(e)
+            }
+        })?;
+        // Trailers are not carried on the queue path; request trailers are vanishingly rare.
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total += data.len() as u64;
+        chunks.push(data);
+        if total > limit {
+            let prefix = futures_util::stream::iter(
+                chunks.into_iter().map(|c| Ok(http_body::Frame::data(c))),
+            );
+            let rest = futures_util::StreamExt::map(body.into_data_stream(), |r| {
+                r.map(http_body::Frame::data)
+            });
+            let stream = futures_util::StreamExt::chain(prefix, rest);
+            return Ok(Buffered::Streaming(body::boxed(
+                http_body_util::StreamBody::new(stream),
+            )));
+        }
+    }
+    Ok(Buffered::Whole(match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.pop().expect("one chunk"),
+        _ => chunks.concat().into(),
+    }))
+}
+
+fn is_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}

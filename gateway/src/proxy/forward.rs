@@ -1,0 +1,254 @@
+//! The synchronous path: lease an endpoint, rewrite the request, send it, and check the answer.
+
+use super::guard::Guarded;
+use super::headers::{remove_hop_by_hop, set_forwarded};
+use super::{ConnInfo, reclaim};
+use crate::body::{self, Body};
+use crate::config::UpstreamProtocol;
+use crate::error::{ProxyError, classify_client_error};
+use crate::routing::RouteEntry;
+use crate::upstream::{Endpoint, Upstream};
+use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
+use http_body::Body as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::time::Instant;
+
+/// Caps a streamed body of unknown length at `limit` bytes. A declared length was checked
+/// already, and hyper enforces declared lengths itself.
+pub(super) fn limit_body(request: Request<Body>, limit: u64) -> Request<Body> {
+    if request.body().is_end_stream() || request.headers().contains_key(header::CONTENT_LENGTH) {
+        return request;
+    }
+    request.map(|b| body::boxed(http_body_util::Limited::new(b, limit as usize)))
+}
+
+/// The parts of a request needed to send it again.
+#[derive(Clone)]
+pub(crate) struct Head {
+    pub(crate) method: http::Method,
+    pub(crate) uri: Uri,
+    pub(crate) version: Version,
+    pub(crate) headers: http::HeaderMap,
+}
+
+/// A response from an endpoint.
+pub(crate) struct Forwarded {
+    pub(crate) response: Response<Body>,
+    /// The endpoint that answered.
+    pub(crate) endpoint: SocketAddr,
+    /// Time from sending the request to the response head.
+    pub(crate) latency: std::time::Duration,
+}
+
+/// Forwards the request to an endpoint of `upstream` and returns its response. A connect failure, which means the request was not sent, is retried on
+/// another endpoint (up to three tries); nothing that may have reached an endpoint is retried.
+pub(crate) async fn forward(
+    upstream: &Arc<Upstream>,
+    route: &RouteEntry,
+    conn: &ConnInfo,
+    request: Request<Body>,
+) -> Result<Forwarded, ProxyError> {
+    let started = Instant::now();
+    let config = upstream.config();
+    let (parts, mut body) = request.into_parts();
+    let mut head = Some(Head::from_parts(parts));
+    let tries = upstream.endpoints().len().clamp(1, 3);
+    for attempt in 1..=tries {
+        let lease = upstream.acquire().await?;
+        let endpoint = lease.endpoint().clone();
+        // The head is copied only while another try may need it.
+        let this_head = if attempt < tries {
+            head.clone()
+        } else {
+            head.take()
+        };
+        // An empty body needs no slot: a retry simply sends another empty body.
+        let (slot, sendable) = if body.is_end_stream() {
+            (None, body)
+        } else {
+            let (slot, sendable) = reclaim::wrap(body);
+            (Some(slot), body::boxed(sendable))
+        };
+        let request = rewrite(
+            this_head.expect("kept while needed"),
+            sendable,
+            route,
+            conn,
+            &endpoint,
+            config.protocol,
+        );
+        let sent = Instant::now();
+        let result = tokio::time::timeout(
+            config.first_byte_timeout,
+            upstream.client().request(request),
+        )
+        .await;
+        let response = match result {
+            Err(_elapsed) => {
+                endpoint.record_failure();
+                return Err(ProxyError::Timeout);
+            }
+            Ok(Err(error)) => {
+                let error = classify_client_error(error);
+                if body_limit_exceeded(&error) {
+                    return Err(ProxyError::BodyTooLarge);
+                }
+                endpoint.record_failure();
+                drop(lease);
+                match (
+                    &error,
+                    slot.map_or_else(|| Some(body::empty()), reclaim::Slot::reclaim),
+                ) {
+                    (ProxyError::Connect(_), Some(unsent)) if attempt < tries => {
+                        tracing::debug!(endpoint = %endpoint.addr(), %error, "connect failed, trying another endpoint");
+                        body = unsent;
+                        continue;
+                    }
+                    _ => return Err(error),
+                }
+            }
+            Ok(Ok(response)) => response,
+        };
+        let (mut parts, incoming) = response.into_parts();
+        if parts.status == StatusCode::SERVICE_UNAVAILABLE
+            && parts
+                .headers
+                .contains_key(holdline_protocol::NOT_PROCESSED_HEADER)
+        {
+            // The instance refused the request before processing it: a capacity signal, not a
+            // failure of the endpoint.
+            return Err(ProxyError::UpstreamFull);
+        }
+        let latency = sent.elapsed();
+        if parts.status.is_server_error() {
+            endpoint.record_failure();
+        } else {
+            endpoint.record_success(latency);
+        }
+        remove_hop_by_hop(&mut parts.headers);
+        let deadline = tokio::time::sleep_until(started + config.request_timeout);
+        let body = body::boxed(Guarded::new(incoming, deadline, lease));
+        return Ok(Forwarded {
+            response: Response::from_parts(parts, body),
+            endpoint: endpoint.addr(),
+            latency,
+        });
+    }
+    unreachable!("the last try always returns")
+}
+
+// === impl Head ===
+
+impl Head {
+    pub(crate) fn from_parts(parts: http::request::Parts) -> Self {
+        Self {
+            method: parts.method,
+            uri: parts.uri,
+            version: parts.version,
+            headers: parts.headers,
+        }
+    }
+
+    pub(crate) fn into_request(self, body: Body) -> Request<Body> {
+        let mut request = Request::new(body);
+        *request.method_mut() = self.method;
+        *request.uri_mut() = self.uri;
+        *request.version_mut() = self.version;
+        *request.headers_mut() = self.headers;
+        request
+    }
+}
+
+/// Builds the request sent to an endpoint from the client's request head.
+fn rewrite(
+    head: Head,
+    body: Body,
+    route: &RouteEntry,
+    conn: &ConnInfo,
+    endpoint: &Endpoint,
+    protocol: UpstreamProtocol,
+) -> Request<Body> {
+    let Head {
+        method,
+        uri,
+        mut headers,
+        ..
+    } = head;
+    let mut target = http::uri::Parts::default();
+    target.scheme = Some(http::uri::Scheme::HTTP);
+    target.authority = Some(endpoint.authority().clone());
+    target.path_and_query = Some(upstream_path(&uri, route, endpoint.base_path()));
+    prepare_headers(&mut headers, &uri, conn, endpoint.host());
+    let mut request = Request::new(body);
+    *request.method_mut() = method;
+    // Scheme, authority and path are all present and each was parsed already.
+    *request.uri_mut() = Uri::from_parts(target).expect("complete upstream URI");
+    *request.version_mut() = match protocol {
+        UpstreamProtocol::Http1 => Version::HTTP_11,
+        UpstreamProtocol::H2 => Version::HTTP_2,
+    };
+    *request.headers_mut() = headers;
+    request
+}
+
+/// The path and query an endpoint receives: the client's, with the route's prefix stripped and the
+/// endpoint's base path prepended. The common case (neither) reuses the parsed original.
+fn upstream_path(uri: &Uri, route: &RouteEntry, base_path: &str) -> http::uri::PathAndQuery {
+    let original = path_and_query(uri);
+    let rewritten = route.rewrite(original);
+    // `rewrite` borrows from the original also when it strips a prefix, so compare lengths.
+    if base_path.is_empty()
+        && rewritten.len() == original.len()
+        && let Some(pq) = uri.path_and_query()
+    {
+        return pq.clone();
+    }
+    let joined = format!("{base_path}{rewritten}");
+    joined
+        .parse()
+        .unwrap_or_else(|_| http::uri::PathAndQuery::from_static("/"))
+}
+
+/// The path and query of a request URI (`/` when it has none).
+pub(crate) fn path_and_query(uri: &Uri) -> &str {
+    uri.path_and_query().map_or("/", |pq| pq.as_str())
+}
+
+/// Turns client request headers into the headers a service receives: hop-by-hop headers
+/// removed, `x-forwarded-*` set, and `Host` kept as the client sent it (or `fallback_host`).
+pub(crate) fn prepare_headers(
+    headers: &mut http::HeaderMap,
+    uri: &Uri,
+    conn: &ConnInfo,
+    fallback_host: &str,
+) {
+    let original_host = headers.get(header::HOST).cloned().or_else(|| {
+        uri.authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    remove_hop_by_hop(headers);
+    set_forwarded(
+        headers,
+        conn.client_ip(),
+        conn.https,
+        original_host.as_ref(),
+    );
+    let host = original_host.unwrap_or_else(|| {
+        HeaderValue::from_str(fallback_host)
+            .unwrap_or_else(|_| HeaderValue::from_static("localhost"))
+    });
+    headers.insert(header::HOST, host);
+}
+
+/// Whether a failed exchange failed because the client's body passed the size limit.
+fn body_limit_exceeded(error: &ProxyError) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}

@@ -1,0 +1,69 @@
+//! The response body wrapper: holds the endpoint lease until the body is done (in-flight counts
+//! the whole exchange, not just the head) and enforces the request timeout on the body.
+
+use crate::body::BoxError;
+use crate::upstream::Lease;
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use tokio::time::Sleep;
+
+/// The whole exchange took longer than the service's request timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("request timeout while streaming the response body")]
+pub struct BodyTimeout;
+
+pin_project_lite::pin_project! {
+    /// A response body that releases its lease when it ends.
+    pub(crate) struct Guarded<B> {
+        #[pin]
+        inner: B,
+        #[pin]
+        deadline: Sleep,
+        lease: Option<Lease>,
+    }
+}
+
+impl<B> Guarded<B> {
+    pub(crate) fn new(inner: B, deadline: Sleep, lease: Lease) -> Self {
+        Self {
+            inner,
+            deadline,
+            lease: Some(lease),
+        }
+    }
+}
+
+impl<B> Body for Guarded<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
+            if !matches!(frame, Some(Ok(_))) {
+                this.lease.take();
+            }
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        ready!(this.deadline.poll(cx));
+        this.lease.take();
+        Poll::Ready(Some(Err(BodyTimeout.into())))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

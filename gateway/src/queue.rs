@@ -1,0 +1,181 @@
+//! Queue delivery: the gateway's side of the Redis protocol in `holdline-protocol`.
+//!
+//! [`Queue`] is one per gateway process: a command connection (multiplexed, reconnecting, with a
+//! short response timeout so Redis trouble turns into a quick `503`, never a hung client) and a
+//! dedicated connection that blocks reading this replica's reply stream ([`replies`]). Each
+//! queue-enabled service has a [`ServiceQueue`]: its mode machine ([`mode`]) and its depth poller.
+
+mod deliver;
+mod depth;
+pub mod mode;
+mod replies;
+mod results;
+
+pub(crate) use deliver::{Enqueue, deliver};
+pub(crate) use results::{Fetched, RESULTS_PREFIX, fetch};
+
+use crate::config::{QueueConfig, Redis};
+use crate::metrics::Metrics;
+use mode::{Decision, ModeMachine, Signal, Switch};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use replies::Replies;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Longest time any Redis command of the request path may take.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The gateway's connection to the queue.
+pub struct Queue {
+    client: redis::Client,
+    conn: ConnectionManager,
+    gateway_id: String,
+    reply_stream: String,
+    replies: Replies,
+    metrics: Arc<Metrics>,
+}
+
+/// Why a queue operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The Redis URL is invalid.
+    #[error("invalid redis url: {0}")]
+    Url(#[source] redis::RedisError),
+}
+
+/// Queue state of one service.
+pub struct ServiceQueue {
+    service: Arc<str>,
+    config: QueueConfig,
+    mode: Mutex<ModeMachine>,
+    /// Entries in the request stream, as last polled.
+    depth: AtomicU64,
+    metrics: Arc<Metrics>,
+}
+
+// === impl Queue ===
+
+impl Queue {
+    /// Connects lazily (the gateway starts even while Redis is down) and starts the reply
+    /// listener, which ends once the queue is dropped.
+    pub fn start(config: &Redis, metrics: Arc<Metrics>) -> Result<Arc<Self>, QueueError> {
+        let client = redis::Client::open(config.url.as_str()).map_err(QueueError::Url)?;
+        let conn_config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(COMMAND_TIMEOUT))
+            .set_connection_timeout(Some(COMMAND_TIMEOUT))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), conn_config)
+            .map_err(QueueError::Url)?;
+        let gateway_id = config
+            .gateway_id
+            .clone()
+            .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()));
+        let queue = Arc::new(Self {
+            reply_stream: holdline_protocol::keys::reply_stream(&gateway_id),
+            client,
+            conn,
+            gateway_id,
+            replies: Replies::default(),
+            metrics,
+        });
+        replies::spawn_listener(&queue);
+        tracing::info!(gateway_id = %queue.gateway_id, "queue delivery ready");
+        Ok(queue)
+    }
+
+    /// A handle to the command connection (cheap to clone).
+    pub(crate) fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+}
+
+// === impl ServiceQueue ===
+
+impl ServiceQueue {
+    /// Queue state for a service; starts the depth poller, which ends with the state.
+    pub fn start(
+        service: &str,
+        config: &QueueConfig,
+        queue: &Arc<Queue>,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
+        let state = Arc::new(Self {
+            service: service.into(),
+            config: config.clone(),
+            mode: Mutex::new(ModeMachine::new(config.clone())),
+            depth: AtomicU64::new(0),
+            metrics,
+        });
+        state.publish_mode(mode::Mode::Sync);
+        depth::spawn_poller(&state, queue);
+        state
+    }
+
+    /// The service's queue configuration.
+    pub fn config(&self) -> &QueueConfig {
+        &self.config
+    }
+
+    /// Where the next request goes.
+    pub fn decide(&self) -> Decision {
+        let (decision, switch) = self.machine().decide();
+        self.report(switch);
+        decision
+    }
+
+    /// Reports an overload signal from the sync path.
+    pub fn overloaded(&self, signal: Signal) {
+        let switch = self.machine().overloaded(signal);
+        self.report(switch);
+    }
+
+    /// Reports a sync response's time to first byte.
+    pub fn observe_latency(&self, latency: Duration) {
+        let switch = self.machine().observe_latency(latency);
+        self.report(switch);
+    }
+
+    /// The current mode.
+    pub fn mode(&self) -> mode::Mode {
+        self.machine().mode()
+    }
+
+    /// Requests in the queue as last polled.
+    pub fn depth(&self) -> u64 {
+        self.depth.load(Ordering::Relaxed)
+    }
+
+    fn machine(&self) -> std::sync::MutexGuard<'_, ModeMachine> {
+        // The machine holds no invariants a panic could break halfway; keep using it.
+        self.mode
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn report(&self, switch: Option<Switch>) {
+        let Some(Switch { from, to }) = switch else {
+            return;
+        };
+        if to == mode::Mode::Queue {
+            tracing::warn!(service = %self.service, from = from.as_str(), "service overloaded: switching to queue delivery");
+        } else {
+            tracing::info!(service = %self.service, from = from.as_str(), to = to.as_str(), "delivery mode changed");
+        }
+        self.metrics
+            .mode_switches
+            .with_label_values(&[&*self.service, from.as_str(), to.as_str()])
+            .inc();
+        self.publish_mode(to);
+    }
+
+    fn publish_mode(&self, current: mode::Mode) {
+        for m in [mode::Mode::Sync, mode::Mode::Queue, mode::Mode::Recovering] {
+            self.metrics
+                .service_mode
+                .with_label_values(&[&*self.service, m.as_str()])
+                .set(i64::from(m == current));
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! Delivering one request through the queue: enqueue it, hold the client's call until the reply
+//! arrives, or answer `202 Accepted` with the result's location when the hold runs out.
+
+use super::{Queue, ServiceQueue};
+use crate::body::{self, Body};
+use crate::error::ProxyError;
+use bytes::Bytes;
+use holdline_protocol::{QueuedRequest, QueuedResponse, keys, unix_ms_now};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A request ready for the queue: already rewritten as the service would receive it.
+pub(crate) struct Enqueue {
+    pub(crate) method: Method,
+    /// Path and query as the service sees them.
+    pub(crate) uri: String,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+    /// How long to hold the call (the configured hold, or less if the client asked).
+    pub(crate) hold: Duration,
+    /// The client asked for `Prefer: respond-async`: answer `202` at once.
+    pub(crate) respond_async: bool,
+}
+
+/// Enqueues the request and holds the call. Fails quickly with a `503` when the queue is full
+/// or Redis cannot be reached, so a client is never left hanging on Redis trouble.
+pub(crate) async fn deliver(
+    queue: &Arc<Queue>,
+    service: &ServiceQueue,
+    request: Enqueue,
+) -> Result<Response<Body>, ProxyError> {
+    let config = service.config();
+    if service.depth() >= config.max_depth {
+        return Err(ProxyError::QueueUnavailable("queue is full".into()));
+    }
+    if request.body.len() as u64 > config.max_body_bytes {
+        return Err(ProxyError::BodyTooLarge);
+    }
+    let started = Instant::now();
+    let id = format!("{:032x}", rand::random::<u128>());
+    let now = unix_ms_now();
+    let ttl_ms = config.result_ttl.as_millis() as u64;
+    let queued = QueuedRequest {
+        id: id.clone(),
+        service: service.service.to_string(),
+        reply_to: (!request.respond_async).then(|| queue.reply_stream.clone()),
+        enqueued_ms: now,
+        deadline_ms: now + request.hold.as_millis() as u64 + ttl_ms,
+        result_ttl_ms: ttl_ms,
+        method: request.method,
+        uri: request.uri,
+        headers: request.headers,
+        body: request.body,
+    };
+    // Register before enqueueing, and only once the listener knows where the reply stream
+    // ends, so that a fast reply cannot be missed.
+    if !request.respond_async && !queue.replies.positioned(super::COMMAND_TIMEOUT).await {
+        return Err(ProxyError::QueueUnavailable("redis is unreachable".into()));
+    }
+    let mut pipe = redis::pipe();
+    pipe.cmd("XADD")
+        .arg(keys::request_stream(&service.service))
+        .arg("*");
+    for (field, value) in queued.to_fields() {
+        pipe.arg(field).arg(value);
+    }
+    pipe.ignore()
+        .cmd("SET")
+        .arg(keys::ticket_key(&service.service, &id))
+        .arg(1)
+        .arg("PX")
+        .arg(queued.deadline_ms - now)
+        .ignore();
+    let waiter = (!request.respond_async)
+        .then(|| queue.replies.register(&id, &service.service, pipe.clone()));
+    let mut conn = queue.conn();
+    let enqueued: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
+    if let Err(error) = enqueued {
+        tracing::warn!(service = %service.service, %error, "cannot enqueue");
+        return Err(ProxyError::QueueUnavailable("redis is unreachable".into()));
+    }
+    let Some(mut waiter) = waiter else {
+        return Ok(accepted(service, &id, started));
+    };
+    match waiter.wait(request.hold).await {
+        Some(reply) => {
+            // A worker that gave up on the request (too many failed deliveries) still answers,
+            // with a 502 marked as dead-lettered.
+            let outcome = if reply
+                .headers
+                .contains_key(holdline_protocol::DEAD_LETTER_HEADER)
+            {
+                "dead_letter"
+            } else {
+                "delivered"
+            };
+            service
+                .metrics
+                .queue_replies
+                .with_label_values(&[&service.service, outcome])
+                .inc();
+            service
+                .metrics
+                .hold_duration
+                .with_label_values(&[&service.service])
+                .observe(started.elapsed().as_secs_f64());
+            forget_result(queue, &service.service, &id);
+            Ok(into_response(reply))
+        }
+        // The hold ran out (or the listener went away): the result will be fetchable.
+        None => Ok(accepted(service, &id, started)),
+    }
+}
+
+/// `202 Accepted` with the location of the result.
+fn accepted(service: &ServiceQueue, id: &str, started: Instant) -> Response<Body> {
+    service
+        .metrics
+        .async_accepted
+        .with_label_values(&[&service.service])
+        .inc();
+    service
+        .metrics
+        .queue_replies
+        .with_label_values(&[&service.service, "async"])
+        .inc();
+    service
+        .metrics
+        .hold_duration
+        .with_label_values(&[&service.service])
+        .observe(started.elapsed().as_secs_f64());
+    let location = format!("{}{}/{id}", super::RESULTS_PREFIX, service.service);
+    let body = serde_json::json!({ "status": "pending", "location": location });
+    let mut response = Response::new(body::full(body.to_string()));
+    *response.status_mut() = StatusCode::ACCEPTED;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    if let Ok(location) = HeaderValue::from_str(&location) {
+        headers.insert(header::LOCATION, location);
+    }
+    response
+}
+
+/// The service's response as the client receives it.
+pub(super) fn into_response(reply: QueuedResponse) -> Response<Body> {
+    let mut headers = reply.headers;
+    crate::proxy::headers::remove_hop_by_hop(&mut headers);
+    headers.remove(header::CONTENT_LENGTH);
+    let mut response = Response::new(body::full(reply.body));
+    *response.status_mut() = reply.status;
+    *response.headers_mut() = headers;
+    response
+}
+
+/// The held client got its response: nobody will fetch the stored copy, so free it now rather
+/// than keep it for the whole result TTL. Best effort; the TTL still bounds it.
+fn forget_result(queue: &Queue, service: &str, id: &str) {
+    let mut conn = queue.conn();
+    let keys = [keys::result_key(service, id), keys::ticket_key(service, id)];
+    tokio::spawn(async move {
+        let _: redis::RedisResult<()> = redis::AsyncCommands::del(&mut conn, &keys).await;
+    });
+}

@@ -1,0 +1,77 @@
+//! The depth poller: keeps each queue-enabled service's backlog size (for the max-depth check)
+//! and the age of its oldest entry (queue lag) current, and makes sure the consumer group exists
+//! so that requests enqueued before any instance starts are delivered once one does.
+
+use super::{Queue, ServiceQueue};
+use holdline_protocol::{CONSUMER_GROUP, keys, unix_ms_now};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+const INTERVAL: Duration = Duration::from_millis(250);
+
+/// Starts the poller; it ends once the service's queue state is dropped.
+pub(super) fn spawn_poller(state: &Arc<ServiceQueue>, queue: &Arc<Queue>) {
+    let weak = Arc::downgrade(state);
+    let queue = Arc::downgrade(queue);
+    let stream = keys::request_stream(&state.service);
+    tokio::spawn(async move {
+        let mut polls: u64 = 0;
+        loop {
+            let (Some(state), Some(queue)) = (weak.upgrade(), queue.upgrade()) else {
+                return;
+            };
+            let mut conn = queue.conn();
+            drop(queue);
+            // Create the group now and every few seconds: a Redis that restarted empty has lost it.
+            if polls.is_multiple_of(20) {
+                let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+                    .arg("CREATE")
+                    .arg(&stream)
+                    .arg(CONSUMER_GROUP)
+                    .arg("0")
+                    .arg("MKSTREAM")
+                    .query_async(&mut conn)
+                    .await;
+                if let Err(error) = created
+                    && error.code() != Some("BUSYGROUP")
+                {
+                    tracing::debug!(%error, "cannot create the consumer group yet");
+                    polls = polls.wrapping_sub(1);
+                }
+            }
+            let polled: redis::RedisResult<(u64, Vec<(String, redis::Value)>)> = redis::pipe()
+                .cmd("XLEN")
+                .arg(&stream)
+                .cmd("XRANGE")
+                .arg(&stream)
+                .arg("-")
+                .arg("+")
+                .arg("COUNT")
+                .arg(1)
+                .query_async(&mut conn)
+                .await;
+            if let Ok((depth, oldest)) = polled {
+                state.depth.store(depth, Ordering::Relaxed);
+                let labels = [&*state.service];
+                state
+                    .metrics
+                    .queue_depth
+                    .with_label_values(&labels)
+                    .set(depth as i64);
+                let lag_ms = oldest
+                    .first()
+                    .and_then(|(id, _)| id.split('-').next()?.parse::<u64>().ok())
+                    .map_or(0, |enqueued| unix_ms_now().saturating_sub(enqueued));
+                state
+                    .metrics
+                    .queue_lag
+                    .with_label_values(&labels)
+                    .set(lag_ms as f64 / 1000.0);
+            }
+            drop(state);
+            polls = polls.wrapping_add(1);
+            tokio::time::sleep(INTERVAL).await;
+        }
+    });
+}

@@ -1,0 +1,75 @@
+//! Hot reload: on SIGHUP, and when the config file's contents change, the file is read and
+//! validated again and, if valid, swapped in; an invalid file is logged and the running
+//! configuration kept.
+//!
+//! Listener addresses and `workers` cannot change without a restart; a reload that changes
+//! them applies the rest and says so in the log.
+
+use crate::config::Config;
+use crate::state::Shared;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How often the file is checked for changes (a Kubernetes ConfigMap update replaces the file).
+const POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Why a reload was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("config reload rejected, keeping the running configuration: {0}")]
+pub struct ReloadError(#[from] crate::config::ConfigError);
+
+/// Reads, validates and installs the configuration at `path`.
+pub fn reload_from_file(shared: &Shared, path: &Path) -> Result<(), ReloadError> {
+    let config = Config::load(path)?;
+    let running = shared.snapshot().config.clone();
+    if config.listen != running.listen
+        || config.admin != running.admin
+        || config.workers != running.workers
+    {
+        tracing::warn!("listeners and workers change only on restart; applying the rest");
+    }
+    shared.reload(config);
+    tracing::info!(path = %path.display(), "configuration reloaded");
+    Ok(())
+}
+
+/// Watches for SIGHUP and file changes until `stop` is cancelled.
+pub(crate) fn spawn(shared: Arc<Shared>, path: PathBuf, stop: CancellationToken) {
+    tokio::spawn(async move {
+        let mut hangups = hangup_signals();
+        let mut last = std::fs::read(&path).ok();
+        let mut poll = tokio::time::interval(POLL_INTERVAL);
+        loop {
+            let forced = tokio::select! {
+                () = stop.cancelled() => return,
+                _ = poll.tick() => false,
+                _ = recv(&mut hangups) => true,
+            };
+            let current = std::fs::read(&path).ok();
+            if !forced && current == last {
+                continue;
+            }
+            last = current;
+            if let Err(error) = reload_from_file(&shared, &path) {
+                tracing::error!(%error);
+            }
+        }
+    });
+}
+
+#[cfg(unix)]
+fn hangup_signals() -> Option<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
+}
+
+#[cfg(unix)]
+async fn recv(signals: &mut Option<tokio::signal::unix::Signal>) {
+    match signals {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,172 @@
+//! Serving clients: the listeners, the accept loops and graceful shutdown.
+//!
+//! [`Gateway::serve`] runs until its shutdown future completes, then stops accepting, marks itself
+//! not ready, lets in-flight requests finish within the grace period, and returns.
+
+mod accept;
+mod tls;
+
+use crate::config::Config;
+use crate::state::Shared;
+use crate::{admin, reload};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::server::conn::auto;
+use std::future::Future;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// The sockets the gateway serves on, bound before [`Gateway::serve`] so tests can use port 0.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// Plain HTTP/1.1 + h2c.
+    pub http: Option<TcpListener>,
+    /// TLS with ALPN.
+    pub https: Option<TcpListener>,
+    /// Admin endpoints.
+    pub admin: Option<TcpListener>,
+}
+
+/// A configured gateway, ready to serve.
+pub struct Gateway {
+    shared: Arc<Shared>,
+    listeners: Listeners,
+    config_path: Option<PathBuf>,
+}
+
+// === impl Listeners ===
+
+impl Listeners {
+    /// Binds every listener the configuration names.
+    pub async fn bind(config: &Config) -> io::Result<Self> {
+        async fn bind(addr: Option<std::net::SocketAddr>) -> io::Result<Option<TcpListener>> {
+            match addr {
+                Some(addr) => TcpListener::bind(addr)
+                    .await
+                    .map(Some)
+                    .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))),
+                None => Ok(None),
+            }
+        }
+        Ok(Self {
+            http: bind(config.listen.http).await?,
+            https: bind(config.listen.https).await?,
+            admin: bind(config.admin.listen).await?,
+        })
+    }
+}
+
+// === impl Gateway ===
+
+impl Gateway {
+    /// A gateway serving `config` on `listeners`.
+    pub fn new(listeners: Listeners, config: Config) -> Self {
+        Self {
+            shared: Shared::new(config),
+            listeners,
+            config_path: None,
+        }
+    }
+
+    /// Reloads the configuration from `path` on SIGHUP and whenever the file changes.
+    pub fn watch_config(mut self, path: PathBuf) -> Self {
+        self.config_path = Some(path);
+        self
+    }
+
+    /// The shared state (for tests and embedding: reload, metrics).
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    /// Serves until `shutdown` completes, then drains.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        let config = self.shared.snapshot().config.clone();
+        let stop_accepting = CancellationToken::new();
+        let stop_admin = CancellationToken::new();
+        let graceful = Arc::new(hyper_util::server::graceful::GracefulShutdown::new());
+        let builder = Arc::new(http_builder(&config));
+        let connections = Arc::new(tokio::sync::Semaphore::new(config.limits.max_connections));
+        let mut tasks = tokio::task::JoinSet::new();
+        if let Some(listener) = self.listeners.http {
+            tasks.spawn(accept::accept_loop(accept::AcceptLoop {
+                listener,
+                tls: None,
+                shared: self.shared.clone(),
+                builder: builder.clone(),
+                graceful: graceful.clone(),
+                connections: connections.clone(),
+                stop: stop_accepting.clone(),
+            }));
+        }
+        if let Some(listener) = self.listeners.https {
+            let tls = config.tls.as_ref().expect("validated: https needs tls");
+            let acceptor = tls::acceptor(tls)?;
+            tasks.spawn(accept::accept_loop(accept::AcceptLoop {
+                listener,
+                tls: Some(acceptor),
+                shared: self.shared.clone(),
+                builder: builder.clone(),
+                graceful: graceful.clone(),
+                connections: connections.clone(),
+                stop: stop_accepting.clone(),
+            }));
+        }
+        if let Some(listener) = self.listeners.admin {
+            tokio::spawn(admin::serve(
+                listener,
+                self.shared.clone(),
+                stop_admin.clone(),
+            ));
+        }
+        if let Some(path) = self.config_path {
+            reload::spawn(self.shared.clone(), path, stop_admin.clone());
+        }
+        tracing::info!("gateway serving");
+
+        shutdown.await;
+        tracing::info!(grace = ?config.shutdown_grace, "shutting down: draining in-flight requests");
+        self.shared.start_draining();
+        stop_accepting.cancel();
+        while tasks.join_next().await.is_some() {}
+        let graceful = Arc::into_inner(graceful).expect("accept loops have ended");
+        if tokio::time::timeout(config.shutdown_grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("grace period over: closing connections with requests still in flight");
+        }
+        stop_admin.cancel();
+        tracing::info!("gateway stopped");
+        Ok(())
+    }
+}
+
+/// Runs a gateway on `listeners` until `shutdown` completes. See [`Gateway`] for more control.
+pub async fn run(
+    listeners: Listeners,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    Gateway::new(listeners, config).serve(shutdown).await
+}
+
+/// The connection builder: HTTP/1.1 and HTTP/2 on one port, with the client limits applied.
+fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.limits.header_read_timeout)
+        // hyper answers 431 when the request head does not fit this buffer.
+        .max_buf_size(config.limits.max_header_bytes.max(8192))
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(config.limits.max_header_bytes as u32)
+        .keep_alive_interval(Some(std::time::Duration::from_secs(30)));
+    builder
+}

@@ -1,0 +1,117 @@
+//! The accept loop: takes connections while under the connection limit, survives running out
+//! of file descriptors, and hands each connection to hyper.
+
+use crate::proxy::ConnInfo;
+use crate::stack;
+use crate::state::Shared;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::service::TowerToHyperService;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+/// How long a TLS client may take to complete its handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(super) struct AcceptLoop {
+    pub(super) listener: TcpListener,
+    pub(super) tls: Option<TlsAcceptor>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) builder: Arc<auto::Builder<TokioExecutor>>,
+    pub(super) graceful: Arc<GracefulShutdown>,
+    pub(super) connections: Arc<Semaphore>,
+    pub(super) stop: CancellationToken,
+}
+
+pub(super) async fn accept_loop(l: AcceptLoop) {
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        // Past the connection limit, wait for a connection to close before accepting another:
+        // the kernel's backlog holds new clients meanwhile.
+        let permit = tokio::select! {
+            permit = l.connections.clone().acquire_owned() => permit.expect("semaphore never closed"),
+            () = l.stop.cancelled() => return,
+        };
+        let accepted = tokio::select! {
+            accepted = l.listener.accept() => accepted,
+            () = l.stop.cancelled() => return,
+        };
+        let (stream, remote) = match accepted {
+            Ok(accepted) => {
+                backoff = Duration::from_millis(5);
+                accepted
+            }
+            Err(error) if is_resource_exhaustion(&error) => {
+                // Out of file descriptors or memory: keep serving the connections we have and
+                // try again shortly, rather than spinning or exiting.
+                tracing::warn!(%error, ?backoff, "accept failed: out of resources, backing off");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+            Err(error) => {
+                tracing::debug!(%error, "accept failed");
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = ConnInfo::new(remote, l.tls.is_some());
+        let service = TowerToHyperService::new(stack::build(l.shared.clone(), conn));
+        let builder = l.builder.clone();
+        // A watcher, not a clone of the `GracefulShutdown`: `serve` takes the shutdown back out
+        // of its `Arc` once the accept loops end, which open connections must not prevent.
+        let watcher = l.graceful.watcher();
+        // Two task shapes, so that a plain connection's task is not sized for TLS state: a
+        // held call keeps its connection's task alive for as long as it waits.
+        match l.tls.clone() {
+            None => {
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    serve(&builder, watcher, stream, service).await;
+                });
+            }
+            Some(acceptor) => {
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(tls_stream)) => serve(&builder, watcher, tls_stream, service).await,
+                        Ok(Err(error)) => tracing::debug!(%remote, %error, "tls handshake failed"),
+                        Err(_) => tracing::debug!(%remote, "tls handshake timed out"),
+                    }
+                });
+            }
+        }
+    }
+}
+
+async fn serve<IO, S>(builder: &auto::Builder<TokioExecutor>, watcher: Watcher, io: IO, service: S)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<crate::body::Body>,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let connection = builder
+        .serve_connection(TokioIo::new(io), service)
+        .into_owned();
+    if let Err(error) = watcher.watch(connection).await {
+        tracing::debug!(%error, "connection ended with an error");
+    }
+}
+
+fn is_resource_exhaustion(error: &io::Error) -> bool {
+    // EMFILE, ENFILE, ENOBUFS, ENOMEM.
+    matches!(error.raw_os_error(), Some(24 | 23 | 105 | 12))
+}

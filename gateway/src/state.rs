@@ -1,0 +1,150 @@
+//! The gateway's shared state: the current routes and services behind one atomic pointer, swapped
+//! whole on reload so that a request sees either the old configuration or the new one, never a mix.
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::queue::{Queue, ServiceQueue};
+use crate::routing::RouteTable;
+use crate::upstream::Upstream;
+use arc_swap::ArcSwap;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// One service as the proxy sees it.
+pub struct ServiceEntry {
+    /// Its endpoints and client.
+    pub upstream: Arc<Upstream>,
+    /// Its queue state, when queue delivery is enabled.
+    pub queue: Option<Arc<ServiceQueue>>,
+}
+
+/// Everything a request needs, as of one configuration.
+pub struct Snapshot {
+    /// The configuration this snapshot was built from.
+    pub config: Arc<Config>,
+    /// The compiled routes.
+    pub routes: RouteTable,
+    /// Services by name.
+    pub services: HashMap<String, Arc<ServiceEntry>>,
+}
+
+/// State shared by every connection and background task.
+pub struct Shared {
+    snapshot: ArcSwap<Snapshot>,
+    metrics: Arc<Metrics>,
+    /// The Redis queue, when `[redis]` is configured. Fixed for the process's life: a changed
+    /// Redis URL takes a restart.
+    queue: Option<Arc<Queue>>,
+    draining: AtomicBool,
+}
+
+// === impl Shared ===
+
+impl Shared {
+    /// Builds the first snapshot from a validated configuration.
+    pub fn new(config: Config) -> Arc<Self> {
+        let metrics = Arc::new(Metrics::new());
+        let queue = config.redis.as_ref().and_then(|redis| {
+            Queue::start(redis, metrics.clone())
+                .inspect_err(|error| tracing::error!(%error, "queue delivery disabled"))
+                .ok()
+        });
+        let snapshot = Snapshot::build(Arc::new(config), None, &metrics, queue.as_ref());
+        Arc::new(Self {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            metrics,
+            queue,
+            draining: AtomicBool::new(false),
+        })
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The Redis queue, if configured.
+    pub fn queue(&self) -> Option<&Arc<Queue>> {
+        self.queue.as_ref()
+    }
+
+    /// Installs a new validated configuration. Services whose configuration is unchanged keep
+    /// their endpoints (and so their in-flight counts, latency estimates and pooled connections);
+    /// requests in flight finish on the snapshot they started with.
+    pub fn reload(&self, config: Config) {
+        let previous = self.snapshot.load_full();
+        if config.redis.is_some() != self.queue.is_some()
+            || config.redis.as_ref().map(|r| &r.url)
+                != previous.config.redis.as_ref().map(|r| &r.url)
+        {
+            tracing::warn!("[redis] changes take effect only on restart");
+        }
+        let next = Snapshot::build(
+            Arc::new(config),
+            Some(&previous),
+            &self.metrics,
+            self.queue.as_ref(),
+        );
+        self.snapshot.store(Arc::new(next));
+    }
+
+    /// Marks the gateway as draining: `/readyz` fails from now on.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the gateway is draining.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+}
+
+// === impl Snapshot ===
+
+impl Snapshot {
+    fn build(
+        config: Arc<Config>,
+        previous: Option<&Snapshot>,
+        metrics: &Arc<Metrics>,
+        queue: Option<&Arc<Queue>>,
+    ) -> Self {
+        let services = config
+            .services
+            .iter()
+            .map(|(name, service_config)| {
+                let old = previous.and_then(|p| p.services.get(name));
+                let reused = old
+                    .filter(|old| old.upstream.config() == service_config)
+                    .cloned();
+                let entry = reused.unwrap_or_else(|| {
+                    let service_queue = queue.filter(|_| service_config.queue.enabled).map(|q| {
+                        ServiceQueue::start(name, &service_config.queue, q, metrics.clone())
+                    });
+                    Arc::new(ServiceEntry {
+                        upstream: Upstream::start(
+                            name,
+                            service_config,
+                            metrics.clone(),
+                            old.map(|o| &*o.upstream),
+                        ),
+                        queue: service_queue,
+                    })
+                });
+                (name.clone(), entry)
+            })
+            .collect();
+        let mut routes = RouteTable::new(&config.routes);
+        routes.attach_metrics(metrics);
+        Self {
+            routes,
+            services,
+            config,
+        }
+    }
+}

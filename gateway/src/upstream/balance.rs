@@ -1,0 +1,203 @@
+//! Choosing an endpoint: power of two choices on load, with a bounded wait for capacity.
+
+use super::{Endpoint, Upstream};
+use crate::error::ProxyError;
+use rand::Rng;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Every available endpoint was at its in-flight limit for the whole accept timeout.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("every endpoint is at its in-flight limit")]
+pub struct NoCapacity;
+
+/// One in-flight slot on one endpoint, released on drop.
+pub struct Lease {
+    endpoint: Arc<Endpoint>,
+    upstream: Arc<Upstream>,
+}
+
+// === impl Lease ===
+
+impl Lease {
+    /// The endpoint this lease is on.
+    pub fn endpoint(&self) -> &Arc<Endpoint> {
+        &self.endpoint
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.endpoint.release();
+        self.upstream.capacity.notify_one();
+    }
+}
+
+// === impl Upstream ===
+
+impl Upstream {
+    /// Acquires a slot on the best available endpoint, waiting up to the accept timeout when all
+    /// of them are full.
+    ///
+    /// Fails at once with [`ProxyError::NoEndpoint`] when no endpoint is available at all (none
+    /// configured, all ejected or unhealthy): waiting would not help. The exception is a service
+    /// whose host names have not resolved yet (just started or reloaded): the request waits for
+    /// the first answer, up to the longer of the wait and the connect timeout.
+    pub async fn acquire(self: &Arc<Self>) -> Result<Lease, ProxyError> {
+        self.acquire_within(self.config.accept_timeout).await
+    }
+
+    pub(crate) async fn acquire_within(
+        self: &Arc<Self>,
+        wait: Duration,
+    ) -> Result<Lease, ProxyError> {
+        let started = Instant::now();
+        let deadline = started + wait;
+        loop {
+            let notified = self.capacity.notified();
+            tokio::pin!(notified);
+            // Register before looking, so a release between the look and the wait is not missed.
+            notified.as_mut().enable();
+            match self.try_pick() {
+                Pick::Leased(endpoint) => {
+                    return Ok(Lease {
+                        endpoint,
+                        upstream: self.clone(),
+                    });
+                }
+                Pick::Unresolved => {
+                    // A resolution installs the endpoints and notifies waiters; a lookup is part
+                    // of connecting, so it gets the connect timeout at least.
+                    let until = started + wait.max(self.config.connect_timeout);
+                    if tokio::time::timeout_at(until, notified).await.is_err() {
+                        return Err(ProxyError::NoEndpoint);
+                    }
+                    continue;
+                }
+                Pick::NoneAvailable => return Err(ProxyError::NoEndpoint),
+                Pick::AllFull => {}
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(ProxyError::NoCapacity(NoCapacity));
+            }
+        }
+    }
+
+    fn try_pick(&self) -> Pick {
+        let endpoints = self.endpoints.load();
+        let n = endpoints.len();
+        // Decided on this one load of the set: looking again could see a resolution that landed
+        // in between and turn "not resolved yet" into a spurious "no endpoint".
+        if n == 0 && !self.urls.is_empty() {
+            return Pick::Unresolved;
+        }
+        let mut any_available = false;
+        if n >= 2 {
+            // Two random distinct candidates; the cheaper one that has room wins.
+            let mut rng = rand::rng();
+            let a = rng.random_range(0..n);
+            let b = (a + rng.random_range(1..n)) % n;
+            let (first, second) = if endpoints[a].cost() <= endpoints[b].cost() {
+                (&endpoints[a], &endpoints[b])
+            } else {
+                (&endpoints[b], &endpoints[a])
+            };
+            for candidate in [first, second] {
+                if candidate.is_available() {
+                    any_available = true;
+                    if candidate.try_acquire() {
+                        return Pick::Leased(candidate.clone());
+                    }
+                }
+            }
+        }
+        // Fewer than two endpoints, or both candidates unusable: take the cheapest of the rest.
+        let mut usable: Vec<&Arc<Endpoint>> =
+            endpoints.iter().filter(|e| e.is_available()).collect();
+        any_available |= !usable.is_empty();
+        usable.sort_by(|x, y| x.cost().total_cmp(&y.cost()));
+        for candidate in usable {
+            if candidate.try_acquire() {
+                return Pick::Leased(candidate.clone());
+            }
+        }
+        if any_available {
+            Pick::AllFull
+        } else {
+            Pick::NoneAvailable
+        }
+    }
+}
+
+enum Pick {
+    Leased(Arc<Endpoint>),
+    /// Every usable endpoint is at its in-flight limit.
+    AllFull,
+    /// Endpoints exist but none may take requests (ejected, unhealthy, retired).
+    NoneAvailable,
+    /// Endpoints are configured but their host names have not resolved yet.
+    Unresolved,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ServiceConfig;
+    use crate::metrics::Metrics;
+
+    fn upstream(endpoints: &[&str], max_inflight: usize, accept_ms: u64) -> Arc<Upstream> {
+        let config = ServiceConfig {
+            endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
+            max_inflight_per_endpoint: max_inflight,
+            accept_timeout: Duration::from_millis(accept_ms),
+            ..ServiceConfig::default()
+        };
+        Upstream::start("t", &config, Arc::new(Metrics::new()), None)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn spreads_load_and_waits_for_capacity() {
+        let up = upstream(&["http://127.0.0.1:1", "http://127.0.0.1:2"], 2, 100);
+        let leases: Vec<_> = [0; 4].iter().map(|_| up.try_pick()).collect();
+        assert!(leases.iter().all(|p| matches!(p, Pick::Leased(_))));
+        for e in up.endpoints().iter() {
+            assert_eq!(e.inflight(), 2);
+        }
+        // Full: a waiter gets the slot a release frees.
+        let waiter = tokio::spawn({
+            let up = up.clone();
+            async move { up.acquire().await.map(|l| l.endpoint().addr()) }
+        });
+        tokio::task::yield_now().await;
+        let freed = match &leases[0] {
+            Pick::Leased(e) => e.addr(),
+            _ => unreachable!(),
+        };
+        let first = Lease {
+            endpoint: up
+                .endpoints()
+                .iter()
+                .find(|e| e.addr() == freed)
+                .unwrap()
+                .clone(),
+            upstream: up.clone(),
+        };
+        drop(first);
+        assert_eq!(waiter.await.unwrap().unwrap(), freed);
+        std::mem::forget(leases);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn times_out_when_full_and_fails_fast_when_none_available() {
+        let up = upstream(&["http://127.0.0.1:1"], 1, 100);
+        let _held = up.acquire().await.unwrap();
+        let start = Instant::now();
+        assert!(matches!(up.acquire().await, Err(ProxyError::NoCapacity(_))));
+        assert_eq!(start.elapsed(), Duration::from_millis(100));
+        for e in up.endpoints().iter() {
+            e.retire();
+        }
+        assert!(matches!(up.acquire().await, Err(ProxyError::NoEndpoint)));
+    }
+}

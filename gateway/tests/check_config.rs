@@ -1,0 +1,116 @@
+//! `gateway check-config FILE`: exit 0 on a good file; non-zero with a message naming the field
+//! for each kind of config error.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const GOOD: &str = r#"
+[listen]
+http = "127.0.0.1:8080"
+[services.echo]
+endpoints = ["http://127.0.0.1:18080"]
+[[routes]]
+prefix = "/echo"
+service = "echo"
+"#;
+
+fn check(path: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .arg("check-config")
+        .arg(path)
+        .output()
+        .expect("run the gateway binary")
+}
+
+fn check_text(dir: &Path, name: &str, text: &str) -> Output {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    check(&path)
+}
+
+#[test]
+fn a_good_file_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = check_text(dir.path(), "good.toml", GOOD);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("good.toml") && stdout.contains("ok"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn each_kind_of_error_fails_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "unknown-key",
+            GOOD.replace("[listen]\n", "[listen]\nhtp = 1\n"),
+            "htp",
+        ),
+        (
+            "bad-endpoint",
+            GOOD.replace("http://127.0.0.1:18080", "ftp://127.0.0.1:18080"),
+            "services.echo.endpoints[0]",
+        ),
+        (
+            "missing-service",
+            GOOD.replace("service = \"echo\"", "service = \"nope\""),
+            "routes[0].service",
+        ),
+        (
+            "zero-inflight",
+            GOOD.replace("[[routes]]", "max_inflight_per_endpoint = 0\n[[routes]]"),
+            "services.echo.max_inflight_per_endpoint",
+        ),
+        (
+            "https-without-tls",
+            GOOD.replace("[listen]\n", "[listen]\nhttps = \"127.0.0.1:8443\"\n"),
+            "listen.https",
+        ),
+        (
+            "queue-without-redis",
+            format!("{GOOD}[services.echo.queue]\nenabled = true\n"),
+            "services.echo.queue.enabled",
+        ),
+        (
+            "bad-duration",
+            GOOD.replace("[[routes]]", "connect_timeout = \"soon\"\n[[routes]]"),
+            "connect_timeout",
+        ),
+        (
+            "no-listener",
+            GOOD.replace("http = \"127.0.0.1:8080\"\n", ""),
+            "listen",
+        ),
+        ("not-toml", "[listen\n".to_owned(), "invalid config"),
+    ];
+    for (i, (name, text, field)) in cases.into_iter().enumerate() {
+        // A neutral file name, so that naming the file cannot pass for naming the field.
+        let file = format!("case{i}.toml");
+        let output = check_text(dir.path(), &file, &text);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{name} passed:\n{text}");
+        assert!(
+            stderr.contains(field),
+            "{name}: `{field}` not in {stderr:?}"
+        );
+        assert!(
+            stderr.contains(&file),
+            "{name}: file not named in {stderr:?}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_file_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = check(&dir.path().join("absent.toml"));
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("absent.toml"));
+}

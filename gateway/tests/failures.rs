@@ -1,0 +1,239 @@
+//! Upstream failures: a dead endpoint gives a quick `502`, connect failures are retried on another
+//! endpoint and eject the dead one, a full endpoint gives `503` with `Retry-After`, and the SDK's
+//! not-processed `503` is a capacity signal rather than a failure.
+
+mod support;
+
+use holdline_gateway::body;
+use http::{Request, Response, StatusCode};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use support::upstream::{Gate, echo};
+use support::{LISTEN, Reply, TestGateway, Upstream, client, dead_addr, eventually, send};
+
+async fn get(client: &support::client::HttpClient, url: String) -> Reply {
+    send(client, Request::get(url).body(body::empty()).unwrap()).await
+}
+
+/// Sends `n` requests at once and returns the replies.
+async fn burst(gw: &TestGateway, n: usize) -> Vec<Reply> {
+    let client = client();
+    futures_util::future::join_all((0..n).map(|i| get(&client, gw.url(&format!("/burst/{i}")))))
+        .await
+}
+
+#[tokio::test]
+async fn dead_upstream_is_a_quick_502() {
+    let gw = TestGateway::start(&format!(
+        r#"{LISTEN}
+[services.dead]
+endpoints = ["http://{}"]
+connect_timeout = "1s"
+[[routes]]
+prefix = "/"
+service = "dead"
+"#,
+        dead_addr()
+    ))
+    .await;
+    let started = Instant::now();
+    let reply = support::get(&gw.url("/x")).await;
+    assert_eq!(reply.status, 502, "{}", reply.text());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let json = reply.json();
+    assert!(json["error"].is_string() && json["request_id"].is_string());
+}
+
+#[tokio::test]
+async fn connect_failures_are_retried_and_the_dead_endpoint_is_ejected() {
+    let dead = dead_addr();
+    // One slot on the live endpoint and a slow answer: requests of a burst find it full and try
+    // the dead endpoint, then wait for the live one.
+    let live = Upstream::start(|request| async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        echo("live", request).await
+    })
+    .await;
+    let gw = TestGateway::start(&format!(
+        r#"{LISTEN}
+[services.svc]
+endpoints = ["http://{dead}", "{}"]
+max_inflight_per_endpoint = 1
+accept_timeout = "20s"
+[services.svc.outlier]
+consecutive_failures = 1
+base_ejection = "120s"
+max_ejection = "120s"
+[[routes]]
+prefix = "/"
+service = "svc"
+"#,
+        live.url()
+    ))
+    .await;
+
+    for reply in burst(&gw, 8).await {
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(reply.echo().upstream(), "live");
+    }
+
+    // Bring something up on the dead address: while ejected it must get nothing, even though the
+    // live endpoint is full for most of the burst.
+    let listener = tokio::net::TcpListener::bind(dead)
+        .await
+        .expect("rebind the dead endpoint's port");
+    let revived = Upstream::start_on(listener, |request| echo("revived", request));
+    for reply in burst(&gw, 8).await {
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(reply.echo().upstream(), "live");
+    }
+    assert_eq!(revived.hits(), 0, "an ejected endpoint got traffic");
+}
+
+#[tokio::test]
+async fn full_endpoint_gives_503_with_retry_after_after_the_accept_timeout() {
+    let gate = Gate::new();
+    let upstream = Upstream::start({
+        let gate = gate.clone();
+        move |request| {
+            let gate = gate.clone();
+            async move {
+                gate.wait().await;
+                echo("slow", request).await
+            }
+        }
+    })
+    .await;
+    let gw = TestGateway::start(&format!(
+        r#"{LISTEN}
+[services.slow]
+endpoints = ["{}"]
+max_inflight_per_endpoint = 1
+accept_timeout = "300ms"
+[[routes]]
+prefix = "/"
+service = "slow"
+"#,
+        upstream.url()
+    ))
+    .await;
+    let client = client();
+    let first = tokio::spawn({
+        let client = client.clone();
+        let url = gw.url("/first");
+        async move { get(&client, url).await }
+    });
+    assert!(eventually(Duration::from_secs(10), || async { upstream.hits() == 1 }).await);
+
+    let started = Instant::now();
+    let second = get(&client, gw.url("/second")).await;
+    assert_eq!(second.status, 503, "{}", second.text());
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "answered before the accept timeout: {:?}",
+        started.elapsed()
+    );
+    let retry_after: u64 = second
+        .header("retry-after")
+        .expect("Retry-After on 503")
+        .parse()
+        .expect("Retry-After in seconds");
+    assert!(retry_after >= 1);
+    assert_eq!(
+        upstream.hits(),
+        1,
+        "the second request must not reach the upstream"
+    );
+
+    gate.open();
+    let first = first.await.unwrap();
+    assert_eq!(first.status, 200);
+    // The slot is free again.
+    assert_eq!(get(&client, gw.url("/third")).await.status, 200);
+}
+
+#[tokio::test]
+async fn not_processed_503_is_a_503_and_does_not_eject_but_a_plain_503_does() {
+    let refusing = Arc::new(AtomicBool::new(true));
+    let marked = Upstream::start({
+        let refusing = refusing.clone();
+        move |request| {
+            let refusing = refusing.load(Ordering::SeqCst);
+            async move {
+                if !refusing {
+                    return echo("marked", request).await;
+                }
+                let mut response = Response::new(body::empty());
+                *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                response
+                    .headers_mut()
+                    .insert("holdline-not-processed", "1".parse().unwrap());
+                response
+            }
+        }
+    })
+    .await;
+    let plain = Upstream::start(|_| async {
+        let mut response = Response::new(body::full("overloaded"));
+        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        response
+    })
+    .await;
+    let gw = TestGateway::start(&format!(
+        r#"{LISTEN}
+[services.marked]
+endpoints = ["{}"]
+[services.marked.outlier]
+consecutive_failures = 1
+base_ejection = "120s"
+max_ejection = "120s"
+[services.plain]
+endpoints = ["{}"]
+[services.plain.outlier]
+consecutive_failures = 1
+base_ejection = "120s"
+max_ejection = "120s"
+[[routes]]
+prefix = "/marked"
+service = "marked"
+[[routes]]
+prefix = "/plain"
+service = "plain"
+"#,
+        marked.url(),
+        plain.url()
+    ))
+    .await;
+    let client = client();
+
+    for _ in 0..3 {
+        let reply = get(&client, gw.url("/marked")).await;
+        assert_eq!(reply.status, 503, "{}", reply.text());
+        assert!(reply.header("retry-after").is_some());
+        assert!(reply.json()["request_id"].is_string());
+    }
+    assert_eq!(marked.hits(), 3);
+    refusing.store(false, Ordering::SeqCst);
+    let reply = get(&client, gw.url("/marked")).await;
+    assert_eq!(
+        reply.status,
+        200,
+        "refusals must not eject: {}",
+        reply.text()
+    );
+
+    // Control: a 503 without the marker is the upstream's answer, passed through, and counts as a
+    // failure: one ejects the endpoint here.
+    let reply = get(&client, gw.url("/plain")).await;
+    assert_eq!(reply.status, 503);
+    assert_eq!(reply.text(), "overloaded");
+    assert_eq!(reply.header("holdline-path"), Some("sync"));
+    let reply = get(&client, gw.url("/plain")).await;
+    assert_eq!(reply.status, 502, "{}", reply.text());
+    assert_eq!(plain.hits(), 1);
+}

@@ -1,0 +1,282 @@
+//! Header handling: hop-by-hop headers removed both ways, `x-forwarded-*`, request ids, W3C trace
+//! context, `holdline-path` and the `Host` header. Requests are written on raw sockets so that the
+//! test controls (and sees) every header line.
+
+mod support;
+
+use holdline_gateway::body;
+use http::{Request, Response};
+use support::client::raw_exchange;
+use support::upstream::Gate;
+use support::{Echo, LISTEN, TestGateway, Upstream, client, dead_addr, is_generated_id, send};
+
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+async fn echo_gateway() -> (Upstream, TestGateway) {
+    let upstream = Upstream::echo("echo").await;
+    let gw = TestGateway::start(&format!(
+        r#"{LISTEN}
+[services.echo]
+endpoints = ["{}"]
+[[routes]]
+prefix = "/"
+service = "echo"
+"#,
+        upstream.url()
+    ))
+    .await;
+    (upstream, gw)
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_are_removed_both_ways_and_forwarding_headers_set() {
+    let (_upstream, gw) = echo_gateway().await;
+    let request = format!(
+        "GET /headers?x=1 HTTP/1.1\r\n\
+         Host: api.example.com:8443\r\n\
+         Connection: keep-alive, X-Client-Private\r\n\
+         X-Client-Private: secret\r\n\
+         Keep-Alive: timeout=5\r\n\
+         Proxy-Authorization: Basic abc\r\n\
+         Proxy-Connection: keep-alive\r\n\
+         TE: trailers\r\n\
+         Trailer: X-Checksum\r\n\
+         Upgrade: websocket\r\n\
+         X-Forwarded-For: 10.1.2.3\r\n\
+         X-Forwarded-Proto: https\r\n\
+         X-Forwarded-Host: spoofed.example\r\n\
+         traceparent: {TRACEPARENT}\r\n\
+         tracestate: vendor=opaque\r\n\
+         X-End-To-End: client\r\n\
+         X-Echo-Hop: 1\r\n\
+         \r\n"
+    );
+    let response = raw_exchange(gw.addr, request.as_bytes()).await;
+    assert_eq!(
+        response.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
+    let echo = Echo::parse(&response.body);
+
+    // What the upstream received.
+    for gone in [
+        "connection",
+        "x-client-private",
+        "keep-alive",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+    ] {
+        assert!(
+            echo.headers(gone).is_empty(),
+            "{gone} reached the upstream: {:?}",
+            echo.headers(gone)
+        );
+    }
+    assert_eq!(echo.header("host"), Some("api.example.com:8443"));
+    assert_eq!(echo.header("x-forwarded-for"), Some("10.1.2.3, 127.0.0.1"));
+    assert_eq!(echo.header("x-forwarded-proto"), Some("http"));
+    assert_eq!(
+        echo.header("x-forwarded-host"),
+        Some("api.example.com:8443")
+    );
+    assert_eq!(echo.header("traceparent"), Some(TRACEPARENT));
+    assert_eq!(echo.header("tracestate"), Some("vendor=opaque"));
+    assert_eq!(echo.header("x-end-to-end"), Some("client"));
+    assert_eq!(echo.uri(), "/headers?x=1");
+    let sent_id = echo.header("x-request-id").expect("upstream gets an id");
+    assert!(is_generated_id(sent_id), "{sent_id}");
+
+    // What the client received.
+    for gone in [
+        "x-upstream-private",
+        "keep-alive",
+        "proxy-authenticate",
+        "upgrade",
+    ] {
+        assert!(
+            response.headers(gone).is_empty(),
+            "{gone} reached the client: {:?}",
+            response.headers
+        );
+    }
+    assert!(
+        response
+            .headers("connection")
+            .iter()
+            .all(|v| !v.contains("x-upstream-private")),
+        "the upstream's Connection header reached the client: {:?}",
+        response.headers
+    );
+    assert_eq!(response.headers("x-end-to-end"), ["kept"]);
+    assert_eq!(response.headers("holdline-path"), ["sync"]);
+    assert_eq!(response.headers("x-request-id"), [sent_id]);
+}
+
+#[tokio::test]
+async fn client_request_id_is_kept_and_forwarded_for_is_created() {
+    let (_upstream, gw) = echo_gateway().await;
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: h.example\r\nx-request-id: my-id-123\r\n\
+         traceparent: {TRACEPARENT}\r\nConnection: close\r\n\r\n"
+    );
+    let response = raw_exchange(gw.addr, request.as_bytes()).await;
+    assert_eq!(response.status, 200);
+    let echo = Echo::parse(&response.body);
+    assert_eq!(echo.header("x-request-id"), Some("my-id-123"));
+    assert_eq!(echo.header("x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(echo.header("x-forwarded-host"), Some("h.example"));
+    assert_eq!(echo.header("traceparent"), Some(TRACEPARENT));
+    assert_eq!(response.headers("x-request-id"), ["my-id-123"]);
+
+    // Two requests without an id get two different ids.
+    let first = support::get(&gw.url("/")).await;
+    let second = support::get(&gw.url("/")).await;
+    let (a, b) = (
+        first.header("x-request-id").unwrap(),
+        second.header("x-request-id").unwrap(),
+    );
+    assert!(
+        is_generated_id(a) && is_generated_id(b) && a != b,
+        "{a} {b}"
+    );
+    assert_eq!(first.echo().header("x-request-id"), Some(a));
+}
+
+#[tokio::test]
+async fn request_id_is_returned_on_gateway_errors() {
+    let full = Upstream::start(|_| async {
+        let mut response = Response::new(body::empty());
+        *response.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+        response
+            .headers_mut()
+            .insert("holdline-not-processed", "1".parse().unwrap());
+        response
+    })
+    .await;
+    let never = Gate::new();
+    let stuck = Upstream::start({
+        let never = never.clone();
+        move |_| {
+            let never = never.clone();
+            async move {
+                never.wait().await;
+                Response::new(body::empty())
+            }
+        }
+    })
+    .await;
+    let gw = TestGateway::start(&format!(
+        r#"{LISTEN}
+[services.dead]
+endpoints = ["http://{}"]
+[services.full]
+endpoints = ["{}"]
+[services.stuck]
+endpoints = ["{}"]
+first_byte_timeout = "300ms"
+[[routes]]
+prefix = "/dead"
+service = "dead"
+[[routes]]
+prefix = "/full"
+service = "full"
+[[routes]]
+prefix = "/stuck"
+service = "stuck"
+"#,
+        dead_addr(),
+        full.url(),
+        stuck.url()
+    ))
+    .await;
+
+    let client = client();
+    for (path, status) in [
+        ("/nowhere", 404),
+        ("/dead", 502),
+        ("/full", 503),
+        ("/stuck", 504),
+    ] {
+        let reply = send(
+            &client,
+            Request::get(gw.url(path)).body(body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(reply.status, status, "{path}: {}", reply.text());
+        let id = reply
+            .header("x-request-id")
+            .unwrap_or_else(|| panic!("{path}: no x-request-id"));
+        assert!(is_generated_id(id), "{path}: {id}");
+        assert_eq!(reply.json()["request_id"], id, "{path}");
+
+        let reply = send(
+            &client,
+            Request::get(gw.url(path))
+                .header("x-request-id", "abc")
+                .body(body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(reply.status, status, "{path}");
+        assert_eq!(reply.header("x-request-id"), Some("abc"), "{path}");
+        assert_eq!(reply.json()["request_id"], "abc", "{path}");
+    }
+    never.open();
+}
+
+#[tokio::test]
+async fn every_x_forwarded_for_line_is_kept() {
+    let (_upstream, gw) = echo_gateway().await;
+    // Two header lines mean the same as one comma-joined line (RFC 9110 section 5.3).
+    let request = "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.1\r\n\
+                   X-Forwarded-For: 10.0.0.2, 10.0.0.3\r\nConnection: close\r\n\r\n";
+    let response = raw_exchange(gw.addr, request.as_bytes()).await;
+    assert_eq!(response.status, 200);
+    let echo = Echo::parse(&response.body);
+    let joined = echo.headers("x-forwarded-for").join(", ");
+    assert_eq!(joined, "10.0.0.1, 10.0.0.2, 10.0.0.3, 127.0.0.1");
+}
+
+#[tokio::test]
+async fn expect_100_continue_is_answered_before_the_body_is_sent() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_upstream, gw) = echo_gateway().await;
+    let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\
+              Expect: 100-continue\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut interim = [0u8; 25];
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_exact(&mut interim),
+    )
+    .await
+    .expect("100 Continue arrives without the body being sent")
+    .unwrap();
+    assert!(
+        interim.starts_with(b"HTTP/1.1 100 Continue\r\n"),
+        "{}",
+        String::from_utf8_lossy(&interim)
+    );
+    stream.write_all(b"hello").await.unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut rest),
+    )
+    .await
+    .expect("final response in time")
+    .unwrap();
+    let text = String::from_utf8_lossy(&rest);
+    assert!(text.contains("HTTP/1.1 200 OK"), "{text}");
+    assert!(text.contains("\"body_bytes\":5"), "{text}");
+}

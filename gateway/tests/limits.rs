@@ -1,0 +1,149 @@
+//! Client limits: bodies over `limits.max_body_bytes` get `413` (declared or chunked), request
+//! heads over `limits.max_header_bytes` get `431`, and a client that sends its head too slowly is
+//! disconnected after `limits.header_read_timeout`.
+
+mod support;
+
+use holdline_gateway::body;
+use http::Request;
+use std::time::{Duration, Instant};
+use support::client::raw_exchange;
+use support::upstream::Generated;
+use support::{LISTEN, TestGateway, Upstream, client, send};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn gateway(limits: &str) -> (Upstream, TestGateway) {
+    let upstream = Upstream::echo("echo").await;
+    let gw = TestGateway::start(&format!(
+        r#"{LISTEN}
+[limits]
+{limits}
+[services.echo]
+endpoints = ["{}"]
+[[routes]]
+prefix = "/"
+service = "echo"
+"#,
+        upstream.url()
+    ))
+    .await;
+    (upstream, gw)
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_get_413_declared_or_chunked() {
+    let (upstream, gw) = gateway("max_body_bytes = 1024").await;
+    let client = client();
+    let post = |path: &str, body| Request::post(gw.url(path)).body(body).expect("request");
+
+    // Declared length over the limit: refused before anything goes upstream.
+    let reply = send(&client, post("/declared", body::full(vec![0u8; 2048]))).await;
+    assert_eq!(reply.status, 413, "{}", reply.text());
+    assert!(reply.json()["request_id"].is_string());
+    assert_eq!(upstream.hits(), 0);
+
+    // Exactly at the limit, declared or chunked: accepted.
+    let reply = send(&client, post("/exact", body::full(vec![0u8; 1024]))).await;
+    assert_eq!(reply.echo().body_bytes(), 1024);
+    let reply = send(&client, post("/small", body::boxed(Generated::new(1024)))).await;
+    assert_eq!(reply.echo().body_bytes(), 1024);
+    assert_eq!(
+        reply.echo().header("transfer-encoding"),
+        Some("chunked"),
+        "the test must send a body of unknown length"
+    );
+
+    // Chunked, no declared length, over the limit.
+    let reply = send(&client, post("/chunked", body::boxed(Generated::new(4096)))).await;
+    assert_eq!(reply.status, 413, "{}", reply.text());
+    let reply = send(
+        &client,
+        post("/chunked-big", body::boxed(Generated::new(4 * 1024 * 1024))),
+    )
+    .await;
+    assert_eq!(reply.status, 413, "{}", reply.text());
+}
+
+fn request_with_header_of(bytes: usize) -> Vec<u8> {
+    format!(
+        "GET / HTTP/1.1\r\nHost: h\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "a".repeat(bytes)
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn request_heads_over_the_limit_get_431() {
+    let (_upstream, gw) = gateway("max_header_bytes = 16384").await;
+    let reply = raw_exchange(gw.addr, &request_with_header_of(12_000)).await;
+    assert_eq!(reply.status, 200, "a head under the limit is accepted");
+    let reply = raw_exchange(gw.addr, &request_with_header_of(20_000)).await;
+    assert_eq!(reply.status, 431);
+}
+
+#[tokio::test]
+async fn a_client_sending_its_head_too_slowly_is_disconnected() {
+    let (upstream, gw) = gateway("header_read_timeout = \"500ms\"").await;
+    let stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    // Trickle a header one byte every 100 ms, for at most 10 s, never finishing the head.
+    let trickle = tokio::spawn(async move {
+        if writer
+            .write_all(b"GET / HTTP/1.1\r\nHost: h\r\nX-Slow: ")
+            .await
+            .is_err()
+        {
+            return;
+        }
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if writer.write_all(b"z").await.is_err() {
+                return;
+            }
+        }
+    });
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let closed =
+        tokio::time::timeout(Duration::from_secs(8), reader.read_to_end(&mut answer)).await;
+    assert!(
+        closed.is_ok(),
+        "still connected after {:?} of a trickled head",
+        started.elapsed()
+    );
+    // Whatever was said before closing (hyper may answer 408), the request never went upstream.
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
+    assert_eq!(upstream.hits(), 0);
+    trickle.abort();
+}
+
+#[tokio::test]
+async fn past_max_connections_new_clients_wait_for_a_free_slot() {
+    let (_upstream, gw) = gateway("max_connections = 1").await;
+    // The only slot: a keep-alive connection that stays open after its request.
+    let mut first = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    first
+        .write_all(b"GET /first HTTP/1.1\r\nHost: h\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    first.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+
+    let second = support::spawn_get(gw.url("/second"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !second.is_finished(),
+        "a connection past max_connections was served"
+    );
+    drop(first);
+    let reply = tokio::time::timeout(Duration::from_secs(10), second)
+        .await
+        .expect("served once the first connection closed")
+        .unwrap();
+    assert_eq!(reply.status, 200);
+}

@@ -1,0 +1,165 @@
+//! Routing by host and path prefix to named services, and the `404` for requests no route takes.
+
+mod support;
+
+use holdline_gateway::body;
+use http::Request;
+use support::{LISTEN, TestGateway, Upstream, client, is_generated_id, send};
+
+async fn get_with_host(gw: &TestGateway, host: &str, path: &str) -> support::Reply {
+    let request = Request::get(gw.url(path))
+        .header("host", host)
+        .body(body::empty())
+        .unwrap();
+    send(&client(), request).await
+}
+
+#[tokio::test]
+async fn longest_prefix_host_specific_segment_boundary_and_strip_prefix() {
+    let root = Upstream::echo("root").await;
+    let api = Upstream::echo("api").await;
+    let v2 = Upstream::echo("v2").await;
+    let admin = Upstream::echo("admin").await;
+    let gw = TestGateway::start(&format!(
+        r#"{LISTEN}
+[services.root]
+endpoints = ["{}"]
+[services.api]
+endpoints = ["{}"]
+[services.v2]
+endpoints = ["{}"]
+[services.admin]
+endpoints = ["{}"]
+
+[[routes]]
+prefix = "/"
+service = "root"
+[[routes]]
+prefix = "/api"
+service = "api"
+[[routes]]
+prefix = "/api/v2"
+service = "v2"
+strip_prefix = true
+[[routes]]
+prefix = "/s/"
+service = "api"
+strip_prefix = true
+[[routes]]
+prefix = "/"
+host = "Admin.Example"
+service = "admin"
+"#,
+        root.url(),
+        api.url(),
+        v2.url(),
+        admin.url()
+    ))
+    .await;
+
+    // (host, path, upstream that must answer, request target it must see)
+    let cases = [
+        ("any.example", "/api/x", "api", "/api/x"),
+        ("any.example", "/api", "api", "/api"),
+        ("any.example", "/api/v2/x?q=1", "v2", "/x?q=1"),
+        ("any.example", "/api/v2", "v2", "/"),
+        ("any.example", "/api/v2?q=1", "v2", "/?q=1"),
+        // Segment boundaries: a prefix never matches part of a segment.
+        ("any.example", "/api/v20", "api", "/api/v20"),
+        ("any.example", "/apix", "root", "/apix"),
+        ("any.example", "/", "root", "/"),
+        // A configured trailing slash still strips at the segment boundary.
+        ("any.example", "/s/a/b", "api", "/a/b"),
+        ("any.example", "/s", "api", "/"),
+        // A host-specific route wins over a longer prefix for any host; case and port ignored.
+        ("admin.example", "/api/v2/x", "admin", "/api/v2/x"),
+        ("ADMIN.example:8443", "/api", "admin", "/api"),
+    ];
+    for (host, path, want_upstream, want_uri) in cases {
+        let reply = get_with_host(&gw, host, path).await;
+        let echo = reply.echo();
+        assert_eq!(echo.upstream(), want_upstream, "{host} {path}");
+        assert_eq!(echo.uri(), want_uri, "{host} {path}");
+    }
+    assert!(root.hits() > 0 && api.hits() > 0 && v2.hits() > 0 && admin.hits() > 0);
+}
+
+#[tokio::test]
+async fn no_route_is_404_with_json_error_and_request_id() {
+    let api = Upstream::echo("api").await;
+    let gw = TestGateway::start(&format!(
+        r#"{LISTEN}
+[services.api]
+endpoints = ["{}"]
+[[routes]]
+prefix = "/api"
+service = "api"
+[[routes]]
+prefix = "/"
+host = "only.example"
+service = "api"
+"#,
+        api.url()
+    ))
+    .await;
+
+    for (host, path) in [
+        ("x.example", "/other"),
+        ("x.example", "/apis"),
+        ("x.example", "/"),
+        ("only.example.org", "/"),
+    ] {
+        let reply = get_with_host(&gw, host, path).await;
+        assert_eq!(reply.status, 404, "{host} {path}");
+        assert_eq!(reply.header("content-type"), Some("application/json"));
+        let json = reply.json();
+        let id = reply.header("x-request-id").expect("x-request-id on a 404");
+        assert!(is_generated_id(id), "{id}");
+        assert_eq!(json["request_id"], id);
+        assert!(json["error"].as_str().is_some_and(|e| !e.is_empty()));
+        assert!(
+            reply.header("holdline-path").is_none(),
+            "a gateway answer is not a proxied one"
+        );
+    }
+
+    // The client's own id is the one reported.
+    let request = Request::get(gw.url("/nowhere"))
+        .header("x-request-id", "client-id-42")
+        .body(body::empty())
+        .unwrap();
+    let reply = send(&client(), request).await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.header("x-request-id"), Some("client-id-42"));
+    assert_eq!(reply.json()["request_id"], "client-id-42");
+    assert_eq!(api.hits(), 0, "nothing unrouted reaches a service");
+}
+
+#[tokio::test]
+async fn an_endpoint_base_path_is_prepended_after_stripping() {
+    let upstream = Upstream::echo("based").await;
+    let gw = TestGateway::start(&format!(
+        r#"{LISTEN}
+[services.based]
+endpoints = ["{}/base/"]
+[[routes]]
+prefix = "/"
+service = "based"
+[[routes]]
+prefix = "/strip"
+service = "based"
+strip_prefix = true
+"#,
+        upstream.url()
+    ))
+    .await;
+    for (path, want) in [
+        ("/x?q=1", "/base/x?q=1"),
+        ("/", "/base/"),
+        ("/strip/y", "/base/y"),
+        ("/strip", "/base/"),
+    ] {
+        let reply = get_with_host(&gw, "any.example", path).await;
+        assert_eq!(reply.echo().uri(), want, "{path}");
+    }
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs every test of the project on a fresh machine: installs what is missing (redis-server, and
+# the deploy checks' tools), then the workspace's tests, the deployment checks, the load tool's
+# smoke scenario and the quick start's self-check. This is the README's test command; .ci/run
+# calls it after fmt and clippy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v redis-server >/dev/null || need_apt+=(redis-server)
+if ((${#need_apt[@]})); then
+  if [ "$(id -u)" = 0 ]; then
+    echo "== installing ${need_apt[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  else
+    echo "missing ${need_apt[*]}: install with 'sudo apt-get install ${need_apt[*]}'" >&2
+    exit 1
+  fi
+fi
+
+echo "== workspace tests (unit, integration, end-to-end, doc)"
+cargo test --workspace --locked
+
+echo "== deployment checks"
+HOLDLINE_GATEWAY_BIN="$PWD/target/debug/gateway" bash deploy/check.sh
+
+if [ -x scripts/quickstart.sh ] && grep -q -- '--check' scripts/quickstart.sh; then
+  echo "== quick start self-check"
+  QUICKSTART_PROFILE=dev scripts/quickstart.sh --check
+fi
+
+echo "== load tool smoke scenario (gateway + example-echo + private redis, every call accounted for)"
+cargo build --locked --quiet -p holdline-gateway -p example-echo -p holdline-load
+target/debug/holdline-load run tests/load/scenarios/smoke.toml --progress plain

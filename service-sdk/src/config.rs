@@ -1,0 +1,257 @@
+//! Runner configuration: the shared capacity, shutdown behaviour and, when the queue is on, how
+//! the worker talks to Redis. Every field has a default; [`Config::validate`] names the field and
+//! the reason when a value cannot work.
+
+use std::time::Duration;
+
+/// How a [`Runner`](crate::Runner) serves its handler.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The most handler calls running at once, HTTP and queue together. Default `64`.
+    pub concurrency: usize,
+    /// This instance's name: the Redis consumer name, and the `instance` label in logs. It must be
+    /// unique among the service's live instances. Default: [`default_instance_id`].
+    pub instance_id: String,
+    /// The largest request body the HTTP path accepts; larger ones get `413`. Default 16 MiB.
+    pub max_body_bytes: usize,
+    /// After the shutdown signal, how long in-flight work may take to finish, be published and be
+    /// acknowledged before the runner gives up on it (queued work left unacknowledged is later
+    /// reclaimed by another instance). Default 30 s.
+    pub shutdown_grace: Duration,
+    /// The queue consumer; `None` serves HTTP only.
+    pub queue: Option<QueueConfig>,
+}
+
+/// How the queue worker consumes a service's request stream.
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    /// Redis URL, e.g. `redis://127.0.0.1:6379/0`.
+    pub redis_url: String,
+    /// The service name: whose request stream to consume (`holdline:{SERVICE}:requests`).
+    pub service: String,
+    /// The longest one `XREADGROUP ... BLOCK` waits for new entries. Shorter means a faster
+    /// reaction to freed capacity after a burst; it costs one round trip per idle period.
+    /// Default 2 s.
+    pub read_block: Duration,
+    /// Upper bound on entries read (or reclaimed) per round trip; the count asked for is the
+    /// number of free slots, capped by this. Default 256.
+    pub max_batch: usize,
+    /// How long an entry must sit unacknowledged in another consumer's hands before this instance
+    /// reclaims it as abandoned. Default 5 s.
+    pub min_idle: Duration,
+    /// How often to look for abandoned entries (`XAUTOCLAIM`). Default 1 s.
+    pub reclaim_interval: Duration,
+    /// How often held entries have their idle time reset (`XCLAIM ... JUSTID`) so long handlers
+    /// keep their claim; must be well inside `min_idle`. Default 1 s.
+    pub keepalive_interval: Duration,
+    /// How many times an entry may be handed to the handler; the next delivery sends it to the
+    /// dead-letter stream instead. Default 5.
+    pub max_deliveries: u64,
+    /// The longest any non-blocking Redis command may take before it counts as failed.
+    /// Default 5 s.
+    pub command_timeout: Duration,
+    /// The first reconnect delay after a Redis failure; it doubles up to `reconnect_max`.
+    /// Default 100 ms.
+    pub reconnect_min: Duration,
+    /// The longest reconnect delay. Default 5 s.
+    pub reconnect_max: Duration,
+    /// How long the `502` published for a malformed entry is kept, when the entry does not say.
+    /// Default 5 min.
+    pub fallback_result_ttl: Duration,
+}
+
+/// A configuration value that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid config field `{field}`: {reason}")]
+pub struct ConfigError {
+    /// The offending field, e.g. `queue.min_idle`.
+    pub field: &'static str,
+    /// Why it was rejected.
+    pub reason: String,
+}
+
+/// A process-unique consumer name: `HOSTNAME-PID-RANDOM` (without the hostname when `HOSTNAME` is
+/// not set). Restarted instances get a new name, so a dead instance's entries are reclaimed
+/// rather than silently adopted.
+pub fn default_instance_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32))
+        .unwrap_or(0);
+    let suffix = format!("{}-{:08x}", std::process::id(), nanos);
+    match std::env::var("HOSTNAME") {
+        Ok(host) if !host.is_empty() => format!("{host}-{suffix}"),
+        _ => suffix,
+    }
+}
+
+// === impl Config ===
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            concurrency: 64,
+            instance_id: default_instance_id(),
+            max_body_bytes: 16 * 1024 * 1024,
+            shutdown_grace: Duration::from_secs(30),
+            queue: None,
+        }
+    }
+}
+
+impl Config {
+    /// Checks every field, returning the first one that cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check(self.concurrency > 0, "concurrency", "must be at least 1")?;
+        check(
+            !self.instance_id.is_empty(),
+            "instance_id",
+            "must not be empty",
+        )?;
+        check(
+            !self.instance_id.chars().any(char::is_whitespace),
+            "instance_id",
+            "must not contain whitespace",
+        )?;
+        check(
+            self.max_body_bytes > 0,
+            "max_body_bytes",
+            "must be at least 1",
+        )?;
+        match &self.queue {
+            Some(queue) => queue.validate(),
+            None => Ok(()),
+        }
+    }
+}
+
+// === impl QueueConfig ===
+
+impl QueueConfig {
+    /// A queue config with every tunable at its default.
+    pub fn new(redis_url: impl Into<String>, service: impl Into<String>) -> Self {
+        Self {
+            redis_url: redis_url.into(),
+            service: service.into(),
+            read_block: Duration::from_secs(2),
+            max_batch: 256,
+            min_idle: Duration::from_secs(5),
+            reclaim_interval: Duration::from_secs(1),
+            keepalive_interval: Duration::from_secs(1),
+            max_deliveries: 5,
+            command_timeout: Duration::from_secs(5),
+            reconnect_min: Duration::from_millis(100),
+            reconnect_max: Duration::from_secs(5),
+            fallback_result_ttl: Duration::from_secs(300),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let service_ok = !self.service.is_empty()
+            && self
+                .service
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        check(
+            service_ok,
+            "queue.service",
+            "must be non-empty and use only [A-Za-z0-9_.-]",
+        )?;
+        check(
+            !self.redis_url.is_empty(),
+            "queue.redis_url",
+            "must not be empty",
+        )?;
+        check(
+            self.read_block >= Duration::from_millis(1),
+            "queue.read_block",
+            "must be at least 1ms (0 would block forever)",
+        )?;
+        check(self.max_batch > 0, "queue.max_batch", "must be at least 1")?;
+        check(
+            self.min_idle >= Duration::from_millis(1),
+            "queue.min_idle",
+            "must be at least 1ms",
+        )?;
+        check(
+            !self.reclaim_interval.is_zero(),
+            "queue.reclaim_interval",
+            "must be positive",
+        )?;
+        check(
+            !self.keepalive_interval.is_zero() && self.keepalive_interval * 2 <= self.min_idle,
+            "queue.keepalive_interval",
+            "must be positive and at most half of queue.min_idle, or long handlers lose their claim",
+        )?;
+        check(
+            self.max_deliveries > 0,
+            "queue.max_deliveries",
+            "must be at least 1",
+        )?;
+        check(
+            !self.command_timeout.is_zero(),
+            "queue.command_timeout",
+            "must be positive",
+        )?;
+        check(
+            !self.reconnect_min.is_zero() && self.reconnect_min <= self.reconnect_max,
+            "queue.reconnect_min",
+            "must be positive and at most queue.reconnect_max",
+        )?;
+        check(
+            self.fallback_result_ttl >= Duration::from_millis(1),
+            "queue.fallback_result_ttl",
+            "must be at least 1ms",
+        )
+    }
+}
+
+fn check(ok: bool, field: &'static str, reason: &str) -> Result<(), ConfigError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError {
+            field,
+            reason: reason.to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_values_name_their_field() {
+        let mut config = Config {
+            queue: Some(QueueConfig::new("redis://127.0.0.1:1", "echo")),
+            ..Config::default()
+        };
+        config.validate().unwrap();
+
+        config.concurrency = 0;
+        assert_eq!(config.validate().unwrap_err().field, "concurrency");
+        config.concurrency = 1;
+
+        let queue = config.queue.as_mut().unwrap();
+        queue.keepalive_interval = queue.min_idle;
+        assert_eq!(
+            config.validate().unwrap_err().field,
+            "queue.keepalive_interval"
+        );
+
+        let queue = config.queue.as_mut().unwrap();
+        queue.keepalive_interval = Duration::from_millis(100);
+        queue.service = "bad{name}".into();
+        assert_eq!(config.validate().unwrap_err().field, "queue.service");
+    }
+
+    #[test]
+    fn instance_ids_have_no_whitespace() {
+        let id = default_instance_id();
+        assert!(
+            !id.is_empty() && !id.chars().any(char::is_whitespace),
+            "{id}"
+        );
+    }
+}

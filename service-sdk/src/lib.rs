@@ -1,0 +1,64 @@
+//! The Holdline service SDK: write one [`Handler`], and a [`Runner`] serves it both over direct
+//! HTTP and from the service's Redis queue, with one shared capacity.
+//!
+//! The gateway sends a request straight to an instance while the service keeps up. When every
+//! instance is full, an instance answers `503` with `holdline-not-processed: 1` at once (its
+//! capacity is spent), and the gateway moves the request into the service's request stream
+//! instead. Instances take queued work only when they have free slots, answer it, and the gateway
+//! returns the answer to the client that is still waiting. The handler cannot tell the two paths
+//! apart unless it looks at the [`Delivery`] in the request's extensions.
+//!
+//! Queue delivery is at least once: an entry is acknowledged only after its response is stored,
+//! work held by an instance that died is reclaimed by live ones, and an entry that keeps failing
+//! goes to a dead-letter stream while its client gets a `502`. The wire format is
+//! `holdline-protocol`'s, described for other languages in `docs/protocol.md`.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use bytes::Bytes;
+//! use holdline_sdk::{Config, Delivery, QueueConfig, Runner};
+//! use http::{Request, Response};
+//!
+//! async fn hello(req: Request<Bytes>) -> Response<Bytes> {
+//!     let via = req.extensions().get::<Delivery>().map_or("?", Delivery::via);
+//!     Response::new(Bytes::from(format!("hello via {via}\n")))
+//! }
+//!
+//! let mut config = Config { concurrency: 32, ..Config::default() };
+//! # let redis_url: Option<String> = None;
+//! if let Some(url) = redis_url {
+//!     config.queue = Some(QueueConfig::new(url, "hello"));
+//! }
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! // Pass e.g. `tokio::signal::ctrl_c()` as the shutdown future; this example stops at once.
+//! Runner::new(hello, config).http(listener).run(async {}).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Existing `tower` services (an axum `Router`) become handlers with [`from_tower`].
+
+#![warn(missing_docs)]
+
+mod admin;
+mod capacity;
+mod config;
+mod delivery;
+mod error;
+mod handler;
+mod http_path;
+mod listener;
+mod metrics;
+mod queue;
+mod runner;
+mod signal;
+mod tower_handler;
+
+pub use config::{Config, ConfigError, QueueConfig, default_instance_id};
+pub use delivery::Delivery;
+pub use error::Error;
+pub use handler::Handler;
+pub use runner::{Mode, Runner};
+pub use signal::shutdown_signal;
+pub use tower_handler::{TowerHandler, from_tower};

@@ -1,0 +1,260 @@
+//! Publishing results and acknowledging entries, in batches.
+//!
+//! Every finished entry arrives here as a [`Completion`]. The completer takes all that are ready
+//! (up to `max_batch`) and makes two round trips for the whole batch: one pipeline that publishes
+//! (`SET result PX ttl`, `XADD reply`, `XADD dead`), then, for the entries whose result is safely
+//! stored, one `MULTI; XACK ids...; XDEL ids...; EXEC`. Acknowledging strictly after publishing is
+//! the at-least-once guarantee: a crash in between means a second delivery, never a lost answer.
+//! `XDEL` keeps the stream's length equal to the backlog, which the gateway reads as queue depth.
+//!
+//! A connection failure retries the step (with backoff) until it succeeds or the hard stop. A
+//! command the server rejects for one entry releases that entry unacknowledged, so it is
+//! delivered again later and eventually dead-lettered, instead of blocking the batch forever.
+
+use super::backoff::Backoff;
+use super::{Worker, is_connection_error, redis_failed};
+use holdline_protocol::{CONSUMER_GROUP, QueuedResponse, Reply};
+use redis::{RedisResult, Value};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// A finished entry and what to do about it.
+pub(crate) struct Completion {
+    pub(crate) entry_id: String,
+    pub(crate) outcome: Outcome,
+}
+
+pub(crate) enum Outcome {
+    /// The handler answered: publish, then acknowledge.
+    Publish(Publication),
+    /// Copy to the dead-letter stream, tell the waiting client, acknowledge.
+    DeadLetter {
+        fields: Vec<(Vec<u8>, Vec<u8>)>,
+        /// The `reason` label of the dead-letter metric.
+        label: &'static str,
+        notice: Option<Publication>,
+    },
+    /// Nothing to publish (deadline passed, or the entry is gone): acknowledge.
+    Ack,
+    /// Leave unacknowledged so it is delivered again (the handler panicked).
+    Release,
+}
+
+/// A response to store under the result key and send to the waiting gateway replica.
+pub(crate) struct Publication {
+    pub(crate) request_id: String,
+    pub(crate) result_key: String,
+    pub(crate) ttl_ms: u64,
+    pub(crate) reply_to: Option<String>,
+    pub(crate) response: QueuedResponse,
+}
+
+/// Which reply of the publish pipeline decides one completion's fate.
+struct Plan {
+    /// Index of the reply that must succeed for the entry to be acknowledged.
+    decisive: Option<usize>,
+}
+
+/// Completes entries until the drain is over (`drained` fires and nothing is left).
+pub(crate) async fn run(
+    worker: Arc<Worker>,
+    mut completions: mpsc::UnboundedReceiver<Completion>,
+    drained: CancellationToken,
+) {
+    let mut batch = Vec::new();
+    loop {
+        let first = tokio::select! {
+            biased;
+            next = completions.recv() => next,
+            () = drained.cancelled() => completions.try_recv().ok(),
+        };
+        let Some(first) = first else { return };
+        batch.push(first);
+        while batch.len() < worker.config.max_batch {
+            match completions.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        complete(&worker, &batch).await;
+        batch.clear();
+    }
+}
+
+async fn complete(worker: &Worker, batch: &[Completion]) {
+    let (pipe, plans) = publish_pipeline(worker, batch);
+    let replies = if pipe.is_empty() {
+        Some(Vec::new())
+    } else {
+        retry(worker, "publish", || {
+            let mut conn = worker.conn.clone();
+            let pipe = &pipe;
+            async move { pipe.query_async::<Vec<RedisResult<Value>>>(&mut conn).await }
+        })
+        .await
+    };
+    let Some(replies) = replies else {
+        // The server rejected the pipeline as a whole; nothing is known to be stored.
+        let ids = batch.iter().map(|c| c.entry_id.as_str());
+        worker.held.release(ids);
+        return;
+    };
+
+    let mut acked = Vec::new();
+    let mut released = Vec::new();
+    for (completion, plan) in batch.iter().zip(&plans) {
+        let failed = plan.decisive.and_then(|i| replies[i].as_ref().err());
+        match (&completion.outcome, failed) {
+            (Outcome::Release, _) => released.push(completion.entry_id.as_str()),
+            (_, Some(error)) => {
+                redis_failed(worker, "publish", error);
+                released.push(completion.entry_id.as_str());
+            }
+            (outcome, None) => {
+                if let Outcome::DeadLetter { label, .. } = outcome {
+                    worker
+                        .shared
+                        .metrics
+                        .dead_lettered
+                        .with_label_values(&[label])
+                        .inc();
+                }
+                acked.push(completion.entry_id.as_str());
+            }
+        }
+    }
+    for (i, reply) in replies.iter().enumerate() {
+        if let Err(error) = reply
+            && !plans.iter().any(|p| p.decisive == Some(i))
+        {
+            // A reply-stream XADD failed but the result key is stored: the client still gets its
+            // answer by fetching it after the hold time.
+            redis_failed(worker, "reply", error);
+        }
+    }
+
+    // If the server rejects the acknowledgement itself (the group was deleted, say), the entries
+    // stay pending; released, they are reclaimed and their duplicate answers are harmless.
+    if !acked.is_empty() {
+        let _ = retry(worker, "ack", || {
+            let mut conn = worker.conn.clone();
+            let ack = ack_pipeline(worker, &acked);
+            async move { ack.query_async::<()>(&mut conn).await }
+        })
+        .await;
+    }
+    worker.held.release(acked.into_iter().chain(released));
+}
+
+fn publish_pipeline(worker: &Worker, batch: &[Completion]) -> (redis::Pipeline, Vec<Plan>) {
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    let mut next = 0;
+    let mut push = |pipe: &mut redis::Pipeline, cmd: redis::Cmd| {
+        pipe.add_command(cmd);
+        next += 1;
+        next - 1
+    };
+    let slots = batch
+        .iter()
+        .map(|completion| match &completion.outcome {
+            Outcome::Publish(publication) => Plan {
+                decisive: publish(worker, publication, &mut pipe, &mut push),
+            },
+            Outcome::DeadLetter { fields, notice, .. } => {
+                let mut xadd = redis::cmd("XADD");
+                xadd.arg(&worker.keys.dead).arg("*");
+                for (name, value) in fields {
+                    xadd.arg(name).arg(value);
+                }
+                let decisive = push(&mut pipe, xadd);
+                if let Some(notice) = notice {
+                    publish(worker, notice, &mut pipe, &mut push);
+                }
+                Plan {
+                    decisive: Some(decisive),
+                }
+            }
+            Outcome::Ack | Outcome::Release => Plan { decisive: None },
+        })
+        .collect();
+    (pipe, slots)
+}
+
+/// Adds `SET result PX ttl` and, when someone waits, `XADD reply`; returns the index of the
+/// command that must succeed (the stored result, or the reply when nothing is stored).
+fn publish(
+    worker: &Worker,
+    publication: &Publication,
+    pipe: &mut redis::Pipeline,
+    push: &mut impl FnMut(&mut redis::Pipeline, redis::Cmd) -> usize,
+) -> Option<usize> {
+    let mut decisive = None;
+    // A zero TTL means nobody will fetch the result later; SET ... PX 0 would be an error anyway.
+    if publication.ttl_ms > 0 {
+        let mut set = redis::cmd("SET");
+        set.arg(&publication.result_key)
+            .arg(publication.response.encode())
+            .arg("PX")
+            .arg(publication.ttl_ms);
+        decisive = Some(push(pipe, set));
+    }
+    if let Some(reply_to) = &publication.reply_to {
+        let reply = Reply {
+            id: publication.request_id.clone(),
+            service: worker.config.service.clone(),
+            response: publication.response.clone(),
+        };
+        let mut xadd = redis::cmd("XADD");
+        xadd.arg(reply_to).arg("*");
+        for (name, value) in reply.to_fields() {
+            xadd.arg(name).arg(value);
+        }
+        let index = push(pipe, xadd);
+        decisive = decisive.or(Some(index));
+    }
+    decisive
+}
+
+/// `MULTI; XACK stream holdline ids...; XDEL stream ids...; EXEC`.
+fn ack_pipeline(worker: &Worker, ids: &[&str]) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    pipe.atomic()
+        .cmd("XACK")
+        .arg(&worker.keys.stream)
+        .arg(CONSUMER_GROUP)
+        .arg(ids)
+        .ignore()
+        .cmd("XDEL")
+        .arg(&worker.keys.stream)
+        .arg(ids)
+        .ignore();
+    pipe
+}
+
+/// Runs `attempt` until it succeeds, backing off while Redis is unreachable. Only the hard stop
+/// (which drops this future) ends those retries: giving up early would strand finished work. An
+/// error from the server itself would only repeat, so it ends the attempts with `None`.
+async fn retry<T, F, Fut>(worker: &Worker, op: &'static str, mut attempt: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = RedisResult<T>>,
+{
+    let mut backoff = Backoff::new(worker.config.reconnect_min, worker.config.reconnect_max);
+    loop {
+        match attempt().await {
+            Ok(value) => {
+                worker.shared.metrics.redis_up.set(1);
+                return Some(value);
+            }
+            Err(error) => {
+                redis_failed(worker, op, &error);
+                if !is_connection_error(&error) {
+                    return None;
+                }
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+        }
+    }
+}

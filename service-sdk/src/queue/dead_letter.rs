@@ -1,0 +1,120 @@
+//! Building what happens to an entry that cannot be served: a copy of its fields, plus why, for
+//! the dead-letter stream, and a `502` for whoever waits for it.
+//!
+//! The dead-letter entry starts with `dl_reason`, `dl_entry` (the original entry id),
+//! `dl_deliveries`, `dl_consumer` and `dl_ms`, followed by the original fields byte for byte.
+//! The `dl_` prefix keeps them apart from the request's own fields, which a malformed entry may
+//! have in any shape.
+
+use super::Worker;
+use super::completer::{Outcome, Publication};
+use super::entry::RawEntry;
+use bytes::Bytes;
+use holdline_protocol::{DEAD_LETTER_HEADER, QueuedResponse, unix_ms_now};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+
+/// Why an entry is dead-lettered.
+#[derive(Debug)]
+pub(crate) enum Reason {
+    /// It does not decode into a request.
+    Malformed(String),
+    /// It was delivered more than `max_deliveries` times without being acknowledged.
+    MaxDeliveries,
+}
+
+/// The completer's instructions for dead-lettering `entry`.
+pub(crate) fn outcome(
+    worker: &Worker,
+    entry: &RawEntry,
+    deliveries: u64,
+    reason: Reason,
+) -> Outcome {
+    let (label, text) = match &reason {
+        Reason::Malformed(detail) => ("malformed", format!("malformed queue entry: {detail}")),
+        Reason::MaxDeliveries => (
+            "max_deliveries",
+            format!(
+                "request failed {} delivery attempts (max_deliveries is {})",
+                deliveries - 1,
+                worker.config.max_deliveries
+            ),
+        ),
+    };
+    tracing::warn!(entry = %entry.id, deliveries, reason = %text, "dead-lettering entry");
+
+    let mut fields: Vec<(Vec<u8>, Vec<u8>)> = vec![
+        (b"dl_reason".to_vec(), text.clone().into_bytes()),
+        (b"dl_entry".to_vec(), entry.id.clone().into_bytes()),
+        (
+            b"dl_deliveries".to_vec(),
+            deliveries.to_string().into_bytes(),
+        ),
+        (
+            b"dl_consumer".to_vec(),
+            worker.consumer.clone().into_bytes(),
+        ),
+        (b"dl_ms".to_vec(), unix_ms_now().to_string().into_bytes()),
+    ];
+    fields.extend(entry.fields.iter().flatten().cloned());
+    Outcome::DeadLetter {
+        fields,
+        label,
+        notice: notice(worker, entry, &text),
+    }
+}
+
+/// The `502` for the waiting client, if the entry says who that is: its `id` names the result
+/// key and its `reply` the gateway's reply stream. Both are read from the raw fields, so even a
+/// malformed entry gets its client an answer when those two fields are intact.
+fn notice(worker: &Worker, entry: &RawEntry, reason: &str) -> Option<Publication> {
+    let text = |name| {
+        entry
+            .field(name)
+            .and_then(|raw| std::str::from_utf8(raw).ok())
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let request_id = text("id")?;
+    let ttl_ms = text("ttl")
+        .and_then(|ttl| ttl.parse::<u64>().ok())
+        .filter(|&ttl| ttl > 0)
+        .unwrap_or(worker.config.fallback_result_ttl.as_millis() as u64);
+    Some(Publication {
+        result_key: holdline_protocol::keys::result_key(&worker.config.service, &request_id),
+        ttl_ms,
+        reply_to: text("reply"),
+        response: response(&request_id, reason),
+        request_id,
+    })
+}
+
+/// `502`, `holdline-dead-letter: 1`, `{"error": ..., "request_id": ...}`.
+pub(crate) fn response(request_id: &str, reason: &str) -> QueuedResponse {
+    let body = serde_json::json!({ "error": reason, "request_id": request_id }).to_string();
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(DEAD_LETTER_HEADER, HeaderValue::from_static("1"));
+    QueuedResponse {
+        status: StatusCode::BAD_GATEWAY,
+        headers,
+        body: Bytes::from(body),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_502_is_small_json_with_the_marker() {
+        let response = response("abc", "malformed queue entry: field `v` is missing");
+        assert_eq!(response.status, StatusCode::BAD_GATEWAY);
+        assert_eq!(response.headers[DEAD_LETTER_HEADER], "1");
+        let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+        assert_eq!(body["request_id"], "abc");
+        assert_eq!(body["error"], "malformed queue entry: field `v` is missing");
+    }
+}

@@ -1,0 +1,310 @@
+//! Helpers shared by the SDK's integration tests: start a runner in-process on port 0, talk HTTP
+//! to it, and play the gateway's part on a real Redis (enqueue, read replies, fetch results).
+
+#![allow(dead_code, unreachable_pub)]
+
+use bytes::Bytes;
+use holdline_protocol::{QueuedRequest, QueuedResponse, Reply, keys};
+use holdline_sdk::{Config, Handler, QueueConfig, Runner};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use redis::aio::MultiplexedConnection;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A runner started in the background.
+pub struct Running {
+    pub http: Option<SocketAddr>,
+    pub admin: Option<SocketAddr>,
+    stop: Option<oneshot::Sender<()>>,
+    pub task: JoinHandle<Result<(), holdline_sdk::Error>>,
+}
+
+/// Which listeners to bind.
+#[derive(Clone, Copy)]
+pub struct Listeners {
+    pub http: bool,
+    pub admin: bool,
+}
+
+pub const HTTP: Listeners = Listeners {
+    http: true,
+    admin: false,
+};
+pub const HTTP_ADMIN: Listeners = Listeners {
+    http: true,
+    admin: true,
+};
+pub const NONE: Listeners = Listeners {
+    http: false,
+    admin: false,
+};
+pub const ADMIN: Listeners = Listeners {
+    http: false,
+    admin: true,
+};
+
+pub async fn start<H: Handler>(handler: H, config: Config, listeners: Listeners) -> Running {
+    let mut runner = Runner::new(handler, config);
+    let (mut http, mut admin) = (None, None);
+    if listeners.http {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        http = Some(listener.local_addr().unwrap());
+        runner = runner.http(listener);
+    }
+    if listeners.admin {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        admin = Some(listener.local_addr().unwrap());
+        runner = runner.admin(listener);
+    }
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(runner.run(async move {
+        let _ = stopped.await;
+    }));
+    Running {
+        http,
+        admin,
+        stop: Some(stop),
+        task,
+    }
+}
+
+impl Running {
+    /// Sends the shutdown signal without waiting.
+    pub fn signal_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Shuts down and waits (bounded) for the runner to return.
+    pub async fn shutdown(mut self) {
+        self.signal_shutdown();
+        tokio::time::timeout(Duration::from_secs(20), self.task)
+            .await
+            .expect("runner stops within 20s")
+            .expect("runner task did not panic")
+            .expect("runner returned ok");
+    }
+}
+
+/// Queue timings short enough for tests: a worker reacts within a fraction of a second, and
+/// abandoned work is reclaimed after one second.
+pub fn queue_config(redis_url: &str, service: &str) -> QueueConfig {
+    let mut queue = QueueConfig::new(redis_url, service);
+    queue.read_block = Duration::from_millis(200);
+    queue.min_idle = Duration::from_secs(1);
+    queue.reclaim_interval = Duration::from_millis(100);
+    queue.keepalive_interval = Duration::from_millis(100);
+    queue.reconnect_min = Duration::from_millis(50);
+    queue.reconnect_max = Duration::from_millis(500);
+    queue.command_timeout = Duration::from_secs(2);
+    queue
+}
+
+pub fn config(concurrency: usize, queue: Option<QueueConfig>) -> Config {
+    Config {
+        concurrency,
+        queue,
+        shutdown_grace: Duration::from_secs(10),
+        ..Config::default()
+    }
+}
+
+/// A complete HTTP response.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// One request over a fresh HTTP/1.1 connection.
+pub async fn send(addr: SocketAddr, request: Request<Full<Bytes>>) -> Answer {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    collect(sender.send_request(request).await.unwrap()).await
+}
+
+/// One request over a fresh h2c (HTTP/2 prior knowledge) connection.
+pub async fn send_h2(addr: SocketAddr, request: Request<Full<Bytes>>) -> Answer {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    collect(sender.send_request(request).await.unwrap()).await
+}
+
+async fn collect(response: Response<hyper::body::Incoming>) -> Answer {
+    let (parts, body) = response.into_parts();
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body: body.collect().await.unwrap().to_bytes(),
+    }
+}
+
+pub async fn get(addr: SocketAddr, path: &str) -> Answer {
+    let request = Request::get(path)
+        .header("host", addr.to_string())
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    send(addr, request).await
+}
+
+pub async fn post(addr: SocketAddr, path: &str, body: &'static str) -> Answer {
+    let request = Request::post(path)
+        .header("host", addr.to_string())
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .unwrap();
+    send(addr, request).await
+}
+
+pub async fn redis(url: &str) -> MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// A request as the gateway would queue it, with a deadline a minute away.
+pub fn queued(
+    id: &str,
+    service: &str,
+    reply_to: Option<&str>,
+    body: &'static str,
+) -> QueuedRequest {
+    let now = holdline_protocol::unix_ms_now();
+    let mut headers = HeaderMap::new();
+    headers.insert("x-request-id", format!("req-{id}").parse().unwrap());
+    QueuedRequest {
+        id: id.to_owned(),
+        service: service.to_owned(),
+        reply_to: reply_to.map(str::to_owned),
+        enqueued_ms: now,
+        deadline_ms: now + 60_000,
+        result_ttl_ms: 60_000,
+        method: Method::POST,
+        uri: format!("/things?id={id}"),
+        headers,
+        body: Bytes::from_static(body.as_bytes()),
+    }
+}
+
+/// `XADD` exactly as the gateway does; returns the entry id.
+pub async fn enqueue(conn: &mut MultiplexedConnection, request: &QueuedRequest) -> String {
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(keys::request_stream(&request.service)).arg("*");
+    for (name, value) in request.to_fields() {
+        cmd.arg(name).arg(value);
+    }
+    cmd.query_async(conn).await.unwrap()
+}
+
+/// Waits (up to `timeout`) for the next entry on a reply stream after `after`, returning it and
+/// its id.
+pub async fn next_reply(
+    conn: &mut MultiplexedConnection,
+    stream: &str,
+    after: &str,
+    timeout: Duration,
+) -> Option<(String, Reply)> {
+    let reply: redis::streams::StreamReadReply = redis::cmd("XREAD")
+        .arg("COUNT")
+        .arg(1)
+        .arg("BLOCK")
+        .arg(timeout.as_millis() as u64)
+        .arg("STREAMS")
+        .arg(stream)
+        .arg(after)
+        .query_async(conn)
+        .await
+        .unwrap();
+    let entry = reply.keys.into_iter().next()?.ids.into_iter().next()?;
+    let fields: Vec<(Vec<u8>, Vec<u8>)> = entry
+        .map
+        .into_iter()
+        .map(|(name, value)| {
+            (
+                name.into_bytes(),
+                redis::from_redis_value::<Vec<u8>>(value).unwrap(),
+            )
+        })
+        .collect();
+    let reply =
+        Reply::from_fields(fields.iter().map(|(n, v)| (n.as_slice(), v.as_slice()))).unwrap();
+    Some((entry.id, reply))
+}
+
+/// A blocking-read client needs its response timeout off (redis-rs defaults to 500 ms).
+pub async fn blocking_redis(url: &str) -> MultiplexedConnection {
+    let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .unwrap()
+}
+
+pub async fn result(
+    conn: &mut MultiplexedConnection,
+    service: &str,
+    id: &str,
+) -> Option<QueuedResponse> {
+    let raw: Option<Vec<u8>> = redis::cmd("GET")
+        .arg(keys::result_key(service, id))
+        .query_async(conn)
+        .await
+        .unwrap();
+    raw.map(|raw| QueuedResponse::decode(&raw).unwrap())
+}
+
+pub async fn xlen(conn: &mut MultiplexedConnection, key: &str) -> u64 {
+    redis::cmd("XLEN").arg(key).query_async(conn).await.unwrap()
+}
+
+/// Pending entries of the group (0 when the group does not exist yet).
+pub async fn pending(conn: &mut MultiplexedConnection, service: &str) -> u64 {
+    let reply: redis::RedisResult<redis::Value> = redis::cmd("XPENDING")
+        .arg(keys::request_stream(service))
+        .arg(holdline_protocol::CONSUMER_GROUP)
+        .query_async(conn)
+        .await;
+    match reply {
+        Ok(redis::Value::Array(parts)) => match parts.first() {
+            Some(redis::Value::Int(n)) => *n as u64,
+            _ => 0,
+        },
+        _ => 0,
+    }
+}
+
+/// Polls `check` every 50 ms until it holds, failing the test after `timeout`.
+pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < timeout, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Installs a log subscriber once, so failing tests show what the runner did (`RUST_LOG`).
+pub fn logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Queue-delivery benchmarks, each side by side in the same run:
+#  1. throughput: the gateway in front of example-echo by the sync path, and the same gateway
+#     build with the service reachable only through the queue (same echo instance, its queue
+#     consumer), driven alternately by the same `wrk`, several rounds; medians and the ratio.
+#  2. memory: resident memory while 10,000 requests wait: the gateway holding them in the queue
+#     (no worker runs), nginx and haproxy holding them in front of an upstream that answers
+#     after a minute. Reported as RSS and RSS per waiting request above idle.
+#
+# Usage: tests/load/bench-queue.sh [--rounds N] [--duration 5s] [--held 10000] [--skip-build]
+# Needs nginx, haproxy and wrk (installed with apt-get when missing and running as root) and
+# redis-server. Uses ports 28180-28199.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+ROUNDS=3 DURATION=5s HELD=10000 SKIP_BUILD=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --rounds) ROUNDS="$2"; shift 2 ;;
+        --duration) DURATION="$2"; shift 2 ;;
+        --held) HELD="$2"; shift 2 ;;
+        --skip-build) SKIP_BUILD=1; shift ;;
+        *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+done
+for tool in nginx haproxy wrk redis-server; do
+    if ! command -v "$tool" >/dev/null && [ ! -x "/usr/sbin/$tool" ]; then
+        [ "$(id -u)" = 0 ] || { echo "missing $tool" >&2; exit 1; }
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx haproxy wrk redis-server >/dev/null
+    fi
+done
+export PATH="$PATH:/usr/sbin"
+[ "$SKIP_BUILD" = 1 ] || cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p holdline-gateway -p example-echo -p holdline-load
+BIN="$ROOT/target/release"
+WORK="$(mktemp -d)"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+wait_port() { for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+rss_kb() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
+
+REDIS=28180 ECHO=28181 SYNC=28182 QUEUE=28183 UP=28184 NGINX=28185 HAPROXY=28186 HOLD=28187
+redis-server --port $REDIS --save "" --appendonly no --dir "$WORK" >/dev/null & PIDS+=($!)
+wait_port $REDIS
+"$BIN/example-echo" --listen 127.0.0.1:$ECHO --redis redis://127.0.0.1:$REDIS --service echo --concurrency 64 --work-ms 0 >/dev/null 2>&1 & PIDS+=($!)
+gateway_config() { # port admin endpoints service hold
+    cat <<TOML
+workers = 1
+[listen]
+http = "127.0.0.1:$1"
+[admin]
+listen = "127.0.0.1:$2"
+[redis]
+url = "redis://127.0.0.1:$REDIS"
+[services.$4]
+endpoints = [$3]
+max_inflight_per_endpoint = 256
+[services.$4.queue]
+enabled = true
+hold = "$5"
+[[routes]]
+prefix = "/"
+service = "$4"
+TOML
+}
+gateway_config $SYNC 28192 "\"http://127.0.0.1:$ECHO\"" echo 30s > "$WORK/sync.toml"
+gateway_config $QUEUE 28193 "" echo 30s > "$WORK/queue.toml"
+"$BIN/gateway" --config "$WORK/sync.toml" >/dev/null 2>&1 & PIDS+=($!)
+"$BIN/gateway" --config "$WORK/queue.toml" >/dev/null 2>&1 & PIDS+=($!)
+wait_port $ECHO; wait_port $SYNC; wait_port $QUEUE
+curl -sf -o /dev/null "http://127.0.0.1:$QUEUE/warm" || { echo "queue path does not answer" >&2; exit 1; }
+
+echo "== machine: $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== 1. throughput, wrk -t1 -c50 -d$DURATION, $ROUNDS rounds alternated; example-echo 64 slots, 0 ms work"
+printf "%-6s %-8s %10s %10s %10s %8s\n" round path req/s p50_ms p99_ms non2xx
+declare -A RPS
+for round in $(seq "$ROUNDS"); do
+    for path in sync queue; do
+        port=$SYNC; [ $path = queue ] && port=$QUEUE
+        out=$(wrk -t1 -c50 -d"$DURATION" --latency "http://127.0.0.1:$port/bench")
+        rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
+        p50=$(awk '$1=="50%"{print $2}' <<<"$out"); p99=$(awk '$1=="99%"{print $2}' <<<"$out")
+        non2xx=$(awk '/Non-2xx/{print $5}' <<<"$out"); non2xx=${non2xx:-0}
+        printf "%-6s %-8s %10s %10s %10s %8s\n" "$round" $path "$rps" "$p50" "$p99" "$non2xx"
+        RPS[$path]+="$rps "
+    done
+done
+median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+ms=$(median "${RPS[sync]}"); mq=$(median "${RPS[queue]}")
+echo "median req/s: sync $ms, queue $mq; queue/sync = $(awk -v q="$mq" -v s="$ms" 'BEGIN{printf "%.2f", q/s}')"
+
+echo "== 2. resident memory with $HELD requests waiting (wrk -t2 -c$HELD, RSS after 10 s)"
+"$BIN/holdline-load" upstream --listen 127.0.0.1:$UP --delay-ms 60000 >/dev/null 2>&1 & PIDS+=($!)
+gateway_config $HOLD 28194 "" held 120s > "$WORK/hold.toml"
+"$BIN/gateway" --config "$WORK/hold.toml" >/dev/null 2>&1 & GW=$!; PIDS+=($GW)
+cat > "$WORK/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections 30000; }
+worker_rlimit_nofile 20000;
+http {
+  access_log off;
+  upstream svc { server 127.0.0.1:$UP; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NGINX;
+    location / { proxy_pass http://svc; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_read_timeout 120s; }
+  }
+}
+CONF
+nginx -c "$WORK/nginx.conf" >/dev/null 2>&1 & PIDS+=($!)
+cat > "$WORK/haproxy.cfg" <<CONF
+global
+  nbthread 1
+  maxconn 19000
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 120s
+  timeout server 120s
+  timeout queue 120s
+frontend fe
+  bind 127.0.0.1:$HAPROXY
+  default_backend be
+backend be
+  server s1 127.0.0.1:$UP maxconn 64
+CONF
+haproxy -f "$WORK/haproxy.cfg" >/dev/null 2>&1 & HAP=$!; PIDS+=($HAP)
+wait_port $UP; wait_port $HOLD; wait_port $NGINX; wait_port $HAPROXY
+sleep 1
+NGW=$(pgrep -P "$(cat "$WORK/nginx.pid")" | head -1)
+printf "%-8s %10s %10s %16s\n" target idle_MB held_MB KB_per_request
+for target in gateway:$GW:$HOLD nginx:$NGW:$NGINX haproxy:$HAP:$HAPROXY; do
+    IFS=: read -r name pid port <<<"$target"
+    idle=$(rss_kb "$pid")
+    wrk -t2 -c"$HELD" -d14s --timeout 100s "http://127.0.0.1:$port/held" >/dev/null 2>&1 & WRK=$!
+    sleep 10
+    held=$(rss_kb "$pid")
+    kill $WRK 2>/dev/null; wait $WRK 2>/dev/null || true
+    printf "%-8s %10.1f %10.1f %16.1f\n" "$name" "$(bc -l <<<"$idle/1024")" "$(bc -l <<<"$held/1024")" "$(bc -l <<<"($held-$idle)/$HELD")"
+    sleep 2
+done

@@ -1,0 +1,233 @@
+#!/usr/bin/env bash
+# The sync-proxy benchmark: the gateway against nginx and haproxy as plain reverse proxies.
+#
+# A trivial upstream (`holdline-load upstream`, 200 "ok" at once) listens on 127.0.0.1:18080;
+# the gateway (workers = 1) on 18083, nginx on 18081 and haproxy on 18082 proxy to it, with the
+# reference configs of /work/shared/peers copied and adapted into a temporary directory. Each is
+# driven by the same `wrk -t1 -c50 -d5s`, alternating between them for several rounds, and the
+# script prints requests/s, p50 and p99 per run, the medians, the ratios gateway/nginx and
+# gateway/haproxy, and the machine.
+#
+# Usage: tests/load/bench-sync.sh [--rounds N] [--duration 5s] [--connections 50]
+#                                 [--upstream-delay-ms N] [--upstream-capacity N]
+#                                 [--skip-gateway] [--skip-build] [--peers DIR] [--base-port 18080]
+# --base-port moves all five ports (upstream +0, nginx +1, haproxy +2, gateway +3, its admin +13)
+# when the usual ones are taken.
+# Run from anywhere; it builds the release binaries first unless --skip-build.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+PEERS="${PEERS:-$ROOT/../shared/peers}"
+ROUNDS=3
+DURATION=5s
+CONNECTIONS=50
+UPSTREAM_DELAY_MS=0
+UPSTREAM_CAPACITY=""
+SKIP_GATEWAY=0
+SKIP_BUILD=0
+BASE_PORT=18080
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --rounds) ROUNDS="$2"; shift 2 ;;
+        --duration) DURATION="$2"; shift 2 ;;
+        --connections) CONNECTIONS="$2"; shift 2 ;;
+        --upstream-delay-ms) UPSTREAM_DELAY_MS="$2"; shift 2 ;;
+        --upstream-capacity) UPSTREAM_CAPACITY="$2"; shift 2 ;;
+        --skip-gateway) SKIP_GATEWAY=1; shift ;;
+        --skip-build) SKIP_BUILD=1; shift ;;
+        --peers) PEERS="$2"; shift 2 ;;
+        --base-port) BASE_PORT="$2"; shift 2 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+done
+if [ "$ROUNDS" -lt 3 ]; then
+    echo "at least 3 rounds, so that a median means something" >&2
+    exit 2
+fi
+
+UPSTREAM_PORT=$BASE_PORT
+NGINX_PORT=$((BASE_PORT + 1))
+HAPROXY_PORT=$((BASE_PORT + 2))
+GATEWAY_PORT=$((BASE_PORT + 3))
+GATEWAY_ADMIN_PORT=$((BASE_PORT + 13))
+
+# --- tools ---------------------------------------------------------------------------------
+missing=()
+for tool in nginx haproxy wrk; do
+    command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "== installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+export PATH="$PATH:/usr/sbin"
+
+if [ "$SKIP_BUILD" -eq 0 ]; then
+    echo "== building release binaries"
+    if [ "$SKIP_GATEWAY" -eq 1 ]; then
+        (cd "$ROOT" && cargo build --release -q -p holdline-load)
+    else
+        (cd "$ROOT" && cargo build --release -q -p holdline-gateway -p holdline-load)
+    fi
+fi
+LOAD_BIN="$ROOT/target/release/holdline-load"
+GATEWAY_BIN="$ROOT/target/release/gateway"
+[ -x "$LOAD_BIN" ] || { echo "missing $LOAD_BIN" >&2; exit 2; }
+if [ "$SKIP_GATEWAY" -eq 0 ] && [ ! -x "$GATEWAY_BIN" ]; then
+    echo "missing $GATEWAY_BIN (build it, or pass --skip-gateway)" >&2
+    exit 2
+fi
+for f in nginx.conf haproxy.cfg; do
+    [ -f "$PEERS/$f" ] || { echo "missing $PEERS/$f (set --peers DIR)" >&2; exit 2; }
+done
+
+# --- processes -----------------------------------------------------------------------------
+WORK="$(mktemp -d /tmp/holdline-bench.XXXXXX)"
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_port() {
+    for _ in $(seq 1 250); do
+        port_busy "$1" && return 0
+        sleep 0.02
+    done
+    echo "nothing listens on 127.0.0.1:$1 after 5 s; logs in $WORK" >&2
+    exit 1
+}
+for p in $UPSTREAM_PORT $NGINX_PORT $HAPROXY_PORT $GATEWAY_PORT $GATEWAY_ADMIN_PORT; do
+    if port_busy "$p"; then
+        echo "port $p is already in use" >&2
+        exit 2
+    fi
+done
+
+upstream_args=(upstream --listen "127.0.0.1:$UPSTREAM_PORT" --delay-ms "$UPSTREAM_DELAY_MS")
+[ -n "$UPSTREAM_CAPACITY" ] && upstream_args+=(--capacity "$UPSTREAM_CAPACITY")
+"$LOAD_BIN" "${upstream_args[@]}" >"$WORK/upstream.log" 2>&1 &
+PIDS+=($!)
+wait_port $UPSTREAM_PORT
+
+# nginx: the peer config with its pid and error log moved into the work directory.
+sed -e "s|/tmp/lab-nginx.pid|$WORK/nginx.pid|" \
+    -e "s|/tmp/lab-nginx-error.log|$WORK/nginx-error.log|" \
+    -e "s|127.0.0.1:18081|127.0.0.1:$NGINX_PORT|" \
+    -e "s|127.0.0.1:18080|127.0.0.1:$UPSTREAM_PORT|" \
+    "$PEERS/nginx.conf" >"$WORK/nginx.conf"
+nginx -p "$WORK" -c "$WORK/nginx.conf" >"$WORK/nginx.log" 2>&1 &
+PIDS+=($!)
+
+# haproxy: the peer config; the server's maxconn follows the upstream's capacity when it has one.
+sed -e "s|127.0.0.1:18082|127.0.0.1:$HAPROXY_PORT|" \
+    -e "s|127.0.0.1:18080|127.0.0.1:$UPSTREAM_PORT|" \
+    "$PEERS/haproxy.cfg" >"$WORK/haproxy.cfg"
+if [ -n "$UPSTREAM_CAPACITY" ]; then
+    sed -i -E "s/(server s1 [^ ]+ maxconn )[0-9]+/\1$UPSTREAM_CAPACITY/" "$WORK/haproxy.cfg"
+fi
+haproxy -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
+PIDS+=($!)
+
+TARGETS=(nginx haproxy)
+declare -A PORT=([nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT [gateway]=$GATEWAY_PORT)
+if [ "$SKIP_GATEWAY" -eq 0 ]; then
+    cat >"$WORK/gateway.toml" <<EOF
+# Written by bench-sync.sh: one worker, a plain proxy to the upstream, no queue.
+workers = 1
+
+[listen]
+http = "127.0.0.1:$GATEWAY_PORT"
+
+[admin]
+listen = "127.0.0.1:$GATEWAY_ADMIN_PORT"
+
+[services.bench]
+endpoints = ["http://127.0.0.1:$UPSTREAM_PORT"]
+
+[[routes]]
+prefix = "/"
+service = "bench"
+strip_prefix = false
+EOF
+    RUST_LOG=warn "$GATEWAY_BIN" --config "$WORK/gateway.toml" >"$WORK/gateway.log" 2>&1 &
+    PIDS+=($!)
+    TARGETS=(gateway nginx haproxy)
+fi
+for t in "${TARGETS[@]}"; do
+    wait_port "${PORT[$t]}"
+    # Every target must answer 200 before it is measured.
+    code="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${PORT[$t]}/" || true)"
+    if [ "$code" != "200" ]; then
+        echo "$t answers $code instead of 200; logs in $WORK" >&2
+        exit 1
+    fi
+done
+
+# --- measurement ---------------------------------------------------------------------------
+# wrk prints latency with a unit (us, ms, s); everything here is in milliseconds.
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
+        printf "%.3f", n }'
+}
+RESULTS="$WORK/results.tsv"
+: >"$RESULTS"
+run_wrk() { # target duration -> "req/s p50_ms p99_ms"
+    local out
+    out="$(wrk -t1 -c"$CONNECTIONS" -d"$2" --latency "http://127.0.0.1:${PORT[$1]}/")"
+    local rps p50 p99 errors
+    rps="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
+    p50="$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")"
+    p99="$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")"
+    errors="$(awk '/Non-2xx or 3xx responses:/ {print $5}' <<<"$out")"
+    echo "$rps $p50 $p99 ${errors:-0}"
+}
+
+echo "== machine: $(nproc) x $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r)"
+echo "== load: wrk -t1 -c$CONNECTIONS -d$DURATION, $ROUNDS rounds, targets in turn: ${TARGETS[*]}"
+echo "== upstream: holdline-load upstream, delay ${UPSTREAM_DELAY_MS} ms, capacity ${UPSTREAM_CAPACITY:-unlimited}"
+for t in "${TARGETS[@]}"; do
+    run_wrk "$t" 1s >/dev/null # warm-up: connections, caches, the kernel's socket buffers
+done
+printf '%-6s %-8s %12s %10s %10s %8s\n' round target "req/s" "p50 ms" "p99 ms" non-2xx
+for round in $(seq 1 "$ROUNDS"); do
+    for t in "${TARGETS[@]}"; do
+        read -r rps p50 p99 errors < <(run_wrk "$t" "$DURATION")
+        printf '%-6s %-8s %12.0f %10.3f %10.3f %8s\n' "$round" "$t" "$rps" "$p50" "$p99" "$errors"
+        printf '%s\t%s\t%s\t%s\n' "$t" "$rps" "$p50" "$p99" >>"$RESULTS"
+    done
+done
+
+median() { # target column
+    awk -F'\t' -v t="$1" -v c="$2" '$1 == t {print $c}' "$RESULTS" | sort -g |
+        awk '{v[NR] = $1} END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+echo
+echo "== medians"
+printf '%-8s %12s %10s %10s\n' target "req/s" "p50 ms" "p99 ms"
+declare -A MED_RPS MED_P99
+for t in "${TARGETS[@]}"; do
+    MED_RPS[$t]="$(median "$t" 2)"
+    MED_P99[$t]="$(median "$t" 4)"
+    printf '%-8s %12.0f %10.3f %10.3f\n' "$t" "${MED_RPS[$t]}" "$(median "$t" 3)" "${MED_P99[$t]}"
+done
+if [ "$SKIP_GATEWAY" -eq 0 ]; then
+    echo
+    echo "== ratios (gateway / peer): req/s higher is better, p99 lower is better"
+    for peer in nginx haproxy; do
+        awk -v g="${MED_RPS[gateway]}" -v p="${MED_RPS[$peer]}" -v gl="${MED_P99[gateway]}" -v pl="${MED_P99[$peer]}" \
+            -v name="$peer" 'BEGIN { printf "gateway/%-8s req/s %.3f   p99 %.3f\n", name, g / p, (pl > 0 ? gl / pl : 0) }'
+    done
+fi

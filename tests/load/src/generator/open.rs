@@ -1,0 +1,44 @@
+//! The open model's send loop: each request goes out at its absolute deadline, however the
+//! earlier ones fare, and its latency counts from that deadline.
+
+use super::{Ctx, request};
+use crate::schedule::Schedule;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio_util::task::TaskTracker;
+
+/// Sends not sleeping in a row before the loop yields, so that when it runs behind schedule
+/// the request tasks on the same thread still make progress.
+const YIELD_EVERY: u32 = 64;
+
+/// Sends every arrival of `schedule` (at most `max` of them); returns how many were left out
+/// by the cap.
+pub(super) async fn send(
+    schedule: &Schedule,
+    max: u64,
+    ctx: &Arc<Ctx>,
+    tracker: &TaskTracker,
+) -> u64 {
+    let mut without_sleep = 0u32;
+    for (issued, arrival) in (0u64..).zip(schedule.arrivals()) {
+        if issued >= max {
+            return schedule.total() - issued;
+        }
+        let due = ctx.start + arrival.due;
+        if due > Instant::now() {
+            tokio::time::sleep_until(due.into()).await;
+            without_sleep = 0;
+        } else {
+            without_sleep += 1;
+            if without_sleep >= YIELD_EVERY {
+                tokio::task::yield_now().await;
+                without_sleep = 0;
+            }
+        }
+        let sent = Instant::now();
+        let lag = sent.saturating_duration_since(due);
+        ctx.stats.lock().sent(arrival.phase, arrival.due, lag);
+        tracker.spawn(request(ctx.clone(), arrival.seq, arrival.phase, due, sent));
+    }
+    0
+}
