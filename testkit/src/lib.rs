@@ -19,17 +19,23 @@ impl RedisServer {
     /// # Panics
     /// If `redis-server` is not on `PATH` or does not come up within ten seconds.
     pub fn start() -> Self {
-        let port = free_port();
-        let dir =
-            std::env::temp_dir().join(format!("holdline-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("create redis dir");
-        let mut server = Self {
-            child: None,
-            port,
-            dir,
-        };
-        server.spawn();
-        server
+        for _ in 0..5 {
+            let port = free_port();
+            let dir =
+                std::env::temp_dir().join(format!("holdline-redis-{}-{port}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("create redis dir");
+            let mut server = Self {
+                child: None,
+                port,
+                dir,
+            };
+            // Another process may take the port between `free_port` and the server's bind; the
+            // server then exits and a new port is tried.
+            if server.spawn() {
+                return server;
+            }
+        }
+        panic!("redis-server could not bind a free port in five tries");
     }
 
     /// `redis://127.0.0.1:PORT`.
@@ -51,12 +57,18 @@ impl RedisServer {
     }
 
     /// Starts the server again on the same port after [`stop`](Self::stop).
+    ///
+    /// # Panics
+    /// If the port has been taken in the meantime.
     pub fn restart(&mut self) {
         self.stop();
-        self.spawn();
+        assert!(self.spawn(), "port {} was taken meanwhile", self.port);
     }
 
-    fn spawn(&mut self) {
+    /// Starts the process and waits until it answers; `false` when it exited instead (its port
+    /// was taken). Readiness is judged by asking the server for its process id, so that another
+    /// server on the same port is never mistaken for this one.
+    fn spawn(&mut self) -> bool {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
@@ -66,9 +78,51 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server must be on PATH (apt-get install redis-server)");
+        let pid = child.id();
         self.child = Some(child);
-        wait_for_port(self.port, Duration::from_secs(10));
+        let start = Instant::now();
+        loop {
+            let child = self.child.as_mut().expect("just spawned");
+            if let Ok(Some(_)) = child.try_wait() {
+                self.child = None;
+                return false;
+            }
+            if server_pid(self.port) == Some(pid) {
+                return true;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "redis-server on port {} did not answer within ten seconds",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
+}
+
+/// The `process_id` a Redis server on `port` reports, if one answers.
+fn server_pid(port: u16) -> Option<u32> {
+    use std::io::{Read, Write};
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(100)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .ok()?;
+    stream.write_all(b"INFO server\r\n").ok()?;
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 4096];
+    // The reply is one bulk string; `process_id` sits in its first few hundred bytes.
+    while !String::from_utf8_lossy(&reply).contains("run_id:") {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        reply.extend_from_slice(&chunk[..n]);
+    }
+    String::from_utf8_lossy(&reply)
+        .lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 impl Drop for RedisServer {
@@ -176,11 +230,22 @@ impl Drop for Process {
 }
 
 /// A port on 127.0.0.1 that was free a moment ago.
+///
+/// Never returns the same port twice in one process, so two tests running in parallel cannot be
+/// handed one port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral port")
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("bind an ephemeral port");
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
 /// Blocks until something accepts TCP connections on `127.0.0.1:port`.
