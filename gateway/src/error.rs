@@ -87,11 +87,11 @@ impl ProxyError {
 }
 
 /// Classifies a failure of the upstream client: connect errors mean the request was not sent.
-pub(crate) fn classify_client_error(error: hyper_util::client::legacy::Error) -> ProxyError {
-    if error.is_connect() {
-        ProxyError::Connect(error.into())
-    } else {
-        ProxyError::Upstream(error.into())
+pub(crate) fn classify_client_error(error: crate::upstream::ClientError) -> ProxyError {
+    use crate::upstream::ClientError;
+    match error {
+        ClientError::Connect(error) => ProxyError::Connect(Box::new(error)),
+        ClientError::Exchange(error) => ProxyError::Upstream(Box::new(error)),
     }
 }
 

@@ -67,7 +67,14 @@ where
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let access = self
             .access_log
-            .then(|| (request.method().clone(), request.uri().clone()));
+            // An owned copy: the parsed URI shares the connection's read buffer, which a call
+            // held for long (queue delivery) should not keep alive.
+            .then(|| {
+                (
+                    request.method().clone(),
+                    Box::from(request.uri().to_string()),
+                )
+            });
         ObserveFuture {
             inner: self.inner.call(request),
             started: Instant::now(),
@@ -84,7 +91,7 @@ pin_project_lite::pin_project! {
         inner: F,
         started: Instant,
         metrics: Arc<Metrics>,
-        access: Option<(http::Method, http::Uri)>,
+        access: Option<(http::Method, Box<str>)>,
     }
 }
 
@@ -112,7 +119,7 @@ fn record(
     metrics: &Metrics,
     response: &Response<Body>,
     elapsed: std::time::Duration,
-    access: Option<(http::Method, http::Uri)>,
+    access: Option<(http::Method, Box<str>)>,
 ) {
     let outcome = response.extensions().get::<Outcome>();
     let route = outcome.and_then(|o| o.route.as_deref()).unwrap_or("");

@@ -4,13 +4,13 @@
 //! not ready, lets in-flight requests finish within the grace period, and returns.
 
 mod accept;
+mod protocol;
 mod tls;
 
 use crate::config::Config;
 use crate::state::Shared;
 use crate::{admin, reload};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-use hyper_util::server::conn::auto;
+use protocol::Protocols;
 use std::future::Future;
 use std::io;
 use std::path::PathBuf;
@@ -87,7 +87,7 @@ impl Gateway {
         let stop_accepting = CancellationToken::new();
         let stop_admin = CancellationToken::new();
         let graceful = Arc::new(hyper_util::server::graceful::GracefulShutdown::new());
-        let builder = Arc::new(http_builder(&config));
+        let protocols = Arc::new(Protocols::new(&config));
         let connections = Arc::new(tokio::sync::Semaphore::new(config.limits.max_connections));
         let mut tasks = tokio::task::JoinSet::new();
         if let Some(listener) = self.listeners.http {
@@ -95,7 +95,7 @@ impl Gateway {
                 listener,
                 tls: None,
                 shared: self.shared.clone(),
-                builder: builder.clone(),
+                protocols: protocols.clone(),
                 graceful: graceful.clone(),
                 connections: connections.clone(),
                 stop: stop_accepting.clone(),
@@ -108,7 +108,7 @@ impl Gateway {
                 listener,
                 tls: Some(acceptor),
                 shared: self.shared.clone(),
-                builder: builder.clone(),
+                protocols: protocols.clone(),
                 graceful: graceful.clone(),
                 connections: connections.clone(),
                 stop: stop_accepting.clone(),
@@ -151,22 +151,4 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     Gateway::new(listeners, config).serve(shutdown).await
-}
-
-/// The connection builder: HTTP/1.1 and HTTP/2 on one port, with the client limits applied.
-fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(config.limits.header_read_timeout)
-        // hyper answers 431 when the request head does not fit this buffer.
-        .max_buf_size(config.limits.max_header_bytes.max(8192))
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(config.limits.max_header_bytes as u32)
-        .keep_alive_interval(Some(std::time::Duration::from_secs(30)));
-    builder
 }

@@ -3,7 +3,7 @@
 
 use crate::body::{self, Body};
 use crate::observe::ObserveLayer;
-use crate::proxy::{ConnInfo, Proxy, new_request_id};
+use crate::proxy::{ConnInfo, Proxy, X_REQUEST_ID, new_request_id};
 use crate::state::Shared;
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -38,8 +38,10 @@ pub fn build(
 + 'static {
     let access_log = shared.snapshot().config.log.access;
     ServiceBuilder::new()
-        // Box the client body first: every layer below sees one body type.
-        .map_request(|request: Request<Incoming>| request.map(body::boxed))
+        // Box the client body first: every layer below sees one body type. A client's own
+        // request id is copied out of the connection's read buffer, which the layers below keep
+        // referring to for as long as the call lasts (a held call can last minutes).
+        .map_request(|request: Request<Incoming>| own_request_id(request.map(body::boxed)))
         // Give every request an `x-request-id` (keeping the client's) before anything can fail,
         // so error bodies, logs and the upstream all carry the same id...
         .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
@@ -49,4 +51,14 @@ pub fn build(
         .layer(PropagateRequestIdLayer::x_request_id())
         // Route, forward, and map every failure to a response.
         .service(Proxy::new(shared, conn))
+}
+
+/// Replaces a client-supplied `x-request-id` with an owned copy of itself.
+fn own_request_id(mut request: Request<Body>) -> Request<Body> {
+    if let Some(value) = request.headers_mut().get_mut(&X_REQUEST_ID)
+        && let Ok(owned) = http::HeaderValue::from_bytes(value.as_bytes())
+    {
+        *value = owned;
+    }
+    request
 }

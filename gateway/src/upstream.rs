@@ -11,11 +11,12 @@ mod balance;
 mod client;
 mod endpoint;
 mod health;
+mod pool;
 mod resolve;
 mod url;
 
 pub use balance::{Lease, NoCapacity};
-pub(crate) use client::UpstreamClient;
+pub(crate) use client::{ClientError, UpstreamClient};
 pub use endpoint::Endpoint;
 pub use url::EndpointUrl;
 

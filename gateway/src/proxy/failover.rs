@@ -136,6 +136,8 @@ async fn enqueue(
         hold,
         respond_async: prefer.respond_async,
     };
+    // The parsed URI shares the connection's read buffer; a held call must not keep it.
+    drop(uri);
     let response = deliver(queue, service, request).await?;
     Ok(Served {
         response,

@@ -81,7 +81,7 @@ pub(crate) async fn forward(
         let sent = Instant::now();
         let result = tokio::time::timeout(
             config.first_byte_timeout,
-            upstream.client().request(request),
+            upstream.client().send(&endpoint, request),
         )
         .await;
         let response = match result {
@@ -175,19 +175,26 @@ fn rewrite(
         mut headers,
         ..
     } = head;
-    let mut target = http::uri::Parts::default();
-    target.scheme = Some(http::uri::Scheme::HTTP);
-    target.authority = Some(endpoint.authority().clone());
-    target.path_and_query = Some(upstream_path(&uri, route, endpoint.base_path()));
+    let path = upstream_path(&uri, route, endpoint.base_path());
     prepare_headers(&mut headers, &uri, conn, endpoint.host());
     let mut request = Request::new(body);
     *request.method_mut() = method;
-    // Scheme, authority and path are all present and each was parsed already.
-    *request.uri_mut() = Uri::from_parts(target).expect("complete upstream URI");
-    *request.version_mut() = match protocol {
-        UpstreamProtocol::Http1 => Version::HTTP_11,
-        UpstreamProtocol::H2 => Version::HTTP_2,
+    // HTTP/1.1 sends the origin form (`Host` carries the authority); h2 needs the scheme and the
+    // authority as pseudo-headers.
+    let (target, version) = match protocol {
+        UpstreamProtocol::Http1 => (Uri::from(path), Version::HTTP_11),
+        UpstreamProtocol::H2 => {
+            let mut target = http::uri::Parts::default();
+            target.scheme = Some(http::uri::Scheme::HTTP);
+            target.authority = Some(endpoint.authority().clone());
+            target.path_and_query = Some(path);
+            // Scheme, authority and path are all present and each was parsed already.
+            let uri = Uri::from_parts(target).expect("complete upstream URI");
+            (uri, Version::HTTP_2)
+        }
     };
+    *request.uri_mut() = target;
+    *request.version_mut() = version;
     *request.headers_mut() = headers;
     request
 }

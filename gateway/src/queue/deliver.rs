@@ -40,43 +40,32 @@ pub(crate) async fn deliver(
     }
     let started = Instant::now();
     let id = format!("{:032x}", rand::random::<u128>());
-    let now = unix_ms_now();
-    let ttl_ms = config.result_ttl.as_millis() as u64;
-    let queued = QueuedRequest {
-        id: id.clone(),
-        service: service.service.to_string(),
-        reply_to: (!request.respond_async).then(|| queue.reply_stream.clone()),
-        enqueued_ms: now,
-        deadline_ms: now + request.hold.as_millis() as u64 + ttl_ms,
-        result_ttl_ms: ttl_ms,
-        method: request.method,
-        uri: request.uri,
-        headers: request.headers,
-        body: request.body,
-    };
+    // Everything the request pinned (its head's bytes share the connection's read buffer) is
+    // dropped once it has been written into the pipeline: a held call keeps only the pipeline
+    // (to enqueue it again if Redis loses it) and its waiter.
+    let pipe = enqueue_pipeline(
+        service,
+        &id,
+        request.headers,
+        request.body,
+        EnqueueHead {
+            method: request.method,
+            uri: request.uri,
+            hold: request.hold,
+            reply_to: (!request.respond_async).then(|| queue.reply_stream.clone()),
+        },
+    );
     // Register before enqueueing, and only once the listener knows where the reply stream
     // ends, so that a fast reply cannot be missed.
     if !request.respond_async && !queue.replies.positioned(super::COMMAND_TIMEOUT).await {
         return Err(ProxyError::QueueUnavailable("redis is unreachable".into()));
     }
-    let mut pipe = redis::pipe();
-    pipe.cmd("XADD")
-        .arg(keys::request_stream(&service.service))
-        .arg("*");
-    for (field, value) in queued.to_fields() {
-        pipe.arg(field).arg(value);
-    }
-    pipe.ignore()
-        .cmd("SET")
-        .arg(keys::ticket_key(&service.service, &id))
-        .arg(1)
-        .arg("PX")
-        .arg(queued.deadline_ms - now)
-        .ignore();
     let waiter = (!request.respond_async)
         .then(|| queue.replies.register(&id, &service.service, pipe.clone()));
     let mut conn = queue.conn();
-    let enqueued: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
+    // Boxed: a held call's future should be sized for the wait, not for this one round trip.
+    let enqueued: redis::RedisResult<()> = Box::pin(pipe.query_async(&mut conn)).await;
+    drop(pipe);
     if let Err(error) = enqueued {
         tracing::warn!(service = %service.service, %error, "cannot enqueue");
         return Err(ProxyError::QueueUnavailable("redis is unreachable".into()));
@@ -112,6 +101,55 @@ pub(crate) async fn deliver(
         // The hold ran out (or the listener went away): the result will be fetchable.
         None => Ok(accepted(service, &id, started)),
     }
+}
+
+/// The parts of a queued request besides its headers and body.
+struct EnqueueHead {
+    method: Method,
+    uri: String,
+    hold: Duration,
+    reply_to: Option<String>,
+}
+
+/// The commands that enqueue a request: `XADD` to the service's stream and the result ticket
+/// that tells "pending" from "unknown" while it waits.
+fn enqueue_pipeline(
+    service: &ServiceQueue,
+    id: &str,
+    headers: HeaderMap,
+    body: Bytes,
+    head: EnqueueHead,
+) -> redis::Pipeline {
+    let config = service.config();
+    let now = unix_ms_now();
+    let ttl_ms = config.result_ttl.as_millis() as u64;
+    let queued = QueuedRequest {
+        id: id.to_owned(),
+        service: service.service.to_string(),
+        reply_to: head.reply_to,
+        enqueued_ms: now,
+        deadline_ms: now + head.hold.as_millis() as u64 + ttl_ms,
+        result_ttl_ms: ttl_ms,
+        method: head.method,
+        uri: head.uri,
+        headers,
+        body,
+    };
+    let mut pipe = redis::pipe();
+    pipe.cmd("XADD")
+        .arg(keys::request_stream(&service.service))
+        .arg("*");
+    for (field, value) in queued.to_fields() {
+        pipe.arg(field).arg(value);
+    }
+    pipe.ignore()
+        .cmd("SET")
+        .arg(keys::ticket_key(&service.service, id))
+        .arg(1)
+        .arg("PX")
+        .arg(queued.deadline_ms - now)
+        .ignore();
+    pipe
 }
 
 /// `202 Accepted` with the location of the result.

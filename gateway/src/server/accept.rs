@@ -1,12 +1,11 @@
 //! The accept loop: takes connections while under the connection limit, survives running out
 //! of file descriptors, and hands each connection to hyper.
 
+use super::protocol::{self, Protocols};
 use crate::proxy::ConnInfo;
 use crate::stack;
 use crate::state::Shared;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::io;
 use std::sync::Arc;
@@ -23,7 +22,7 @@ pub(super) struct AcceptLoop {
     pub(super) listener: TcpListener,
     pub(super) tls: Option<TlsAcceptor>,
     pub(super) shared: Arc<Shared>,
-    pub(super) builder: Arc<auto::Builder<TokioExecutor>>,
+    pub(super) protocols: Arc<Protocols>,
     pub(super) graceful: Arc<GracefulShutdown>,
     pub(super) connections: Arc<Semaphore>,
     pub(super) stop: CancellationToken,
@@ -63,7 +62,7 @@ pub(super) async fn accept_loop(l: AcceptLoop) {
         let _ = stream.set_nodelay(true);
         let conn = ConnInfo::new(remote, l.tls.is_some());
         let service = TowerToHyperService::new(stack::build(l.shared.clone(), conn));
-        let builder = l.builder.clone();
+        let protocols = l.protocols.clone();
         // A watcher, not a clone of the `GracefulShutdown`: `serve` takes the shutdown back out
         // of its `Arc` once the accept loops end, which open connections must not prevent.
         let watcher = l.graceful.watcher();
@@ -73,7 +72,7 @@ pub(super) async fn accept_loop(l: AcceptLoop) {
             None => {
                 tokio::spawn(async move {
                     let _permit = permit;
-                    serve(&builder, watcher, stream, service).await;
+                    protocols.serve_plain(watcher, stream, service).await;
                 });
             }
             Some(acceptor) => {
@@ -81,33 +80,19 @@ pub(super) async fn accept_loop(l: AcceptLoop) {
                     let _permit = permit;
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
                     {
-                        Ok(Ok(tls_stream)) => serve(&builder, watcher, tls_stream, service).await,
+                        Ok(Ok(tls_stream)) => {
+                            let alpn = tls_stream.get_ref().1.alpn_protocol();
+                            let negotiated = protocol::from_alpn(alpn);
+                            protocols
+                                .serve(negotiated, watcher, tls_stream, service)
+                                .await;
+                        }
                         Ok(Err(error)) => tracing::debug!(%remote, %error, "tls handshake failed"),
                         Err(_) => tracing::debug!(%remote, "tls handshake timed out"),
                     }
                 });
             }
         }
-    }
-}
-
-async fn serve<IO, S>(builder: &auto::Builder<TokioExecutor>, watcher: Watcher, io: IO, service: S)
-where
-    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    S: hyper::service::Service<
-            http::Request<hyper::body::Incoming>,
-            Response = http::Response<crate::body::Body>,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let connection = builder
-        .serve_connection(TokioIo::new(io), service)
-        .into_owned();
-    if let Err(error) = watcher.watch(connection).await {
-        tracing::debug!(%error, "connection ended with an error");
     }
 }
 

@@ -1,53 +1,227 @@
-//! The pooled HTTP client a service's requests go out on.
+//! The client a service's requests go out on: connections made with hyper's connection-level API
+//! and kept per endpoint ([`super::pool`]).
+//!
+//! hyper-util's pooled client did the same job, but for any host: it keyed its pool by scheme and
+//! authority behind locks, and built large futures per request. An [`Endpoint`] is already one
+//! socket address, so here a request goes straight to that endpoint's pool.
 
+use super::Endpoint;
+use super::pool::{H2Connect, H2Sender};
 use crate::body::Body;
 use crate::config::{ServiceConfig, UpstreamProtocol};
-use hyper_util::client::legacy::{Client, connect::HttpConnector};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use futures_util::FutureExt;
+use http::{Request, Response, Uri};
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::net::TcpStream;
 
-/// Keep-alive connections to one service's endpoints, HTTP/1.1 or h2 (prior knowledge).
-#[derive(Clone)]
+/// TCP keep-alive probes start after this long without traffic.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(30);
+/// h2 pings on an idle connection, so that a dead peer is noticed before a request needs it.
+const H2_KEEPALIVE: Duration = Duration::from_secs(20);
+
+/// How an exchange with an endpoint failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ClientError {
+    /// No connection could be made: the request was not sent.
+    #[error(transparent)]
+    Connect(Arc<io::Error>),
+    /// The exchange failed on an established connection; the request may have been sent.
+    #[error(transparent)]
+    Exchange(hyper::Error),
+}
+
+/// Sends requests to a service's endpoints, HTTP/1.1 or h2 (prior knowledge), over connections
+/// kept in each endpoint's pool.
 pub(crate) struct UpstreamClient {
-    inner: Client<HttpConnector, Body>,
+    protocol: UpstreamProtocol,
+    connect_timeout: Duration,
 }
 
 // === impl UpstreamClient ===
 
 impl UpstreamClient {
     pub(crate) fn new(config: &ServiceConfig) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.set_nodelay(true);
-        connector.set_keepalive(Some(Duration::from_secs(30)));
-        connector.enforce_http(true);
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(config.pool_max_idle_per_endpoint)
-            // The gateway decides about retries itself (only where the request surely was not
-            // processed); the pool's own retry covers just a reused connection closed before the
-            // request was written.
-            .retry_canceled_requests(true)
-            .set_host(false);
-        if config.protocol == UpstreamProtocol::H2 {
-            builder
-                .http2_only(true)
-                .http2_keep_alive_interval(Duration::from_secs(20))
-                .http2_keep_alive_while_idle(true)
-                .http2_adaptive_window(true);
-        }
         Self {
-            inner: builder.build(connector),
+            protocol: config.protocol,
+            connect_timeout: config.connect_timeout,
         }
     }
 
-    pub(crate) fn request(
+    /// Sends `request` to `endpoint` and returns the response head; the body streams.
+    ///
+    /// For HTTP/1.1 the request-target is sent in origin form (an absolute URI is cut down to its
+    /// path and query), for h2 the URI gets the endpoint as authority if it has none. The `Host`
+    /// header is sent as the caller set it.
+    ///
+    /// A request that a reused connection returned unsent (it closed while idle) is sent again on
+    /// another connection; nothing else is retried here.
+    pub(crate) async fn send(
         &self,
-        request: http::Request<Body>,
-    ) -> hyper_util::client::legacy::ResponseFuture {
-        self.inner.request(request)
+        endpoint: &Endpoint,
+        mut request: Request<Body>,
+    ) -> Result<Response<Incoming>, ClientError> {
+        match self.protocol {
+            UpstreamProtocol::Http1 => {
+                if request.uri().scheme().is_some() {
+                    *request.uri_mut() = origin_form(request.uri());
+                }
+                self.send_http1(endpoint, request).await
+            }
+            UpstreamProtocol::H2 => {
+                if request.uri().authority().is_none() {
+                    *request.uri_mut() = absolute_form(request.uri(), endpoint);
+                }
+                self.send_h2(endpoint, request).await
+            }
+        }
+    }
+
+    async fn send_http1(
+        &self,
+        endpoint: &Endpoint,
+        mut request: Request<Body>,
+    ) -> Result<Response<Incoming>, ClientError> {
+        let pool = endpoint.pool();
+        loop {
+            let (mut sender, reused) = match pool.checkout_http1() {
+                Some(sender) => (sender, true),
+                // Boxed: the hot path's future stays small.
+                None => (Box::pin(self.connect_http1(endpoint.addr())).await?, false),
+            };
+            match sender.try_send_request(request).await {
+                Ok(response) => {
+                    pool.release_http1(sender);
+                    return Ok(response);
+                }
+                Err(mut error) => match error.take_message() {
+                    Some(unsent) if reused => {
+                        tracing::debug!(endpoint = %endpoint.addr(), error = %error.error(), "pooled connection closed, sending on another");
+                        request = unsent;
+                    }
+                    _ => return Err(ClientError::Exchange(error.into_error())),
+                },
+            }
+        }
+    }
+
+    async fn send_h2(
+        &self,
+        endpoint: &Endpoint,
+        mut request: Request<Body>,
+    ) -> Result<Response<Incoming>, ClientError> {
+        let pool = endpoint.pool();
+        let mut stale = None;
+        loop {
+            let (generation, mut sender) = match pool.checkout_h2().filter(|_| stale.is_none()) {
+                Some(found) => found,
+                None => Box::pin(pool.connect_h2(stale, || self.connect_h2(endpoint.addr())))
+                    .await
+                    .map_err(ClientError::Connect)?,
+            };
+            match sender.try_send_request(request).await {
+                Ok(response) => return Ok(response),
+                Err(mut error) => match error.take_message() {
+                    // A connection is replaced once; one that fails a request it just carried
+                    // returns that request's error.
+                    Some(unsent) if stale.is_none() => {
+                        tracing::debug!(endpoint = %endpoint.addr(), error = %error.error(), "h2 connection closed, reconnecting");
+                        stale = Some(generation);
+                        request = unsent;
+                    }
+                    _ => return Err(ClientError::Exchange(error.into_error())),
+                },
+            }
+        }
+    }
+
+    async fn connect_http1(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<http1::SendRequest<Body>, ClientError> {
+        let io = self
+            .connect_tcp(addr)
+            .await
+            .map_err(|e| ClientError::Connect(Arc::new(e)))?;
+        let (sender, connection) = http1::handshake(io).await.map_err(ClientError::Exchange)?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%addr, %error, "upstream connection failed");
+            }
+        });
+        Ok(sender)
+    }
+
+    fn connect_h2(&self, addr: SocketAddr) -> H2Connect {
+        let tcp = self.connect_tcp(addr);
+        async move {
+            let io = tcp.await?;
+            let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .keep_alive_interval(H2_KEEPALIVE)
+                .keep_alive_while_idle(true)
+                .adaptive_window(true)
+                .handshake(io)
+                .await
+                .map_err(io::Error::other)?;
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(%addr, %error, "upstream h2 connection failed");
+                }
+            });
+            Ok::<H2Sender, io::Error>(sender)
+        }
+        .map(|result| result.map_err(Arc::new))
+        .boxed()
+    }
+
+    /// Connects within the connect timeout, with Nagle off (requests and responses are written
+    /// whole) and TCP keep-alive on (a vanished peer is noticed even on an idle connection).
+    fn connect_tcp(
+        &self,
+        addr: SocketAddr,
+    ) -> impl Future<Output = io::Result<TokioIo<TcpStream>>> + Send + 'static {
+        let timeout = self.connect_timeout;
+        async move {
+            let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+                .await
+                .map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("connect to {addr} timed out after {timeout:?}"),
+                    )
+                })??;
+            stream.set_nodelay(true)?;
+            socket2::SockRef::from(&stream)
+                .set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE))?;
+            Ok(TokioIo::new(stream))
+        }
     }
 }
+
+/// The path and query of an absolute URI, as an HTTP/1.1 request-target.
+fn origin_form(uri: &Uri) -> Uri {
+    uri.path_and_query()
+        .map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()))
+}
+
+/// An origin-form URI completed with the endpoint as authority, as h2 requires.
+fn absolute_form(uri: &Uri, endpoint: &Endpoint) -> Uri {
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(http::uri::Scheme::HTTP);
+    parts.authority = Some(endpoint.authority().clone());
+    parts.path_and_query = Some(
+        uri.path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+    );
+    Uri::from_parts(parts).expect("scheme, authority and path are all set")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,5 +1,6 @@
 //! One endpoint's live state: in-flight count, peak-EWMA latency, outlier ejection and health.
 
+use super::pool::Pool;
 use super::url::EndpointUrl;
 use crate::config::ServiceConfig;
 use crate::metrics::Metrics;
@@ -47,6 +48,8 @@ pub struct Endpoint {
     inflight_gauge: prometheus::IntGauge,
     healthy_gauge: prometheus::IntGauge,
     ejected_gauge: prometheus::IntGauge,
+    /// Idle connections to this address.
+    pool: Pool,
 }
 
 // === impl Endpoint ===
@@ -96,6 +99,7 @@ impl Endpoint {
             ejected_gauge: metrics
                 .endpoint_ejected
                 .with_label_values(&[service, &label]),
+            pool: Pool::new(config.pool_max_idle_per_endpoint),
         };
         endpoint.healthy_gauge.set(1);
         endpoint
@@ -125,6 +129,11 @@ impl Endpoint {
 
     pub(crate) fn host(&self) -> &str {
         &self.host
+    }
+
+    /// The connections kept open to this address.
+    pub(super) fn pool(&self) -> &Pool {
+        &self.pool
     }
 
     /// Requests in flight to this endpoint now.
@@ -219,10 +228,12 @@ impl Endpoint {
         self.healthy_gauge.set(i64::from(healthy));
     }
 
-    /// Marks an endpoint that left the set (DNS no longer returns it): no new requests.
+    /// Marks an endpoint that left the set (DNS no longer returns it): no new requests, and its
+    /// idle connections are closed.
     pub(super) fn retire(&self) {
         self.retired.store(true, Relaxed);
         self.healthy_gauge.set(0);
+        self.pool.close();
     }
 
     fn now_ns(&self) -> u64 {

@@ -26,8 +26,9 @@ pub(super) fn spawn(upstream: &Arc<Upstream>, check: HealthCheck) {
                     .header(http::header::USER_AGENT, "holdline-health-check")
                     .body(body::empty())
                     .expect("valid health check request");
+                let exchange = upstream.client().send(endpoint, request);
                 let passed = matches!(
-                    tokio::time::timeout(check.timeout, upstream.client().request(request)).await,
+                    tokio::time::timeout(check.timeout, exchange).await,
                     Ok(Ok(response)) if response.status().is_success()
                 );
                 let streak = streaks.entry(endpoint.addr()).or_insert(0);

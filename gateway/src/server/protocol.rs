@@ -1,0 +1,183 @@
+//! HTTP/1.1 and HTTP/2 on one port: which one a connection speaks, and serving it.
+//!
+//! A plain connection is HTTP/2 when it opens with the client preface (h2c with prior
+//! knowledge); the bytes are *peeked*, not read, so hyper's HTTP/1 parser later reads the whole
+//! request head in one go. A TLS connection speaks what ALPN negotiated.
+//!
+//! Why not hyper-util's `auto` builder: it reads the first bytes itself and replays them, so the
+//! HTTP/1 parser first sees a fragment of the head and then grows its read buffer from 8 to
+//! 16 KiB for every connection; and its connection type is sized for the larger HTTP/2 state
+//! even when the connection speaks HTTP/1. Both matter for a call held for seconds while it
+//! waits in the queue, when thousands of them are open at once. Each protocol's connection is
+//! boxed here, so a connection costs what its own protocol needs.
+
+use crate::config::Config;
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::Watcher;
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+/// The HTTP/2 connection preface a prior-knowledge client opens with (RFC 9113 section 3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The protocol a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Protocol {
+    Http1,
+    Http2,
+}
+
+/// Connection settings for both protocols, with the client limits applied.
+pub(super) struct Protocols {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+    /// How long a client may take to send its request head (and so its first bytes).
+    header_read_timeout: Duration,
+}
+
+// === impl Protocols ===
+
+impl Protocols {
+    pub(super) fn new(config: &Config) -> Self {
+        let mut http1 = http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(config.limits.header_read_timeout)
+            // hyper answers 431 when the request head does not fit this buffer.
+            .max_buf_size(config.limits.max_header_bytes.max(8192))
+            .keep_alive(true);
+        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .max_header_list_size(config.limits.max_header_bytes as u32)
+            .keep_alive_interval(Some(Duration::from_secs(30)));
+        Self {
+            http1,
+            http2,
+            header_read_timeout: config.limits.header_read_timeout,
+        }
+    }
+
+    /// Serves a plain TCP connection in whichever protocol it opens with. A client that sends
+    /// nothing within the header read timeout is disconnected.
+    pub(super) async fn serve_plain<S>(&self, watcher: Watcher, stream: TcpStream, service: S)
+    where
+        S: HttpService,
+    {
+        match tokio::time::timeout(self.header_read_timeout, sniff(&stream)).await {
+            Ok(Ok(Some(protocol))) => self.serve(protocol, watcher, stream, service).await,
+            Ok(Ok(None)) => {}
+            Ok(Err(error)) => tracing::debug!(%error, "connection failed before its first request"),
+            Err(_) => tracing::debug!("client sent nothing within the header read timeout"),
+        }
+    }
+
+    /// Serves a connection whose protocol is known.
+    pub(super) async fn serve<IO, S>(
+        &self,
+        protocol: Protocol,
+        watcher: Watcher,
+        io: IO,
+        service: S,
+    ) where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+        S: HttpService,
+    {
+        let io = TokioIo::new(io);
+        let result = match protocol {
+            Protocol::Http1 => {
+                let connection = self.http1.serve_connection(io, service);
+                Box::pin(watcher.watch(connection)).await
+            }
+            Protocol::Http2 => {
+                let connection = self.http2.serve_connection(io, service);
+                Box::pin(watcher.watch(connection)).await
+            }
+        };
+        if let Err(error) = result {
+            tracing::debug!(%error, "connection ended with an error");
+        }
+    }
+}
+
+/// The service type both protocols serve.
+pub(super) trait HttpService:
+    hyper::service::Service<
+        http::Request<hyper::body::Incoming>,
+        Response = http::Response<crate::body::Body>,
+        Error = std::convert::Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> HttpService for S where
+    S: hyper::service::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<crate::body::Body>,
+            Error = std::convert::Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
+/// The protocol a TLS connection negotiated with ALPN; HTTP/1.1 when none was.
+pub(super) fn from_alpn(alpn: Option<&[u8]>) -> Protocol {
+    match alpn {
+        Some(b"h2") => Protocol::Http2,
+        _ => Protocol::Http1,
+    }
+}
+
+/// Looks at a connection's first bytes without consuming them; `None` when the client closed
+/// before sending anything.
+async fn sniff(stream: &TcpStream) -> std::io::Result<Option<Protocol>> {
+    let mut buf = [0u8; H2_PREFACE.len()];
+    loop {
+        let n = stream.peek(&mut buf).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if let Some(protocol) = classify(&buf[..n]) {
+            return Ok(Some(protocol));
+        }
+        // Only a client that has sent part of the HTTP/2 preface gets here (every HTTP/1
+        // method differs from it within two bytes); the rest of it is on its way. `peek`
+        // would return the same bytes at once, so wait a moment rather than spin.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// The protocol the first `bytes` of a connection show, if they are enough to tell.
+fn classify(bytes: &[u8]) -> Option<Protocol> {
+    if !H2_PREFACE.starts_with(bytes) {
+        Some(Protocol::Http1)
+    } else if bytes.len() == H2_PREFACE.len() {
+        Some(Protocol::Http2)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tells_the_protocols_apart_from_the_first_bytes() {
+        assert_eq!(classify(b"GET / HTTP/1.1\r\n"), Some(Protocol::Http1));
+        assert_eq!(classify(b"PO"), Some(Protocol::Http1));
+        assert_eq!(classify(b"PRI * HTTP/1.1\r\n"), Some(Protocol::Http1));
+        assert_eq!(classify(H2_PREFACE), Some(Protocol::Http2));
+        assert_eq!(classify(b"P"), None);
+        assert_eq!(classify(&H2_PREFACE[..10]), None);
+        assert_eq!(from_alpn(Some(b"h2")), Protocol::Http2);
+        assert_eq!(from_alpn(Some(b"http/1.1")), Protocol::Http1);
+        assert_eq!(from_alpn(None), Protocol::Http1);
+    }
+}
