@@ -1,16 +1,18 @@
 //! One request exchange with the system under test: send, follow a `202` to its result, verify
 //! the answer, and classify what happened as an [`Outcome`].
 //!
-//! Connections come from [`Pool`], which opens a new one whenever every pooled one is busy, so
-//! the number of requests in flight is never capped by the tool: a gateway that holds calls
-//! while it queues sees every one of them.
+//! Requests go out through [`Wire`] and result polls through [`Pool`]; both open a new
+//! connection whenever every pooled one is busy, so the number of requests in flight is never
+//! capped by the tool: a gateway that holds calls while it queues sees every one of them.
 
 use crate::identity::{RunIds, VerifyMode};
 use crate::outcome::{Lost, Outcome, ServedPath};
 use crate::pool::{Body, Pool, SendError};
+use crate::wire::{Wire, WireError};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode, Uri, header};
-use http_body_util::{Either, Empty, Full};
+use http_body_util::{Either, Empty};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where and how requests are sent.
@@ -36,6 +38,12 @@ pub struct Exchange {
     pool: Pool,
     target: Target,
     ids: RunIds,
+    /// Worked out once, not per request: `host:port` of the target, the same as a `Host`
+    /// header, and the request path as a URI.
+    wire: Wire,
+    /// Request line and fixed headers up to the request id's value; `None` when the method or
+    /// path cannot be sent.
+    head: Option<Arc<[u8]>>,
 }
 
 /// A classified answer.
@@ -57,7 +65,27 @@ const POLL_MIN: Duration = Duration::from_millis(20);
 impl Exchange {
     /// An exchange for `target` over connections from `pool`, naming requests with `ids`.
     pub fn new(pool: Pool, target: Target, ids: RunIds) -> Self {
-        Self { pool, target, ids }
+        let authority = authority(&target.base);
+        let wire = Wire::new(&authority);
+        // The same checks the request builder made: a valid method token and an origin-form
+        // path that parses as a URI, with no byte that would break the request line.
+        let path_ok = target.path.starts_with('/')
+            && target.path.parse::<Uri>().is_ok()
+            && !target.path.bytes().any(|b| b <= b' ' || b == 0x7f);
+        let head = path_ok.then(|| {
+            let head = format!(
+                "{} {} HTTP/1.1\r\nhost: {authority}\r\ncontent-type: text/plain\r\nx-request-id: ",
+                target.method, target.path
+            );
+            Arc::from(head.into_bytes())
+        });
+        Self {
+            pool,
+            target,
+            ids,
+            wire,
+            head,
+        }
     }
 
     /// The target.
@@ -73,33 +101,44 @@ impl Exchange {
     /// Sends request `seq` and follows it to its final answer. The caller bounds it with the
     /// request timeout.
     pub async fn run(&self, seq: u64) -> Answer {
-        let id = self.ids.id(seq);
-        let body = Bytes::from(self.ids.body(seq, self.target.body_bytes));
-        let request = Request::builder()
-            .method(self.target.method.clone())
-            .uri(self.target.path.as_str())
-            .header(header::HOST, authority(&self.target.base))
-            .header("x-request-id", &id)
-            .header(header::CONTENT_TYPE, "text/plain")
-            .body(Either::Left(Full::new(body.clone())));
-        let request = match request {
-            Ok(r) => r,
-            Err(_) => return answer(Outcome::SendFailed, ServedPath::Unmarked),
+        let (body, id_len) = self.ids.body_bytes(seq, self.target.body_bytes);
+        let Some(head) = &self.head else {
+            return answer(Outcome::SendFailed, ServedPath::Unmarked);
         };
-        let (status, headers, answer_body) = match self.send(&self.target.base, request).await {
-            Ok(parts) => parts,
-            Err(outcome) => return answer(outcome, ServedPath::Unmarked),
+        let written = self
+            .wire
+            .exchange(self.target.method == Method::HEAD, |out| {
+                // The whole request in one buffer and one write; the id header is the start of
+                // the body.
+                out.extend_from_slice(head);
+                out.extend_from_slice(&body[..id_len]);
+                out.extend_from_slice(b"\r\ncontent-length: ");
+                push_decimal(out, body.len());
+                out.extend_from_slice(b"\r\n\r\n");
+                out.extend_from_slice(&body);
+            })
+            .await;
+        let a = match written {
+            Ok(a) => a,
+            Err(WireError::NotSent) => return answer(Outcome::SendFailed, ServedPath::Unmarked),
+            Err(WireError::NoAnswer) => {
+                return answer(Outcome::Lost(Lost::Connection), ServedPath::Unmarked);
+            }
         };
+        let status = StatusCode::from_u16(a.status).unwrap_or(StatusCode::BAD_GATEWAY);
         if status == StatusCode::ACCEPTED
-            && let Some(location) = headers.get(header::LOCATION)
+            && let Some(location) = &a.location
         {
             // Boxed: the follow-up is the rare path, and keeping it out of line keeps every
-            // request's task small (the task's future is moved into place on each spawn).
-            let follow = self.follow(seq, &id, &body, location.as_bytes(), &headers);
+            // request's task small.
+            let body = Bytes::from(body);
+            let id = std::str::from_utf8(&body[..id_len]).unwrap_or_default();
+            let wait = retry_after_value(a.retry_after.as_deref());
+            let follow = self.follow(seq, id, &body, location, wait);
             return Box::pin(follow).await;
         }
-        let path = ServedPath::from_header(headers.get("holdline-path").map(|v| v.as_bytes()));
-        self.classify(seq, &body, status, path, &answer_body)
+        let path = ServedPath::from_header(a.path.as_deref());
+        self.classify(seq, &body, status, path, &a.body)
     }
 
     /// Polls a result location until it stops answering `202`.
@@ -109,7 +148,7 @@ impl Exchange {
         id: &str,
         sent: &Bytes,
         location: &[u8],
-        first: &HeaderMap,
+        first_wait: Duration,
     ) -> Answer {
         let Some(uri) = self.resolve(location) else {
             return answer(
@@ -117,7 +156,7 @@ impl Exchange {
                 ServedPath::Async,
             );
         };
-        let mut wait = retry_after(first);
+        let mut wait = first_wait;
         loop {
             tokio::time::sleep(wait.clamp(POLL_MIN, self.target.poll_max)).await;
             let path = uri.path_and_query().map_or("/", |p| p.as_str());
@@ -152,7 +191,16 @@ impl Exchange {
         to: &Uri,
         request: Request<Body>,
     ) -> Result<(StatusCode, HeaderMap, Bytes), Outcome> {
-        match self.pool.exchange(&authority(to), request).await {
+        self.send_to(&authority(to), request).await
+    }
+
+    /// Sends one request to `authority` (`host:port`) and reads the whole answer.
+    async fn send_to(
+        &self,
+        authority: &str,
+        request: Request<Body>,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), Outcome> {
+        match self.pool.exchange(authority, request).await {
             Ok((parts, body)) => Ok((parts.status, parts.headers, body)),
             Err(SendError::NotSent(_)) => Err(Outcome::SendFailed),
             Err(SendError::NoAnswer(_)) => Err(Outcome::Lost(Lost::Connection)),
@@ -162,7 +210,7 @@ impl Exchange {
     fn classify(
         &self,
         seq: u64,
-        sent: &Bytes,
+        sent: &[u8],
         status: StatusCode,
         path: ServedPath,
         body: &[u8],
@@ -238,12 +286,31 @@ fn base_str(base: &Uri) -> String {
 
 /// The `Retry-After` of a response in seconds; one second when absent or an HTTP date.
 fn retry_after(headers: &HeaderMap) -> Duration {
-    headers
-        .get(header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
+    retry_after_value(headers.get(header::RETRY_AFTER).map(|v| v.as_bytes()))
+}
+
+/// A `Retry-After` value in seconds; one second when absent or an HTTP date.
+fn retry_after_value(value: Option<&[u8]>) -> Duration {
+    value
+        .and_then(|v| std::str::from_utf8(v).ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs)
         .unwrap_or(Duration::from_secs(1))
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 #[cfg(test)]

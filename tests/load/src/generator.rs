@@ -91,7 +91,22 @@ pub async fn run(
     });
     let tracker = TaskTracker::new();
     let not_sent = match &plan.model {
-        Model::Open(schedule) => open::send(schedule, plan.max_requests, &ctx, &tracker).await,
+        Model::Open(schedule) => {
+            // The send loop runs as a task of its own rather than inside the caller's future:
+            // a runtime's `block_on` future is woken through the driver's eventfd (a write and
+            // an extra wake-up of epoll on every timer tick), a task on the runtime thread is
+            // just queued.
+            let (schedule, max) = (schedule.clone(), plan.max_requests);
+            let (ctx, tracker) = (ctx.clone(), tracker.clone());
+            let sending =
+                tokio::spawn(async move { open::send(&schedule, max, &ctx, &tracker).await });
+            match sending.await {
+                Ok(not_sent) => not_sent,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                // Cancelled only when the runtime shuts down under the run.
+                Err(_) => 0,
+            }
+        }
         Model::Closed(phases) => {
             closed::send(phases, plan.max_requests, &ctx, &tracker).await;
             0
@@ -120,10 +135,14 @@ pub async fn run(
 /// Carries out request `seq` of `phase`, due at `due` and sent at `sent`; `base` is the instant
 /// its latency is measured from (the due time in the open model, the send time in the closed).
 async fn request(ctx: Arc<Ctx>, seq: u64, phase: usize, due: Instant, sent: Instant) {
+    // The exchange is boxed so that the task spawned per request stays small: tokio moves a
+    // task's future several times (into the task, in and out of its stage), and the exchange's
+    // state machine (request, pool, hyper's send) is most of the size.
+    let exchange = Box::pin(ctx.exchange.run(seq));
     let answer = tokio::select! {
         biased;
         _ = ctx.cancel.cancelled() => None,
-        r = tokio::time::timeout(ctx.timeout, ctx.exchange.run(seq)) => Some(r),
+        r = tokio::time::timeout(ctx.timeout, exchange) => Some(r),
     };
     let (outcome, path, instance) = match answer {
         None => (Outcome::Lost(Lost::Drain), ServedPath::Unmarked, None),

@@ -27,3 +27,4 @@ pub mod schedule;
 pub mod selfcost;
 pub mod stats;
 pub mod upstream;
+pub mod wire;

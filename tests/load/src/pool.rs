@@ -6,12 +6,11 @@
 //! requests held open by a queueing gateway, that bookkeeping costs more than the requests.
 //! This pool is a stack of idle senders per authority: O(1) to take and to return.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{Request, response};
 use http_body_util::BodyExt;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,7 +26,35 @@ const MAX_IDLE: usize = 50_000;
 /// Shared by every request of a run; cloning shares the pool.
 #[derive(Clone, Default)]
 pub struct Pool {
-    idle: Arc<Mutex<HashMap<String, Vec<SendRequest<Body>>>>>,
+    idle: Arc<Mutex<Idle>>,
+}
+
+/// Idle connections per authority. A run talks to one or two authorities (the target, and a
+/// result location's), so a short list searched by comparing strings beats hashing the key on
+/// every take and allocating it on every return.
+#[derive(Default)]
+struct Idle {
+    by_authority: Vec<(String, Vec<SendRequest<Body>>)>,
+}
+
+impl Idle {
+    fn get_mut(&mut self, authority: &str) -> Option<&mut Vec<SendRequest<Body>>> {
+        self.by_authority
+            .iter_mut()
+            .find(|(a, _)| a == authority)
+            .map(|(_, stack)| stack)
+    }
+
+    fn get_or_insert(&mut self, authority: &str) -> &mut Vec<SendRequest<Body>> {
+        let i = match self.by_authority.iter().position(|(a, _)| a == authority) {
+            Some(i) => i,
+            None => {
+                self.by_authority.push((authority.to_owned(), Vec::new()));
+                self.by_authority.len() - 1
+            }
+        };
+        &mut self.by_authority[i].1
+    }
 }
 
 /// Why an exchange failed.
@@ -59,16 +86,14 @@ impl Pool {
         loop {
             let (mut sender, reused) = match self.take(authority).await {
                 Some(s) => (s, true),
-                None => (connect(authority).await?, false),
+                // Boxed: opening a connection is the rare path, and keeping its future out of
+                // line keeps every request's task small.
+                None => (Box::pin(connect(authority)).await?, false),
             };
             match sender.try_send_request(request).await {
                 Ok(response) => {
                     let (parts, body) = response.into_parts();
-                    let body = body
-                        .collect()
-                        .await
-                        .map_err(SendError::NoAnswer)?
-                        .to_bytes();
+                    let body = read_body(body).await.map_err(SendError::NoAnswer)?;
                     self.put(authority, sender);
                     return Ok((parts, body));
                 }
@@ -106,7 +131,7 @@ impl Pool {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let stack = idle.entry(authority.to_owned()).or_default();
+        let stack = idle.get_or_insert(authority);
         if stack.len() < MAX_IDLE {
             stack.push(sender);
         }
@@ -114,8 +139,8 @@ impl Pool {
 
     /// Idle connections held for `authority`.
     pub fn idle(&self, authority: &str) -> usize {
-        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        idle.get(authority).map_or(0, Vec::len)
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.get_mut(authority).map_or(0, |stack| stack.len())
     }
 }
 
@@ -123,6 +148,33 @@ impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pool").finish_non_exhaustive()
     }
+}
+
+/// Reads a whole answer body. Most answers come in one piece, which is returned as it is
+/// (no copy, no list of pieces); longer ones are gathered into one buffer.
+async fn read_body(mut body: hyper::body::Incoming) -> Result<Bytes, hyper::Error> {
+    let mut first: Option<Bytes> = None;
+    let mut more: Option<BytesMut> = None;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue; // trailers
+        };
+        match (&mut first, &mut more) {
+            (None, _) => first = Some(data),
+            (Some(f), None) => {
+                let mut all = BytesMut::with_capacity(f.len() + data.len());
+                all.extend_from_slice(f);
+                all.extend_from_slice(&data);
+                more = Some(all);
+            }
+            (Some(_), Some(all)) => all.extend_from_slice(&data),
+        }
+    }
+    Ok(match (first, more) {
+        (_, Some(all)) => all.freeze(),
+        (Some(first), None) => first,
+        (None, None) => Bytes::new(),
+    })
 }
 
 /// Opens a connection and spawns its driver task.

@@ -57,10 +57,20 @@ pub async fn run(
             _ = interval.tick() => {}
         }
         let elapsed = start.elapsed();
+        let show = match (&bar, mode) {
+            (Some(_), _) => true,
+            (None, Mode::Plain) => last_plain.elapsed() >= PLAIN_EVERY,
+            _ => false,
+        };
         let snap = {
             let mut s = stats.lock();
             s.tick(elapsed);
-            s.snapshot()
+            // The percentile walks the whole histogram: only for a line that is shown.
+            if show {
+                s.snapshot()
+            } else {
+                s.counts_snapshot()
+            }
         };
         history.push_back(snap.completed);
         if history.len() > (Duration::from_secs(1).as_millis() / TICK.as_millis()) as usize + 1 {
@@ -71,17 +81,19 @@ pub async fn run(
             (Some(first), true) => (snap.completed - first) as f64 / span,
             _ => 0.0,
         };
+        if !show {
+            continue;
+        }
         let line = line(&label, elapsed, rate, &snap);
-        match (&bar, mode) {
-            (Some(bar), _) => {
+        match &bar {
+            Some(bar) => {
                 bar.set_message(line);
                 bar.tick();
             }
-            (None, Mode::Plain) if last_plain.elapsed() >= PLAIN_EVERY => {
+            None => {
                 eprintln!("{line}");
                 last_plain = Instant::now();
             }
-            _ => {}
         }
     }
     if let Some(bar) = bar {

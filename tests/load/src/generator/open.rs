@@ -20,13 +20,19 @@ pub(super) async fn send(
     tracker: &TaskTracker,
 ) -> u64 {
     let mut without_sleep = 0u32;
+    // One timer for the whole run, moved to each deadline the loop has to wait for: a wake-up
+    // sends every request due by then (the timer is millisecond-grained, so at high rates one
+    // wake-up sends a batch), and no timer is set up and torn down per send.
+    let sleep = tokio::time::sleep_until(ctx.start.into());
+    tokio::pin!(sleep);
     for (issued, arrival) in (0u64..).zip(schedule.arrivals()) {
         if issued >= max {
             return schedule.total() - issued;
         }
         let due = ctx.start + arrival.due;
         if due > Instant::now() {
-            tokio::time::sleep_until(due.into()).await;
+            sleep.as_mut().reset(due.into());
+            sleep.as_mut().await;
             without_sleep = 0;
         } else {
             without_sleep += 1;
