@@ -122,12 +122,13 @@ fn record(
     access: Option<(http::Method, Box<str>)>,
 ) {
     let outcome = response.extensions().get::<Outcome>();
-    let route = outcome.and_then(|o| o.route.as_deref()).unwrap_or("");
-    let service = outcome.and_then(|o| o.service.as_deref()).unwrap_or("");
+    let entry = outcome.and_then(|o| o.route.as_deref());
+    let route = entry.map_or("", |r| &*r.label);
+    let service = entry.map_or("", |r| &*r.service);
     let path = outcome.map_or(DeliveryPath::Gateway, |o| o.path);
     let status = response.status();
-    let fast = outcome
-        .and_then(|o| o.metrics.as_ref())
+    let fast = entry
+        .and_then(|r| r.metrics.as_ref())
         .filter(|_| status == http::StatusCode::OK && path == DeliveryPath::Sync);
     if let Some(fast) = fast {
         fast.ok_sync.inc();

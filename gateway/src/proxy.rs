@@ -50,16 +50,22 @@ impl DeliveryPath {
 /// What the proxy tells the observing layer about a response, through its extensions.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    /// The route label, if one matched.
-    pub route: Option<Arc<str>>,
-    /// The service name, if a route matched.
-    pub service: Option<Arc<str>>,
+    /// The route that matched (its label, service name and pre-resolved metric handles).
+    pub route: Option<Arc<crate::routing::RouteEntry>>,
     /// How the response was delivered.
     pub path: DeliveryPath,
     /// The endpoint that answered, for sync responses.
     pub upstream: Option<SocketAddr>,
-    /// The route's pre-resolved metric handles.
-    pub metrics: Option<crate::routing::RouteMetrics>,
+}
+
+impl Outcome {
+    fn gateway() -> Self {
+        Self {
+            route: None,
+            path: DeliveryPath::Gateway,
+            upstream: None,
+        }
+    }
 }
 
 /// The connection a request arrived on.
@@ -109,92 +115,106 @@ impl Proxy {
 impl tower::Service<Request<Body>> for Proxy {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+    type Future = ProxyFuture;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
+    /// Routing is synchronous, so it happens here and each kind of request gets a future of
+    /// its own size: a held queue call must not carry the sync path's state, nor the other way
+    /// round, and either is boxed exactly once.
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let shared = self.shared.clone();
+        let request_id = request
+            .headers()
+            .get(&X_REQUEST_ID)
+            .cloned()
+            .unwrap_or_else(|| HeaderValue::from_static(""));
+        let snapshot = self.shared.snapshot();
+        let path = request.uri().path();
+        if path.starts_with(crate::queue::RESULTS_PREFIX) {
+            let shared = self.shared.clone();
+            let (method, path) = (request.method().clone(), path.to_owned());
+            return Box::pin(async move {
+                Ok(fetch_result(&shared, &snapshot, &method, &path, &request_id).await)
+            });
+        }
+        let Some(route) = snapshot.routes.find(request_host(&request), path) else {
+            return ready(finish(
+                Err(ProxyError::NoRoute),
+                Outcome::gateway(),
+                &request_id,
+            ));
+        };
+        let route = route.clone();
+        let service = snapshot
+            .services
+            .get(&*route.service)
+            .expect("validated: every route names a service")
+            .clone();
+        let outcome = Outcome {
+            route: Some(route.clone()),
+            path: DeliveryPath::Sync,
+            upstream: None,
+        };
+        let limit = snapshot.config.limits.max_body_bytes;
+        drop(snapshot);
+        if let Err(error) = body_within_limit(&request, limit) {
+            return ready(finish(Err(error), outcome, &request_id));
+        }
+        let request = forward::limit_body(request, limit);
         let conn = self.conn.clone();
-        Box::pin(async move { Ok(handle(shared, conn, request).await) })
+        match (&service.queue, self.shared.queue()) {
+            (Some(_), Some(queue)) => {
+                let queue = queue.clone();
+                Box::pin(async move {
+                    let service_queue = service.queue.as_ref().expect("matched above");
+                    let served = failover::serve(
+                        &service.upstream,
+                        service_queue,
+                        &queue,
+                        &route,
+                        &conn,
+                        request,
+                    )
+                    .await
+                    .map(|served| (served.response, served.path, served.endpoint));
+                    Ok(finish(served, outcome, &request_id))
+                })
+            }
+            _ => Box::pin(async move {
+                let forwarded = forward::forward(&service.upstream, &route, &conn, request)
+                    .await
+                    .map(|f| (f.response, DeliveryPath::Sync, Some(f.endpoint)));
+                Ok(finish(forwarded, outcome, &request_id))
+            }),
+        }
     }
 }
 
-async fn handle(shared: Arc<Shared>, conn: ConnInfo, request: Request<Body>) -> Response<Body> {
-    let request_id = request
-        .headers()
-        .get(&X_REQUEST_ID)
-        .cloned()
-        .unwrap_or_else(|| HeaderValue::from_static(""));
-    let snapshot = shared.snapshot();
-    if request
-        .uri()
-        .path()
-        .starts_with(crate::queue::RESULTS_PREFIX)
-    {
-        let (method, path) = (request.method().clone(), request.uri().path().to_owned());
-        return fetch_result(&shared, &snapshot, &method, &path, &request_id).await;
-    }
-    let path = request.uri().path();
-    let Some(route) = snapshot.routes.find(request_host(&request), path) else {
-        let mut response = ProxyError::NoRoute.into_response(&request_id);
-        response.extensions_mut().insert(Outcome {
-            route: None,
-            service: None,
-            path: DeliveryPath::Gateway,
-            upstream: None,
-            metrics: None,
-        });
-        return response;
-    };
-    let service = snapshot
-        .services
-        .get(&*route.service)
-        .expect("validated: every route names a service");
-    let mut outcome = Outcome {
-        route: Some(route.label.clone()),
-        service: Some(route.service.clone()),
-        path: DeliveryPath::Sync,
-        upstream: None,
-        metrics: route.metrics.clone(),
-    };
-    let limit = snapshot.config.limits.max_body_bytes;
-    let result = match body_within_limit(&request, limit) {
-        Err(e) => Err(e),
-        Ok(()) => {
-            let request = forward::limit_body(request, limit);
-            match (&service.queue, shared.queue()) {
-                // Boxed: the queue path's future is large and only queue-enabled services
-                // need it, so the sync path's per-request future stays small.
-                (Some(service_queue), Some(queue)) => Box::pin(failover::serve(
-                    &service.upstream,
-                    service_queue,
-                    queue,
-                    route,
-                    &conn,
-                    request,
-                ))
-                .await
-                .map(|served| {
-                    outcome.path = served.path;
-                    (served.response, served.endpoint)
-                }),
-                _ => forward::forward(&service.upstream, route, &conn, request)
-                    .await
-                    .map(|f| (f.response, Some(f.endpoint))),
-            }
-        }
-    };
+/// A response known without waiting.
+fn ready(response: Response<Body>) -> ProxyFuture {
+    Box::pin(std::future::ready(Ok(response)))
+}
+
+type ProxyFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+/// The response for a request's result, with its delivery path in a header and its outcome in
+/// the extensions for the observing layer.
+fn finish(
+    result: Result<(Response<Body>, DeliveryPath, Option<SocketAddr>), ProxyError>,
+    mut outcome: Outcome,
+    request_id: &HeaderValue,
+) -> Response<Body> {
     let mut response = match result {
-        Ok((response, upstream)) => {
+        Ok((response, path, upstream)) => {
+            outcome.path = path;
             outcome.upstream = upstream;
             response
         }
         Err(error) => {
             outcome.path = DeliveryPath::Gateway;
-            error.into_response(&request_id)
+            error.into_response(request_id)
         }
     };
     if outcome.path != DeliveryPath::Gateway {
@@ -236,11 +256,8 @@ async fn fetch_result(
         );
     }
     response.extensions_mut().insert(Outcome {
-        route: None,
-        service: None,
         path,
-        upstream: None,
-        metrics: None,
+        ..Outcome::gateway()
     });
     response
 }

@@ -31,7 +31,7 @@ pub struct RouteEntry {
 /// Every route, ordered for matching.
 #[derive(Debug, Default)]
 pub struct RouteTable {
-    routes: Vec<RouteEntry>,
+    routes: Vec<Arc<RouteEntry>>,
 }
 
 // === impl RouteTable ===
@@ -65,12 +65,15 @@ impl RouteTable {
                 .cmp(&a.host.is_some())
                 .then(b.prefix.len().cmp(&a.prefix.len()))
         });
-        Self { routes: compiled }
+        Self {
+            routes: compiled.into_iter().map(Arc::new).collect(),
+        }
     }
 
     /// Resolves every route's common-case metric handles.
     pub fn attach_metrics(&mut self, metrics: &crate::metrics::Metrics) {
         for route in &mut self.routes {
+            let route = Arc::get_mut(route).expect("routes are not shared before they are served");
             route.metrics = Some(RouteMetrics {
                 ok_sync: metrics.requests.with_label_values(&[
                     &*route.label,
@@ -86,7 +89,7 @@ impl RouteTable {
     }
 
     /// The route for a host (without port, any case) and path.
-    pub fn find(&self, host: Option<&str>, path: &str) -> Option<&RouteEntry> {
+    pub fn find(&self, host: Option<&str>, path: &str) -> Option<&Arc<RouteEntry>> {
         self.routes.iter().find(|r| {
             let host_ok = match (&r.host, host) {
                 (None, _) => true,

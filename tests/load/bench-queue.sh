@@ -112,7 +112,9 @@ nginx -c "$WORK/nginx.conf" >/dev/null 2>&1 & PIDS+=($!)
 cat > "$WORK/haproxy.cfg" <<CONF
 global
   nbthread 1
-  maxconn 19000
+  # haproxy reserves two descriptors per connection; 9,900 is the most the open-file limit of
+  # 20,000 allows it (it refuses to start above). The other 100 wait in the listen backlog.
+  maxconn 9900
 defaults
   mode http
   timeout connect 1s
