@@ -7,6 +7,7 @@
 
 mod deliver;
 mod depth;
+mod forget;
 pub mod mode;
 mod replies;
 mod results;
@@ -33,6 +34,7 @@ pub struct Queue {
     gateway_id: String,
     reply_stream: String,
     replies: Replies,
+    forget: forget::Forgetter,
     metrics: Arc<Metrics>,
 }
 
@@ -75,6 +77,7 @@ impl Queue {
         let queue = Arc::new(Self {
             reply_stream: holdline_protocol::keys::reply_stream(&gateway_id),
             client,
+            forget: forget::Forgetter::spawn(conn.clone()),
             conn,
             gateway_id,
             replies: Replies::default(),

@@ -95,7 +95,9 @@ pub(crate) async fn deliver(
                 .hold_duration
                 .with_label_values(&[&service.service])
                 .observe(started.elapsed().as_secs_f64());
-            forget_result(queue, &service.service, &id);
+            // Nobody will fetch the stored copy: free it now rather than keep it for the
+            // whole result TTL.
+            queue.forget.forget(&service.service, id);
             Ok(into_response(reply))
         }
         // The hold ran out (or the listener went away): the result will be fetchable.
@@ -194,14 +196,4 @@ pub(super) fn into_response(reply: QueuedResponse) -> Response<Body> {
     *response.status_mut() = reply.status;
     *response.headers_mut() = headers;
     response
-}
-
-/// The held client got its response: nobody will fetch the stored copy, so free it now rather
-/// than keep it for the whole result TTL. Best effort; the TTL still bounds it.
-fn forget_result(queue: &Queue, service: &str, id: &str) {
-    let mut conn = queue.conn();
-    let keys = [keys::result_key(service, id), keys::ticket_key(service, id)];
-    tokio::spawn(async move {
-        let _: redis::RedisResult<()> = redis::AsyncCommands::del(&mut conn, &keys).await;
-    });
 }

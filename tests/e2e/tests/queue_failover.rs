@@ -301,6 +301,65 @@ async fn hold_expiry_answers_202_and_any_replica_serves_the_result() {
     replica.stop().await;
 }
 
+/// A call answered while held needs no stored copy: the gateway frees its result and ticket
+/// keys (batched) instead of leaving them for the whole result TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_of_held_calls_are_freed_once_delivered() {
+    let redis = RedisServer::start();
+    let dead = free_port();
+    let gw = Gw::start(config(&redis.url(), &[dead], "", "result_ttl = \"10m\"")).await;
+    let _worker = Echo::start(EchoOpts {
+        redis: &redis.url(),
+        concurrency: 8,
+        work_ms: 5,
+        http: false,
+        instance: "w",
+    })
+    .await;
+    let client = Client::new();
+    let calls = (0..40).map(|i| {
+        let (client, url) = (&client, gw.url("/echo/freed"));
+        async move {
+            let reply = client
+                .post(&url, &format!("freed-{i}"), "body", &[])
+                .await
+                .unwrap();
+            reply.check_echo(&format!("freed-{i}"), "body").unwrap();
+            assert_eq!(reply.path(), "queue");
+        }
+    });
+    futures_util::future::join_all(calls).await;
+
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left: Vec<String> = redis::cmd("KEYS")
+            .arg("holdline:{echo}:*")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let left: Vec<&String> = left
+            .iter()
+            .filter(|k| k.contains(":result:") || k.contains(":ticket:"))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} result or ticket keys left after delivery, such as {:?}",
+            left.len(),
+            &left[..left.len().min(4)]
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    gw.stop().await;
+}
+
 /// An upstream that reads the request and drops the connection without answering: the request
 /// may have been processed.
 async fn black_hole() -> u16 {
