@@ -8,16 +8,18 @@
 #     after a minute. Reported as RSS and RSS per waiting request above idle.
 #
 # Usage: tests/load/bench-queue.sh [--rounds N] [--duration 5s] [--held 10000] [--skip-build]
+#                                  [--connections "50 200"]
 # Needs nginx, haproxy and wrk (installed with apt-get when missing and running as root) and
 # redis-server. Uses ports 28180-28199.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-ROUNDS=3 DURATION=5s HELD=10000 SKIP_BUILD=0
+ROUNDS=3 DURATION=5s HELD=10000 SKIP_BUILD=0 CONNECTIONS="50 200"
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) ROUNDS="$2"; shift 2 ;;
         --duration) DURATION="$2"; shift 2 ;;
         --held) HELD="$2"; shift 2 ;;
+        --connections) CONNECTIONS="$2"; shift 2 ;;
         --skip-build) SKIP_BUILD=1; shift ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
@@ -41,7 +43,7 @@ rss_kb() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
 REDIS=28180 ECHO=28181 SYNC=28182 QUEUE=28183 UP=28184 NGINX=28185 HAPROXY=28186 HOLD=28187
 redis-server --port $REDIS --save "" --appendonly no --dir "$WORK" >/dev/null & PIDS+=($!)
 wait_port $REDIS
-"$BIN/example-echo" --listen 127.0.0.1:$ECHO --redis redis://127.0.0.1:$REDIS --service echo --concurrency 64 --work-ms 0 >/dev/null 2>&1 & PIDS+=($!)
+"$BIN/example-echo" --listen 127.0.0.1:$ECHO --redis redis://127.0.0.1:$REDIS --service echo --concurrency 256 --work-ms 0 >/dev/null 2>&1 & PIDS+=($!)
 gateway_config() { # port admin endpoints service hold
     cat <<TOML
 workers = 1
@@ -70,23 +72,29 @@ wait_port $ECHO; wait_port $SYNC; wait_port $QUEUE
 curl -sf -o /dev/null "http://127.0.0.1:$QUEUE/warm" || { echo "queue path does not answer" >&2; exit 1; }
 
 echo "== machine: $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "== 1. throughput, wrk -t1 -c50 -d$DURATION, $ROUNDS rounds alternated; example-echo 64 slots, 0 ms work"
-printf "%-6s %-8s %10s %10s %10s %8s\n" round path req/s p50_ms p99_ms non2xx
+# Two client concurrencies: 50 connections leave the queue path bound by its latency (four Redis
+# round trips per call), 200 keep every process busy, which is the throughput the path has.
+echo "== 1. throughput, wrk -t1 -c${CONNECTIONS// /,} -d$DURATION, $ROUNDS rounds alternated; example-echo 256 slots, 0 ms work"
+printf "%-6s %-6s %-8s %10s %10s %10s %8s\n" round conns path req/s p50_ms p99_ms non2xx
 declare -A RPS
 for round in $(seq "$ROUNDS"); do
-    for path in sync queue; do
-        port=$SYNC; [ $path = queue ] && port=$QUEUE
-        out=$(wrk -t1 -c50 -d"$DURATION" --latency "http://127.0.0.1:$port/bench")
-        rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
-        p50=$(awk '$1=="50%"{print $2}' <<<"$out"); p99=$(awk '$1=="99%"{print $2}' <<<"$out")
-        non2xx=$(awk '/Non-2xx/{print $5}' <<<"$out"); non2xx=${non2xx:-0}
-        printf "%-6s %-8s %10s %10s %10s %8s\n" "$round" $path "$rps" "$p50" "$p99" "$non2xx"
-        RPS[$path]+="$rps "
+    for conns in $CONNECTIONS; do
+        for path in sync queue; do
+            port=$SYNC; [ $path = queue ] && port=$QUEUE
+            out=$(wrk -t1 -c"$conns" -d"$DURATION" --latency "http://127.0.0.1:$port/bench")
+            rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
+            p50=$(awk '$1=="50%"{print $2}' <<<"$out"); p99=$(awk '$1=="99%"{print $2}' <<<"$out")
+            non2xx=$(awk '/Non-2xx/{print $5}' <<<"$out"); non2xx=${non2xx:-0}
+            printf "%-6s %-6s %-8s %10s %10s %10s %8s\n" "$round" "$conns" $path "$rps" "$p50" "$p99" "$non2xx"
+            RPS[$path-$conns]+="$rps "
+        done
     done
 done
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
-ms=$(median "${RPS[sync]}"); mq=$(median "${RPS[queue]}")
-echo "median req/s: sync $ms, queue $mq; queue/sync = $(awk -v q="$mq" -v s="$ms" 'BEGIN{printf "%.2f", q/s}')"
+for conns in $CONNECTIONS; do
+    ms=$(median "${RPS[sync-$conns]}"); mq=$(median "${RPS[queue-$conns]}")
+    echo "median req/s at $conns connections: sync $ms, queue $mq; queue/sync = $(awk -v q="$mq" -v s="$ms" 'BEGIN{printf "%.2f", q/s}')"
+done
 
 echo "== 2. resident memory with $HELD requests waiting (wrk -t2 -c$HELD, RSS after 10 s)"
 "$BIN/holdline-load" upstream --listen 127.0.0.1:$UP --delay-ms 60000 >/dev/null 2>&1 & PIDS+=($!)

@@ -28,6 +28,8 @@ pub struct Target {
     pub verify: VerifyMode,
     /// Length of each request body.
     pub body_bytes: usize,
+    /// Send the request id as the `Idempotency-Key` header too.
+    pub idempotency_key: bool,
     /// Longest wait between two polls of a result location (caps `Retry-After`).
     pub poll_max: Duration,
 }
@@ -112,6 +114,10 @@ impl Exchange {
                 // the body.
                 out.extend_from_slice(head);
                 out.extend_from_slice(&body[..id_len]);
+                if self.target.idempotency_key {
+                    out.extend_from_slice(b"\r\nidempotency-key: ");
+                    out.extend_from_slice(&body[..id_len]);
+                }
                 out.extend_from_slice(b"\r\ncontent-length: ");
                 push_decimal(out, body.len());
                 out.extend_from_slice(b"\r\n\r\n");
@@ -324,6 +330,7 @@ mod tests {
             method: Method::POST,
             verify: VerifyMode::Echo,
             body_bytes: 16,
+            idempotency_key: false,
             poll_max: Duration::from_secs(1),
         };
         Exchange::new(Pool::new(), target, RunIds::new("t"))

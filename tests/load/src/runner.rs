@@ -168,6 +168,7 @@ async fn drive(
         method: scenario.method.parse().context("scenario method")?,
         verify: scenario.verify,
         body_bytes: scenario.body_bytes,
+        idempotency_key: scenario.idempotency_key,
         poll_max: scenario.poll_max,
     };
     let exchange = Exchange::new(Pool::new(), target, ids.clone());

@@ -45,6 +45,10 @@ pub struct Scenario {
     pub path: String,
     /// Length of each request body; at least the request id fits.
     pub body_bytes: usize,
+    /// Send each request's id as its `Idempotency-Key` too, declaring it safe to deliver twice:
+    /// the gateway may then replay a request that met a failure after it was sent (an instance
+    /// killed mid-request) through the queue instead of answering `502`.
+    pub idempotency_key: bool,
     /// How answers are verified.
     pub verify: VerifyMode,
     /// How long one request may take (following a `202` included) before it counts timed out.
@@ -116,6 +120,7 @@ impl Default for Scenario {
             method: "POST".into(),
             path: "/echo/load".into(),
             body_bytes: 128,
+            idempotency_key: false,
             verify: VerifyMode::Echo,
             request_timeout: Duration::from_secs(60),
             drain: Duration::from_secs(60),

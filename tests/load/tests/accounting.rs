@@ -74,6 +74,7 @@ fn target(addr: SocketAddr) -> Target {
         method: http::Method::POST,
         verify: VerifyMode::Echo,
         body_bytes: BODY_BYTES,
+        idempotency_key: false,
         poll_max: Duration::from_millis(50),
     }
 }

@@ -21,6 +21,7 @@ fn target(addr: std::net::SocketAddr) -> Target {
         method: http::Method::POST,
         verify: VerifyMode::Echo,
         body_bytes: BODY_BYTES,
+        idempotency_key: false,
         poll_max: Duration::from_millis(50),
     }
 }
