@@ -38,9 +38,16 @@ pub(super) async fn serve(
     conn: &ConnInfo,
     request: Request<Body>,
 ) -> Result<Served, ProxyError> {
-    let decision = service.decide();
     let (parts, body) = request.into_parts();
     let head = Head::from_parts(parts);
+    let prefer = Prefer::parse(&head.headers);
+    // `Prefer: respond-async` asks for the `202` at once, which only the queue gives, whatever
+    // mode the service is in (such calls do not count toward the mode machine's windows).
+    let decision = if prefer.respond_async {
+        Decision::Queue
+    } else {
+        service.decide()
+    };
     // Keep the body so the request can be replayed to the queue; a body too large for the
     // queue streams to the sync path only.
     let body = match buffer(body, service.config().max_body_bytes).await? {
@@ -60,7 +67,7 @@ pub(super) async fn serve(
         }
     };
     if decision == Decision::Queue {
-        return enqueue(queue, service, route, conn, head, body).await;
+        return enqueue(queue, service, route, conn, head, prefer, body).await;
     }
     let attempt = head.clone().into_request(body::full(body.clone()));
     match Box::pin(forward::forward(upstream, route, conn, attempt)).await {
@@ -82,7 +89,7 @@ pub(super) async fn serve(
             let safe = !error.may_have_been_processed() || is_idempotent(&head);
             if eligible && safe {
                 tracing::debug!(%error, "sync attempt failed; delivering through the queue");
-                enqueue(queue, service, route, conn, head, body).await
+                enqueue(queue, service, route, conn, head, prefer, body).await
             } else {
                 Err(error)
             }
@@ -115,9 +122,9 @@ async fn enqueue(
     route: &RouteEntry,
     conn: &ConnInfo,
     head: Head,
+    prefer: Prefer,
     body: Bytes,
 ) -> Result<Served, ProxyError> {
-    let prefer = Prefer::parse(&head.headers);
     let hold = prefer.wait.map_or(service.config().hold, |wait| {
         wait.min(service.config().hold)
     });

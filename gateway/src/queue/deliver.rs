@@ -71,7 +71,12 @@ pub(crate) async fn deliver(
         return Err(ProxyError::QueueUnavailable("redis is unreachable".into()));
     }
     let Some(mut waiter) = waiter else {
-        return Ok(accepted(service, &id, started));
+        let mut response = accepted(service, &id, started);
+        response.headers_mut().insert(
+            http::HeaderName::from_static("preference-applied"),
+            HeaderValue::from_static("respond-async"),
+        );
+        return Ok(response);
     };
     match waiter.wait(request.hold).await {
         Some(reply) => {

@@ -301,6 +301,49 @@ async fn hold_expiry_answers_202_and_any_replica_serves_the_result() {
     replica.stop().await;
 }
 
+/// `Prefer: respond-async` gets its `202` at once even while the service is healthy and in sync
+/// mode: the queue is the path that can answer later, so the call goes there directly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn respond_async_is_honoured_while_the_service_is_healthy() {
+    let redis = RedisServer::start();
+    let echo = Echo::start(EchoOpts {
+        redis: &redis.url(),
+        concurrency: 4,
+        work_ms: 0,
+        http: true,
+        instance: "e",
+    })
+    .await;
+    let gw = Gw::start(config(&redis.url(), &[echo.port], "", "")).await;
+    let client = Client::new();
+
+    let direct = client
+        .post(&gw.url("/echo/now"), "sync-1", "direct", &[])
+        .await
+        .unwrap();
+    direct.check_echo("sync-1", "direct").unwrap();
+    assert_eq!(direct.path(), "sync");
+
+    let accepted = client
+        .post(
+            &gw.url("/echo/later"),
+            "async-1",
+            "later",
+            &[("prefer", "respond-async")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(accepted.status, 202, "{accepted:?}");
+    assert_eq!(
+        accepted.headers.get("preference-applied").unwrap(),
+        "respond-async"
+    );
+    let done = client.follow(&gw.url(""), &accepted).await.unwrap();
+    done.check_echo("async-1", "later").unwrap();
+    assert_eq!(done.path(), "async");
+    gw.stop().await;
+}
+
 /// A call answered while held needs no stored copy: the gateway frees its result and ticket
 /// keys (batched) instead of leaving them for the whole result TTL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
