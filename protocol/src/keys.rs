@@ -34,6 +34,11 @@ pub fn ticket_key(service: &str, request_id: &str) -> String {
     format!("holdline:{{{service}}}:ticket:{request_id}")
 }
 
+/// How long a reply stream lives after it was last written to or read (`EXPIRE`, in seconds).
+/// The gateway refreshes it while it reads; workers refresh it after adding replies, so a stream
+/// recreated by late replies to a replica that went away disappears instead of staying forever.
+pub const REPLY_STREAM_TTL_SECS: u64 = 3600;
+
 /// The reply stream of one gateway replica: workers `XADD` each response here so the replica that
 /// holds the client's connection learns of it without polling.
 pub fn reply_stream(gateway_id: &str) -> String {

@@ -77,6 +77,16 @@ async fn a_request_queued_before_any_worker_is_answered_on_the_reply_stream_and_
         .await
         .unwrap();
     assert!(ttl > 0 && ttl <= 60_000, "result ttl {ttl}");
+    // The reply stream was created by the worker's XADD; it must not outlive its replica forever.
+    let stream_ttl: i64 = redis::cmd("TTL")
+        .arg(&reply_stream)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        stream_ttl > 0 && stream_ttl <= keys::REPLY_STREAM_TTL_SECS as i64,
+        "reply stream ttl {stream_ttl}"
+    );
 
     // Acknowledged and deleted: the stream length is the backlog, and nothing is pending.
     let stream = keys::request_stream("svc");

@@ -18,8 +18,6 @@ use tokio::sync::{oneshot, watch};
 const BLOCK: Duration = Duration::from_secs(1);
 /// Most replies read at once.
 const BATCH: usize = 1024;
-/// A reply stream nobody reads (its replica is gone) expires after this long.
-const STREAM_TTL_SECS: i64 = 3600;
 
 /// Calls waiting for their reply, by request id.
 #[derive(Default)]
@@ -323,8 +321,12 @@ async fn listen(
             let mut c = queue.conn();
             let key = stream.clone();
             tokio::spawn(async move {
-                let _: redis::RedisResult<()> =
-                    redis::AsyncCommands::expire(&mut c, &key, STREAM_TTL_SECS).await;
+                let _: redis::RedisResult<()> = redis::AsyncCommands::expire(
+                    &mut c,
+                    &key,
+                    holdline_protocol::keys::REPLY_STREAM_TTL_SECS as i64,
+                )
+                .await;
             });
         }
     }

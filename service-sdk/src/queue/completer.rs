@@ -179,6 +179,25 @@ fn publish_pipeline(worker: &Worker, batch: &[Completion]) -> (redis::Pipeline, 
             Outcome::Ack | Outcome::Release => Plan { decisive: None },
         })
         .collect();
+    // Refresh the TTL of each reply stream written to, once per batch: a replica that went away
+    // no longer refreshes its own, and a late reply must not make it live forever.
+    let mut streams: Vec<&str> = batch
+        .iter()
+        .filter_map(|completion| match &completion.outcome {
+            Outcome::Publish(publication) => publication.reply_to.as_deref(),
+            Outcome::DeadLetter { notice, .. } => notice.as_ref()?.reply_to.as_deref(),
+            Outcome::Ack | Outcome::Release => None,
+        })
+        .collect();
+    streams.sort_unstable();
+    streams.dedup();
+    for stream in streams {
+        let mut expire = redis::cmd("EXPIRE");
+        expire
+            .arg(stream)
+            .arg(holdline_protocol::keys::REPLY_STREAM_TTL_SECS);
+        push(&mut pipe, expire);
+    }
     (pipe, slots)
 }
 
