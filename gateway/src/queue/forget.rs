@@ -17,6 +17,8 @@ pub(super) struct Forgetter {
     tx: mpsc::UnboundedSender<(Arc<str>, String)>,
 }
 
+// === impl Forgetter ===
+
 impl Forgetter {
     /// Starts the task that frees results over `conn`.
     pub(super) fn spawn(conn: ConnectionManager) -> Self {
