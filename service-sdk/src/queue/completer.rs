@@ -1,10 +1,13 @@
 //! Publishing results and acknowledging entries, in batches.
 //!
 //! Every finished entry arrives here as a [`Completion`]. The completer takes all that are ready
-//! (up to `max_batch`) and makes two round trips for the whole batch: one pipeline that publishes
-//! (`SET result PX ttl`, `XADD reply`, `XADD dead`), then, for the entries whose result is safely
-//! stored, one `MULTI; XACK ids...; XDEL ids...; EXEC`. Acknowledging strictly after publishing is
-//! the at-least-once guarantee: a crash in between means a second delivery, never a lost answer.
+//! (up to `max_batch`) and publishes them in one pipeline (`SET result PX ttl`, `XADD reply`,
+//! `XADD dead`); the entries whose result is safely stored then go to the acknowledger, which
+//! acknowledges everything handed to it since its last round trip with one
+//! `MULTI; XACK ids...; XDEL ids...; EXEC`. Acknowledging strictly after publishing is the
+//! at-least-once guarantee: a crash in between means a second delivery, never a lost answer. The
+//! two run side by side, so the next batch's replies never wait for the last batch's
+//! acknowledgement.
 //! `XDEL` keeps the stream's length equal to the backlog, which the gateway reads as queue depth.
 //!
 //! A connection failure retries the step (with backoff) until it succeeds or the hard stop. A
@@ -56,11 +59,29 @@ struct Plan {
     decisive: Option<usize>,
 }
 
-/// Completes entries until the drain is over (`drained` fires and nothing is left).
+/// Most published batches acknowledged in one round trip.
+const ACK_BATCHES: usize = 16;
+
+/// Completes entries until the drain is over (`drained` fires and nothing is left) and every
+/// published entry is acknowledged.
 pub(crate) async fn run(
     worker: Arc<Worker>,
+    completions: mpsc::UnboundedReceiver<Completion>,
+    drained: CancellationToken,
+) {
+    let (published, to_ack) = mpsc::unbounded_channel();
+    tokio::join!(
+        publish_loop(&worker, completions, drained, published),
+        ack_loop(&worker, to_ack),
+    );
+}
+
+/// Publishes batches of completions; ends (closing `published`) once the drain is over.
+async fn publish_loop(
+    worker: &Worker,
     mut completions: mpsc::UnboundedReceiver<Completion>,
     drained: CancellationToken,
+    published: mpsc::UnboundedSender<Vec<String>>,
 ) {
     let mut batch = Vec::new();
     loop {
@@ -77,12 +98,36 @@ pub(crate) async fn run(
                 Err(_) => break,
             }
         }
-        complete(&worker, &batch).await;
+        let acked = complete(worker, &batch).await;
+        if !acked.is_empty() {
+            // The acknowledger lives as long as this loop.
+            let _ = published.send(acked);
+        }
         batch.clear();
     }
 }
 
-async fn complete(worker: &Worker, batch: &[Completion]) {
+/// Acknowledges what was published, several batches per round trip, then lets go of the entries.
+async fn ack_loop(worker: &Worker, mut to_ack: mpsc::UnboundedReceiver<Vec<String>>) {
+    let mut batches = Vec::with_capacity(ACK_BATCHES);
+    while to_ack.recv_many(&mut batches, ACK_BATCHES).await > 0 {
+        let ids: Vec<&str> = batches.iter().flatten().map(String::as_str).collect();
+        // If the server rejects the acknowledgement itself (the group was deleted, say), the
+        // entries stay pending; released, they are reclaimed and their duplicate answers are
+        // harmless.
+        let _ = retry(worker, "ack", || {
+            let mut conn = worker.conn.clone();
+            let ack = ack_pipeline(worker, &ids);
+            async move { ack.query_async::<()>(&mut conn).await }
+        })
+        .await;
+        worker.held.release(ids);
+        batches.clear();
+    }
+}
+
+/// Publishes one batch; returns the entries to acknowledge (the others are released at once).
+async fn complete(worker: &Worker, batch: &[Completion]) -> Vec<String> {
     let (pipe, plans) = publish_pipeline(worker, batch);
     let replies = if pipe.is_empty() {
         Some(Vec::new())
@@ -98,7 +143,7 @@ async fn complete(worker: &Worker, batch: &[Completion]) {
         // The server rejected the pipeline as a whole; nothing is known to be stored.
         let ids = batch.iter().map(|c| c.entry_id.as_str());
         worker.held.release(ids);
-        return;
+        return Vec::new();
     };
 
     let mut acked = Vec::new();
@@ -134,17 +179,8 @@ async fn complete(worker: &Worker, batch: &[Completion]) {
         }
     }
 
-    // If the server rejects the acknowledgement itself (the group was deleted, say), the entries
-    // stay pending; released, they are reclaimed and their duplicate answers are harmless.
-    if !acked.is_empty() {
-        let _ = retry(worker, "ack", || {
-            let mut conn = worker.conn.clone();
-            let ack = ack_pipeline(worker, &acked);
-            async move { ack.query_async::<()>(&mut conn).await }
-        })
-        .await;
-    }
-    worker.held.release(acked.into_iter().chain(released));
+    worker.held.release(released);
+    acked.into_iter().map(str::to_owned).collect()
 }
 
 fn publish_pipeline(worker: &Worker, batch: &[Completion]) -> (redis::Pipeline, Vec<Plan>) {
