@@ -20,6 +20,7 @@ GATEWAY = {
     "holdline_endpoint_healthy": ("gauge", {"service", "endpoint"}),
     "holdline_endpoint_ejected": ("gauge", {"service", "endpoint"}),
     "holdline_redis_up": ("gauge", set()),
+    "holdline_parked_calls": ("gauge", set()),
 }
 
 # Label values the gateway emits, for checking matchers with a literal value.

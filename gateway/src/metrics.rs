@@ -40,6 +40,8 @@ pub struct Metrics {
     pub async_accepted: IntCounterVec,
     /// 1 while the gateway can reach Redis.
     pub redis_up: IntGauge,
+    /// Held calls whose HTTP/1 connection has let go of its HTTP buffers for the wait.
+    pub parked_calls: IntGauge,
 }
 
 // === impl Metrics ===
@@ -74,6 +76,14 @@ impl Metrics {
             IntGauge::new("holdline_redis_up", "1 while Redis is reachable").expect("valid metric");
         registry
             .register(Box::new(redis_up.clone()))
+            .expect("unique metric");
+        let parked_calls = IntGauge::new(
+            "holdline_parked_calls",
+            "Held calls waiting outside the HTTP/1 server, with no HTTP buffers",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(parked_calls.clone()))
             .expect("unique metric");
         Self {
             requests: counter(
@@ -146,6 +156,7 @@ impl Metrics {
                 &["service"],
             ),
             redis_up,
+            parked_calls,
             registry,
         }
     }

@@ -167,9 +167,11 @@ impl tower::Service<Request<Body>> for Proxy {
         match (&service.queue, self.shared.queue()) {
             (Some(_), Some(queue)) => {
                 let queue = queue.clone();
-                Box::pin(async move {
+                // Two allocations: everything up to the queue's answer, freed once a call is
+                // held; then the wait, which is all a call held for minutes keeps.
+                let handled = Box::pin(async move {
                     let service_queue = service.queue.as_ref().expect("matched above");
-                    let served = failover::serve(
+                    failover::serve(
                         &service.upstream,
                         service_queue,
                         &queue,
@@ -178,7 +180,23 @@ impl tower::Service<Request<Body>> for Proxy {
                         request,
                     )
                     .await
-                    .map(|served| (served.response, served.path, served.endpoint));
+                });
+                Box::pin(async move {
+                    // A statement of its own, so the first allocation is dropped here.
+                    let handled = handled.await;
+                    let served = match handled {
+                        Ok(failover::Served {
+                            answer: failover::Answer::Held(held),
+                            path,
+                            endpoint,
+                        }) => Ok((held.wait().await, path, endpoint)),
+                        Ok(failover::Served {
+                            answer: failover::Answer::Now(response),
+                            path,
+                            endpoint,
+                        }) => Ok((response, path, endpoint)),
+                        Err(error) => Err(error),
+                    };
                     Ok(finish(served, outcome, &request_id))
                 })
             }

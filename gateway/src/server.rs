@@ -4,8 +4,11 @@
 //! not ready, lets in-flight requests finish within the grace period, and returns.
 
 mod accept;
+mod handoff;
 mod protocol;
 mod tls;
+
+pub(crate) use handoff::announce_held;
 
 use crate::config::Config;
 use crate::state::Shared;
@@ -86,8 +89,7 @@ impl Gateway {
         let config = self.shared.snapshot().config.clone();
         let stop_accepting = CancellationToken::new();
         let stop_admin = CancellationToken::new();
-        let graceful = Arc::new(hyper_util::server::graceful::GracefulShutdown::new());
-        let protocols = Arc::new(Protocols::new(&config));
+        let protocols = Arc::new(Protocols::new(&config, self.shared.metrics()));
         let connections = Arc::new(tokio::sync::Semaphore::new(config.limits.max_connections));
         let mut tasks = tokio::task::JoinSet::new();
         if let Some(listener) = self.listeners.http {
@@ -96,7 +98,6 @@ impl Gateway {
                 tls: None,
                 shared: self.shared.clone(),
                 protocols: protocols.clone(),
-                graceful: graceful.clone(),
                 connections: connections.clone(),
                 stop: stop_accepting.clone(),
             }));
@@ -109,7 +110,6 @@ impl Gateway {
                 tls: Some(acceptor),
                 shared: self.shared.clone(),
                 protocols: protocols.clone(),
-                graceful: graceful.clone(),
                 connections: connections.clone(),
                 stop: stop_accepting.clone(),
             }));
@@ -131,8 +131,9 @@ impl Gateway {
         self.shared.start_draining();
         stop_accepting.cancel();
         while tasks.join_next().await.is_some() {}
-        let graceful = Arc::into_inner(graceful).expect("accept loops have ended");
-        if tokio::time::timeout(config.shutdown_grace, graceful.shutdown())
+        // Every connection holds a permit until it closes: all of them back means all closed.
+        let all = u32::try_from(config.limits.max_connections).unwrap_or(u32::MAX);
+        if tokio::time::timeout(config.shutdown_grace, connections.acquire_many(all))
             .await
             .is_err()
         {

@@ -32,7 +32,9 @@ pub fn build(
     Request<Incoming>,
     Response = Response<Body>,
     Error = Infallible,
-    Future: Send + 'static,
+    // Unpin (every layer's future is a plain wrapper around the proxy's boxed one), so that a
+    // held call's future can be moved out of hyper's connection (see `server::handoff`).
+    Future: Send + Unpin + 'static,
 > + Clone
 + Send
 + 'static {

@@ -12,7 +12,7 @@ use super::{ConnInfo, DeliveryPath};
 use crate::body::{self, Body};
 use crate::error::ProxyError;
 use crate::queue::mode::{Decision, Signal};
-use crate::queue::{Enqueue, Queue, ServiceQueue, deliver};
+use crate::queue::{Delivery, Enqueue, Held, Queue, ServiceQueue, deliver};
 use crate::routing::RouteEntry;
 use crate::upstream::Upstream;
 use bytes::Bytes;
@@ -24,15 +24,21 @@ use std::sync::Arc;
 
 /// What a queue-enabled service produced.
 pub(super) struct Served {
-    pub(super) response: Response<Body>,
+    pub(super) answer: Answer,
     pub(super) path: DeliveryPath,
     pub(super) endpoint: Option<SocketAddr>,
+}
+
+/// A response, or a call held until the queue answers it.
+pub(super) enum Answer {
+    Now(Response<Body>),
+    Held(Held),
 }
 
 /// Serves one request of a queue-enabled service.
 pub(super) async fn serve(
     upstream: &Arc<Upstream>,
-    service: &ServiceQueue,
+    service: &Arc<ServiceQueue>,
     queue: &Arc<Queue>,
     route: &RouteEntry,
     conn: &ConnInfo,
@@ -99,7 +105,7 @@ pub(super) async fn serve(
 
 fn sync(forwarded: forward::Forwarded) -> Served {
     Served {
-        response: forwarded.response,
+        answer: Answer::Now(forwarded.response),
         path: DeliveryPath::Sync,
         endpoint: Some(forwarded.endpoint),
     }
@@ -118,7 +124,7 @@ fn report_signal(service: &ServiceQueue, error: &ProxyError) {
 
 async fn enqueue(
     queue: &Arc<Queue>,
-    service: &ServiceQueue,
+    service: &Arc<ServiceQueue>,
     route: &RouteEntry,
     conn: &ConnInfo,
     head: Head,
@@ -145,9 +151,12 @@ async fn enqueue(
     };
     // The parsed URI shares the connection's read buffer; a held call must not keep it.
     drop(uri);
-    let response = deliver(queue, service, request).await?;
+    let answer = match deliver(queue, service, request).await? {
+        Delivery::Answered(response) => Answer::Now(response),
+        Delivery::Held(held) => Answer::Held(held),
+    };
     Ok(Served {
-        response,
+        answer,
         path: DeliveryPath::Queue,
         endpoint: None,
     })

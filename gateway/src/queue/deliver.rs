@@ -1,6 +1,8 @@
-//! Delivering one request through the queue: enqueue it, hold the client's call until the reply
-//! arrives, or answer `202 Accepted` with the result's location when the hold runs out.
+//! Delivering one request through the queue: enqueue it ([`deliver`]), then hold the client's
+//! call until the reply arrives, or answer `202 Accepted` with the result's location when the
+//! hold runs out ([`Held::wait`]).
 
+use super::replies::{Replies, Waiter};
 use super::{Queue, ServiceQueue};
 use crate::body::{self, Body};
 use crate::error::ProxyError;
@@ -24,13 +26,31 @@ pub(crate) struct Enqueue {
     pub(crate) respond_async: bool,
 }
 
-/// Enqueues the request and holds the call. Fails quickly with a `503` when the queue is full
-/// or Redis cannot be reached, so a client is never left hanging on Redis trouble.
+/// A request delivered to the queue.
+pub(crate) enum Delivery {
+    /// Answered at once: the `202` a client asked for with `Prefer: respond-async`.
+    Answered(Response<Body>),
+    /// On the queue, its call waiting for the reply.
+    Held(Held),
+}
+
+/// A call whose request is on the queue: everything its wait needs, and nothing else. It is a
+/// future of its own so that a call held for minutes keeps only this, not the state of the
+/// request handling that led to it.
+pub(crate) struct Held {
+    service: Arc<ServiceQueue>,
+    waiter: Waiter,
+    hold: Duration,
+    started: Instant,
+}
+
+/// Enqueues the request. Fails quickly with a `503` when the queue is full or Redis cannot be
+/// reached, so a client is never left hanging on Redis trouble.
 pub(crate) async fn deliver(
     queue: &Arc<Queue>,
-    service: &ServiceQueue,
+    service: &Arc<ServiceQueue>,
     request: Enqueue,
-) -> Result<Response<Body>, ProxyError> {
+) -> Result<Delivery, ProxyError> {
     let config = service.config();
     if service.depth() >= config.max_depth {
         return Err(ProxyError::QueueUnavailable("queue is full".into()));
@@ -61,52 +81,72 @@ pub(crate) async fn deliver(
         return Err(ProxyError::QueueUnavailable("redis is unreachable".into()));
     }
     let waiter = (!request.respond_async)
-        .then(|| queue.replies.register(&id, &service.service, pipe.clone()));
+        .then(|| Replies::register(queue, &id, &service.service, pipe.clone()));
     let mut conn = queue.conn();
-    // Boxed: a held call's future should be sized for the wait, not for this one round trip.
     let enqueued: redis::RedisResult<()> = Box::pin(pipe.query_async(&mut conn)).await;
     drop(pipe);
     if let Err(error) = enqueued {
         tracing::warn!(service = %service.service, %error, "cannot enqueue");
         return Err(ProxyError::QueueUnavailable("redis is unreachable".into()));
     }
-    let Some(mut waiter) = waiter else {
+    let Some(waiter) = waiter else {
         let mut response = accepted(service, &id, started);
         response.headers_mut().insert(
             http::HeaderName::from_static("preference-applied"),
             HeaderValue::from_static("respond-async"),
         );
-        return Ok(response);
+        return Ok(Delivery::Answered(response));
     };
-    match waiter.wait(request.hold).await {
-        Some(reply) => {
-            // A worker that gave up on the request (too many failed deliveries) still answers,
-            // with a 502 marked as dead-lettered.
-            let outcome = if reply
-                .headers
-                .contains_key(holdline_protocol::DEAD_LETTER_HEADER)
-            {
-                "dead_letter"
-            } else {
-                "delivered"
-            };
-            service
-                .metrics
-                .queue_replies
-                .with_label_values(&[&service.service, outcome])
-                .inc();
-            service
-                .metrics
-                .hold_duration
-                .with_label_values(&[&service.service])
-                .observe(started.elapsed().as_secs_f64());
-            // Nobody will fetch the stored copy: free it now rather than keep it for the
-            // whole result TTL.
-            queue.forget.forget(&service.service, id);
-            Ok(into_response(reply))
+    Ok(Delivery::Held(Held {
+        service: service.clone(),
+        waiter,
+        hold: request.hold,
+        started,
+    }))
+}
+
+// === impl Held ===
+
+impl Held {
+    /// Holds the call until its reply arrives, or answers `202 Accepted` with the result's
+    /// location when the hold runs out.
+    pub(crate) async fn wait(mut self) -> Response<Body> {
+        // From here the call only waits: a plain HTTP/1 connection can let go of its buffers.
+        crate::server::announce_held();
+        let service = &self.service;
+        match self.waiter.wait(self.hold).await {
+            Some(reply) => {
+                // A worker that gave up on the request (too many failed deliveries) still
+                // answers, with a 502 marked as dead-lettered.
+                let outcome = if reply
+                    .headers
+                    .contains_key(holdline_protocol::DEAD_LETTER_HEADER)
+                {
+                    "dead_letter"
+                } else {
+                    "delivered"
+                };
+                service
+                    .metrics
+                    .queue_replies
+                    .with_label_values(&[&service.service, outcome])
+                    .inc();
+                service
+                    .metrics
+                    .hold_duration
+                    .with_label_values(&[&service.service])
+                    .observe(self.started.elapsed().as_secs_f64());
+                // Nobody will fetch the stored copy: free it now rather than keep it for the
+                // whole result TTL.
+                let queue = self.waiter.queue();
+                queue
+                    .forget
+                    .forget(&service.service, self.waiter.id().to_owned());
+                into_response(reply)
+            }
+            // The hold ran out (or the listener went away): the result will be fetchable.
+            None => accepted(service, self.waiter.id(), self.started),
         }
-        // The hold ran out (or the listener went away): the result will be fetchable.
-        None => Ok(accepted(service, &id, started)),
     }
 }
 

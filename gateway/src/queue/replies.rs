@@ -40,13 +40,23 @@ struct Waiting {
 }
 
 /// A registered wait; deregisters itself when dropped (the client went away or the hold ended).
-pub(crate) struct Waiter<'a> {
-    replies: &'a Replies,
+pub(crate) struct Waiter {
+    queue: Arc<Queue>,
     id: String,
     rx: oneshot::Receiver<QueuedResponse>,
 }
 
-impl Waiter<'_> {
+impl Waiter {
+    /// The queue the call waits on.
+    pub(super) fn queue(&self) -> &Arc<Queue> {
+        &self.queue
+    }
+
+    /// The request id the call waits for.
+    pub(super) fn id(&self) -> &str {
+        &self.id
+    }
+
     /// Waits up to `limit` for the reply.
     pub(crate) async fn wait(&mut self, limit: Duration) -> Option<QueuedResponse> {
         tokio::time::timeout(limit, &mut self.rx).await.ok()?.ok()
@@ -56,17 +66,22 @@ impl Waiter<'_> {
 // === impl Replies ===
 
 impl Replies {
-    /// Registers a held call; `enqueue` is the pipeline that put it on the queue.
-    pub(super) fn register(&self, id: &str, service: &str, enqueue: redis::Pipeline) -> Waiter<'_> {
+    /// Registers a held call on `queue`; `enqueue` is the pipeline that put it on the queue.
+    pub(super) fn register(
+        queue: &Arc<Queue>,
+        id: &str,
+        service: &str,
+        enqueue: redis::Pipeline,
+    ) -> Waiter {
         let (tx, rx) = oneshot::channel();
         let waiting = Waiting {
             tx,
             service: service.to_owned(),
             enqueue,
         };
-        self.lock().insert(id.to_owned(), waiting);
+        queue.replies.lock().insert(id.to_owned(), waiting);
         Waiter {
-            replies: self,
+            queue: queue.clone(),
             id: id.to_owned(),
             rx,
         }
@@ -96,9 +111,9 @@ impl Replies {
     }
 }
 
-impl Drop for Waiter<'_> {
+impl Drop for Waiter {
     fn drop(&mut self) {
-        self.replies.lock().remove(&self.id);
+        self.queue.replies.lock().remove(&self.id);
     }
 }
 

@@ -5,8 +5,6 @@ use super::protocol::{self, Protocols};
 use crate::proxy::ConnInfo;
 use crate::stack;
 use crate::state::Shared;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +21,6 @@ pub(super) struct AcceptLoop {
     pub(super) tls: Option<TlsAcceptor>,
     pub(super) shared: Arc<Shared>,
     pub(super) protocols: Arc<Protocols>,
-    pub(super) graceful: Arc<GracefulShutdown>,
     pub(super) connections: Arc<Semaphore>,
     pub(super) stop: CancellationToken,
 }
@@ -61,18 +58,18 @@ pub(super) async fn accept_loop(l: AcceptLoop) {
         };
         let _ = stream.set_nodelay(true);
         let conn = ConnInfo::new(remote, l.tls.is_some());
-        let service = TowerToHyperService::new(stack::build(l.shared.clone(), conn));
+        let stack = stack::build(l.shared.clone(), conn);
         let protocols = l.protocols.clone();
-        // A watcher, not a clone of the `GracefulShutdown`: `serve` takes the shutdown back out
-        // of its `Arc` once the accept loops end, which open connections must not prevent.
-        let watcher = l.graceful.watcher();
+        // Cancelled when the gateway stops accepting: each connection then finishes what it
+        // has in flight and closes.
+        let drain = l.stop.clone();
         // Two task shapes, so that a plain connection's task is not sized for TLS state: a
         // held call keeps its connection's task alive for as long as it waits.
         match l.tls.clone() {
             None => {
                 tokio::spawn(async move {
                     let _permit = permit;
-                    protocols.serve_plain(watcher, stream, service).await;
+                    protocols.serve_plain(drain, stream, stack).await;
                 });
             }
             Some(acceptor) => {
@@ -83,9 +80,7 @@ pub(super) async fn accept_loop(l: AcceptLoop) {
                         Ok(Ok(tls_stream)) => {
                             let alpn = tls_stream.get_ref().1.alpn_protocol();
                             let negotiated = protocol::from_alpn(alpn);
-                            protocols
-                                .serve(negotiated, watcher, tls_stream, service)
-                                .await;
+                            protocols.serve(negotiated, drain, tls_stream, stack).await;
                         }
                         Ok(Err(error)) => tracing::debug!(%remote, %error, "tls handshake failed"),
                         Err(_) => tracing::debug!(%remote, "tls handshake timed out"),

@@ -11,12 +11,16 @@
 //! waits in the queue, when thousands of them are open at once. Each protocol's connection is
 //! boxed here, so a connection costs what its own protocol needs.
 
+use super::handoff;
 use crate::config::Config;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::Watcher;
+use hyper_util::service::TowerToHyperService;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
 
 /// The HTTP/2 connection preface a prior-knowledge client opens with (RFC 9113 section 3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -34,12 +38,14 @@ pub(super) struct Protocols {
     http2: http2::Builder<TokioExecutor>,
     /// How long a client may take to send its request head (and so its first bytes).
     header_read_timeout: Duration,
+    /// Calls parked outside hyper ([`handoff`]).
+    parked: prometheus::IntGauge,
 }
 
 // === impl Protocols ===
 
 impl Protocols {
-    pub(super) fn new(config: &Config) -> Self {
+    pub(super) fn new(config: &Config, metrics: &crate::metrics::Metrics) -> Self {
         let mut http1 = http1::Builder::new();
         http1
             .timer(TokioTimer::new())
@@ -56,43 +62,55 @@ impl Protocols {
             http1,
             http2,
             header_read_timeout: config.limits.header_read_timeout,
+            parked: metrics.parked_calls.clone(),
         }
     }
 
     /// Serves a plain TCP connection in whichever protocol it opens with. A client that sends
-    /// nothing within the header read timeout is disconnected.
-    pub(super) async fn serve_plain<S>(&self, watcher: Watcher, stream: TcpStream, service: S)
+    /// nothing within the header read timeout is disconnected. HTTP/1 calls held in the queue
+    /// leave hyper for their wait ([`handoff`]).
+    pub(super) async fn serve_plain<S>(&self, drain: CancellationToken, stream: TcpStream, stack: S)
     where
-        S: HttpService,
+        S: Stack,
     {
         match tokio::time::timeout(self.header_read_timeout, sniff(&stream)).await {
-            Ok(Ok(Some(protocol))) => self.serve(protocol, watcher, stream, service).await,
+            Ok(Ok(Some(Protocol::Http1))) => {
+                let connection = handoff::Connection {
+                    builder: &self.http1,
+                    parked: &self.parked,
+                    drain,
+                };
+                Box::pin(connection.serve(stream, stack)).await;
+            }
+            // Boxed: the task of every plain connection must not be sized for HTTP/2's state.
+            Ok(Ok(Some(protocol))) => Box::pin(self.serve(protocol, drain, stream, stack)).await,
             Ok(Ok(None)) => {}
             Ok(Err(error)) => tracing::debug!(%error, "connection failed before its first request"),
             Err(_) => tracing::debug!("client sent nothing within the header read timeout"),
         }
     }
 
-    /// Serves a connection whose protocol is known.
+    /// Serves a connection whose protocol is known, with hyper alone.
     pub(super) async fn serve<IO, S>(
         &self,
         protocol: Protocol,
-        watcher: Watcher,
+        drain: CancellationToken,
         io: IO,
-        service: S,
+        stack: S,
     ) where
         IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-        S: HttpService,
+        S: Stack,
     {
         let io = TokioIo::new(io);
+        let service = TowerToHyperService::new(stack);
         let result = match protocol {
             Protocol::Http1 => {
                 let connection = self.http1.serve_connection(io, service);
-                Box::pin(watcher.watch(connection)).await
+                Box::pin(until_drained(connection, &drain, |c| c.graceful_shutdown())).await
             }
             Protocol::Http2 => {
                 let connection = self.http2.serve_connection(io, service);
-                Box::pin(watcher.watch(connection)).await
+                Box::pin(until_drained(connection, &drain, |c| c.graceful_shutdown())).await
             }
         };
         if let Err(error) = result {
@@ -101,29 +119,48 @@ impl Protocols {
     }
 }
 
-/// The service type both protocols serve.
-pub(super) trait HttpService:
-    hyper::service::Service<
+/// The request-handling stack (see [`crate::stack`]) as every connection serves it.
+pub(super) trait Stack:
+    tower::Service<
         http::Request<hyper::body::Incoming>,
         Response = http::Response<crate::body::Body>,
         Error = std::convert::Infallible,
-        Future: Send + 'static,
+        Future: Send + Unpin + 'static,
     > + Clone
     + Send
     + 'static
 {
 }
 
-impl<S> HttpService for S where
-    S: hyper::service::Service<
+impl<S> Stack for S where
+    S: tower::Service<
             http::Request<hyper::body::Incoming>,
             Response = http::Response<crate::body::Body>,
             Error = std::convert::Infallible,
-            Future: Send + 'static,
+            Future: Send + Unpin + 'static,
         > + Clone
         + Send
         + 'static
 {
+}
+
+/// Runs a connection; once `drain` is cancelled, it asks the connection to finish the requests
+/// in flight (`graceful` is the protocol's `graceful_shutdown`) and runs it to its end.
+async fn until_drained<C>(
+    connection: C,
+    drain: &CancellationToken,
+    graceful: impl FnOnce(Pin<&mut C>),
+) -> hyper::Result<()>
+where
+    C: Future<Output = hyper::Result<()>>,
+{
+    let mut connection = std::pin::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => return result,
+        () = drain.cancelled() => {}
+    }
+    graceful(connection.as_mut());
+    connection.await
 }
 
 /// The protocol a TLS connection negotiated with ALPN; HTTP/1.1 when none was.
