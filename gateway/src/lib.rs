@@ -13,6 +13,7 @@ pub mod observe;
 pub mod proxy;
 pub mod queue;
 pub mod reload;
+pub mod request_id;
 pub mod routing;
 pub mod server;
 pub mod stack;
