@@ -13,6 +13,7 @@ pub use headers::{X_REQUEST_ID, new_request_id};
 
 use crate::body::Body;
 use crate::error::ProxyError;
+use crate::queue::Delivery;
 use crate::state::Shared;
 use http::{HeaderValue, Request, Response, header};
 use std::convert::Infallible;
@@ -186,15 +187,16 @@ impl tower::Service<Request<Body>> for Proxy {
                     let handled = handled.await;
                     let served = match handled {
                         Ok(failover::Served {
-                            answer: failover::Answer::Held(held),
+                            answer,
                             path,
                             endpoint,
-                        }) => Ok((held.wait().await, path, endpoint)),
-                        Ok(failover::Served {
-                            answer: failover::Answer::Now(response),
-                            path,
-                            endpoint,
-                        }) => Ok((response, path, endpoint)),
+                        }) => {
+                            let response = match answer {
+                                Delivery::Answered(response) => response,
+                                Delivery::Held(held) => held.wait().await,
+                            };
+                            Ok((response, path, endpoint))
+                        }
                         Err(error) => Err(error),
                     };
                     Ok(finish(served, outcome, &request_id))

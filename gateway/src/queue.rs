@@ -12,7 +12,7 @@ pub mod mode;
 mod replies;
 mod results;
 
-pub(crate) use deliver::{Delivery, Enqueue, Held, deliver};
+pub(crate) use deliver::{Delivery, Enqueue, deliver};
 pub(crate) use results::{Fetched, RESULTS_PREFIX, fetch};
 
 use crate::config::{QueueConfig, Redis};

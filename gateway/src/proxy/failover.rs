@@ -12,11 +12,11 @@ use super::{ConnInfo, DeliveryPath};
 use crate::body::{self, Body};
 use crate::error::ProxyError;
 use crate::queue::mode::{Decision, Signal};
-use crate::queue::{Delivery, Enqueue, Held, Queue, ServiceQueue, deliver};
+use crate::queue::{Delivery, Enqueue, Queue, ServiceQueue, deliver};
 use crate::routing::RouteEntry;
 use crate::upstream::Upstream;
 use bytes::Bytes;
-use http::{Method, Request, Response};
+use http::{Method, Request};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use std::net::SocketAddr;
@@ -24,15 +24,10 @@ use std::sync::Arc;
 
 /// What a queue-enabled service produced.
 pub(super) struct Served {
-    pub(super) answer: Answer,
+    /// A response, or a call held until the queue answers it.
+    pub(super) answer: Delivery,
     pub(super) path: DeliveryPath,
     pub(super) endpoint: Option<SocketAddr>,
-}
-
-/// A response, or a call held until the queue answers it.
-pub(super) enum Answer {
-    Now(Response<Body>),
-    Held(Held),
 }
 
 /// Serves one request of a queue-enabled service.
@@ -105,7 +100,7 @@ pub(super) async fn serve(
 
 fn sync(forwarded: forward::Forwarded) -> Served {
     Served {
-        answer: Answer::Now(forwarded.response),
+        answer: Delivery::Answered(forwarded.response),
         path: DeliveryPath::Sync,
         endpoint: Some(forwarded.endpoint),
     }
@@ -151,10 +146,7 @@ async fn enqueue(
     };
     // The parsed URI shares the connection's read buffer; a held call must not keep it.
     drop(uri);
-    let answer = match deliver(queue, service, request).await? {
-        Delivery::Answered(response) => Answer::Now(response),
-        Delivery::Held(held) => Answer::Held(held),
-    };
+    let answer = deliver(queue, service, request).await?;
     Ok(Served {
         answer,
         path: DeliveryPath::Queue,

@@ -26,9 +26,10 @@ pub(crate) struct Enqueue {
     pub(crate) respond_async: bool,
 }
 
-/// A request delivered to the queue.
+/// What serving a request produced: a response, or a call held until the queue answers it.
 pub(crate) enum Delivery {
-    /// Answered at once: the `202` a client asked for with `Prefer: respond-async`.
+    /// Answered at once: by the sync path, or the `202` a client asked for with
+    /// `Prefer: respond-async`.
     Answered(Response<Body>),
     /// On the queue, its call waiting for the reply.
     Held(Held),
