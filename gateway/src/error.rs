@@ -91,7 +91,7 @@ pub(crate) fn classify_client_error(error: crate::upstream::ClientError) -> Prox
     use crate::upstream::ClientError;
     match error {
         ClientError::Connect(error) => ProxyError::Connect(Box::new(error)),
-        ClientError::Exchange(error) => ProxyError::Upstream(Box::new(error)),
+        ClientError::Exchange(error) => ProxyError::Upstream(error),
     }
 }
 

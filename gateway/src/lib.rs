@@ -8,6 +8,7 @@ pub mod admin;
 pub mod body;
 pub mod config;
 pub mod error;
+mod hop_by_hop;
 pub mod metrics;
 pub mod observe;
 pub mod proxy;

@@ -10,6 +10,7 @@
 mod balance;
 mod client;
 mod endpoint;
+mod h1;
 mod health;
 mod pool;
 mod resolve;

@@ -5,6 +5,7 @@
 # under 0.5% of a run). Installs valgrind, nginx and wrk from Debian's packages if missing.
 #
 # Usage: tests/load/callgrind-sync.sh [GATEWAY_BINARY]   (default: build target/release/gateway)
+# Set CALLGRIND_OUT=FILE to keep the profile (then `callgrind_annotate FILE`).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 for tool in valgrind nginx wrk; do
@@ -51,5 +52,6 @@ out=$(wrk -t1 -c10 -d8s "http://127.0.0.1:$GW/")
 requests=$(awk '/requests in/{print $1}' <<<"$out")
 kill -INT $VG; wait $VG 2>/dev/null || true
 total=$(callgrind_annotate "$WORK/callgrind.out" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}')
+[ -n "${CALLGRIND_OUT:-}" ] && cp "$WORK/callgrind.out" "$CALLGRIND_OUT"
 echo "binary $BIN"
 echo "requests $requests, instructions $total, per request $((total / requests))"

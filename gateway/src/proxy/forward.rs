@@ -1,11 +1,12 @@
 //! The synchronous path: lease an endpoint, rewrite the request, send it, and check the answer.
 
 use super::guard::Guarded;
-use super::headers::{remove_hop_by_hop, set_forwarded};
+use super::headers::set_forwarded;
 use super::{ConnInfo, reclaim};
 use crate::body::{self, Body};
 use crate::config::UpstreamProtocol;
 use crate::error::{ProxyError, classify_client_error};
+use crate::hop_by_hop::remove_hop_by_hop;
 use crate::routing::RouteEntry;
 use crate::upstream::{Endpoint, Upstream};
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
@@ -110,7 +111,7 @@ pub(crate) async fn forward(
             }
             Ok(Ok(response)) => response,
         };
-        let (mut parts, incoming) = response.into_parts();
+        let (parts, incoming) = response.into_parts();
         if parts.status == StatusCode::SERVICE_UNAVAILABLE
             && parts
                 .headers
@@ -126,7 +127,6 @@ pub(crate) async fn forward(
         } else {
             endpoint.record_success(latency);
         }
-        remove_hop_by_hop(&mut parts.headers);
         let deadline = tokio::time::sleep_until(started + config.request_timeout);
         let body = body::boxed(Guarded::new(incoming, deadline, lease));
         return Ok(Forwarded {

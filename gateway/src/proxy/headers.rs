@@ -1,65 +1,12 @@
 //! Header rewriting for forwarded requests and returned responses.
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-
-/// Headers that describe one connection, not the message, and must not be forwarded
-/// (RFC 9110 section 7.6.1), plus any header the `Connection` header names. Upgrades are not
-/// proxied, so `Upgrade` is one of them. (A `static`, not a `const`: a `const` array of header
-/// names would be built and dropped at every use.)
-static HOP_BY_HOP: [HeaderName; 9] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub(crate) static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub(crate) static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 /// The request id header, generated when absent and returned on every response.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// Removes hop-by-hop headers, including those listed in `Connection`. Upgrades are not
-/// proxied, so `Upgrade` goes too.
-pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    // One pass over the names finds which hop-by-hop headers are present (usually none, or just
-    // `connection`); only those are removed.
-    let mut present = 0u16;
-    for name in headers.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
-            present |= 1 << i;
-        }
-    }
-    if present == 0 {
-        return;
-    }
-    if present & 1 != 0 {
-        // Headers named by `Connection` are hop-by-hop too; `keep-alive` and `close` are the
-        // usual tokens and name nothing else.
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|t| !t.eq_ignore_ascii_case("keep-alive") && !t.eq_ignore_ascii_case("close"))
-            .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
-            .collect();
-        for name in named {
-            headers.remove(name);
-        }
-    }
-    for (i, name) in HOP_BY_HOP.iter().enumerate() {
-        if present & (1 << i) != 0 {
-            headers.remove(name);
-        }
-    }
-}
 
 /// Sets `x-forwarded-for` (appending the client), `x-forwarded-proto` and `x-forwarded-host`.
 /// The gateway is the edge: a client's own `x-forwarded-proto` and `-host` are replaced.
@@ -112,20 +59,6 @@ pub fn new_request_id() -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn removes_hop_by_hop_and_connection_named_headers() {
-        let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, "keep-alive, x-private".parse().unwrap());
-        h.insert("x-private", "1".parse().unwrap());
-        h.insert("keep-alive", "timeout=5".parse().unwrap());
-        h.insert(header::TRANSFER_ENCODING, "chunked".parse().unwrap());
-        h.insert(header::UPGRADE, "websocket".parse().unwrap());
-        h.insert("traceparent", "00-abc-def-01".parse().unwrap());
-        remove_hop_by_hop(&mut h);
-        assert_eq!(h.len(), 1);
-        assert!(h.contains_key("traceparent"));
-    }
 
     #[test]
     fn appends_forwarded_for_and_replaces_proto_and_host() {

@@ -236,7 +236,7 @@ fn accepted(service: &ServiceQueue, id: &str, started: Instant) -> Response<Body
 /// The service's response as the client receives it.
 pub(super) fn into_response(reply: QueuedResponse) -> Response<Body> {
     let mut headers = reply.headers;
-    crate::proxy::headers::remove_hop_by_hop(&mut headers);
+    crate::hop_by_hop::remove_hop_by_hop(&mut headers);
     headers.remove(header::CONTENT_LENGTH);
     let mut response = Response::new(body::full(reply.body));
     *response.status_mut() = reply.status;

@@ -1,22 +1,29 @@
-//! The client a service's requests go out on: connections made with hyper's connection-level API
-//! and kept per endpoint ([`super::pool`]).
+//! The client a service's requests go out on, over connections kept per endpoint
+//! ([`super::pool`]): HTTP/1.1 with the gateway's own connection ([`super::h1`]), h2 with hyper's
+//! connection-level API.
 //!
 //! hyper-util's pooled client did the same job, but for any host: it keyed its pool by scheme and
 //! authority behind locks, and built large futures per request. An [`Endpoint`] is already one
 //! socket address, so here a request goes straight to that endpoint's pool.
 
 use super::Endpoint;
+use super::h1;
 use super::pool::{H2Connect, H2Sender};
-use crate::body::Body;
+use crate::body::{Body, BoxError};
 use crate::config::{ServiceConfig, UpstreamProtocol};
+use crate::hop_by_hop::remove_hop_by_hop;
+use bytes::Bytes;
 use futures_util::FutureExt;
 use http::{Request, Response, Uri};
+use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
@@ -33,7 +40,14 @@ pub(crate) enum ClientError {
     Connect(Arc<io::Error>),
     /// The exchange failed on an established connection; the request may have been sent.
     #[error(transparent)]
-    Exchange(hyper::Error),
+    Exchange(BoxError),
+}
+
+/// A response body from an endpoint, of either protocol.
+#[derive(Debug)]
+pub(crate) enum UpstreamBody {
+    H1(h1::ResponseBody),
+    H2(Incoming),
 }
 
 /// Sends requests to a service's endpoints, HTTP/1.1 or h2 (prior knowledge), over connections
@@ -53,31 +67,29 @@ impl UpstreamClient {
         }
     }
 
-    /// Sends `request` to `endpoint` and returns the response head; the body streams.
+    /// Sends `request` to `endpoint` and returns the response head, hop-by-hop headers removed;
+    /// the body streams.
     ///
-    /// For HTTP/1.1 the request-target is sent in origin form (an absolute URI is cut down to its
-    /// path and query), for h2 the URI gets the endpoint as authority if it has none. The `Host`
-    /// header is sent as the caller set it.
+    /// For HTTP/1.1 the request-target is sent in origin form (the path and query of the URI),
+    /// for h2 the URI gets the endpoint as authority if it has none. The `Host` header is sent as
+    /// the caller set it.
     ///
-    /// A request that a reused connection returned unsent (it closed while idle) is sent again on
-    /// another connection; nothing else is retried here.
+    /// A request that a reused connection failed before any of it was written (and before its
+    /// body was read) is sent again on another connection; nothing else is retried here.
     pub(crate) async fn send(
         &self,
         endpoint: &Endpoint,
         mut request: Request<Body>,
-    ) -> Result<Response<Incoming>, ClientError> {
+    ) -> Result<Response<UpstreamBody>, ClientError> {
         match self.protocol {
-            UpstreamProtocol::Http1 => {
-                if request.uri().scheme().is_some() {
-                    *request.uri_mut() = origin_form(request.uri());
-                }
-                self.send_http1(endpoint, request).await
-            }
+            UpstreamProtocol::Http1 => self.send_http1(endpoint, request).await,
             UpstreamProtocol::H2 => {
                 if request.uri().authority().is_none() {
                     *request.uri_mut() = absolute_form(request.uri(), endpoint);
                 }
-                self.send_h2(endpoint, request).await
+                let mut response = self.send_h2(endpoint, request).await?;
+                remove_hop_by_hop(response.headers_mut());
+                Ok(response.map(UpstreamBody::H2))
             }
         }
     }
@@ -86,26 +98,24 @@ impl UpstreamClient {
         &self,
         endpoint: &Endpoint,
         mut request: Request<Body>,
-    ) -> Result<Response<Incoming>, ClientError> {
+    ) -> Result<Response<UpstreamBody>, ClientError> {
         let pool = endpoint.pool();
         loop {
-            let (mut sender, reused) = match pool.checkout_http1() {
-                Some(sender) => (sender, true),
+            let (conn, reused) = match pool.checkout_http1() {
+                Some(conn) => (conn, true),
                 // Boxed: the hot path's future stays small.
                 None => (Box::pin(self.connect_http1(endpoint.addr())).await?, false),
             };
-            match sender.try_send_request(request).await {
-                Ok(response) => {
-                    pool.release_http1(sender);
-                    return Ok(response);
+            match h1::Exchange::new(conn, request, pool.clone()).await {
+                Ok(response) => return Ok(response.map(UpstreamBody::H1)),
+                Err(h1::Failed {
+                    error,
+                    unsent: Some(unsent),
+                }) if reused => {
+                    tracing::debug!(endpoint = %endpoint.addr(), %error, "pooled connection failed before the request was sent, sending on another");
+                    request = unsent;
                 }
-                Err(mut error) => match error.take_message() {
-                    Some(unsent) if reused => {
-                        tracing::debug!(endpoint = %endpoint.addr(), error = %error.error(), "pooled connection closed, sending on another");
-                        request = unsent;
-                    }
-                    _ => return Err(ClientError::Exchange(error.into_error())),
-                },
+                Err(failed) => return Err(ClientError::Exchange(failed.error.into())),
             }
         }
     }
@@ -134,33 +144,24 @@ impl UpstreamClient {
                         stale = Some(generation);
                         request = unsent;
                     }
-                    _ => return Err(ClientError::Exchange(error.into_error())),
+                    _ => return Err(ClientError::Exchange(error.into_error().into())),
                 },
             }
         }
     }
 
-    async fn connect_http1(
-        &self,
-        addr: SocketAddr,
-    ) -> Result<http1::SendRequest<Body>, ClientError> {
-        let io = self
+    async fn connect_http1(&self, addr: SocketAddr) -> Result<h1::Conn, ClientError> {
+        let stream = self
             .connect_tcp(addr)
             .await
             .map_err(|e| ClientError::Connect(Arc::new(e)))?;
-        let (sender, connection) = http1::handshake(io).await.map_err(ClientError::Exchange)?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%addr, %error, "upstream connection failed");
-            }
-        });
-        Ok(sender)
+        Ok(h1::Conn::new(stream))
     }
 
     fn connect_h2(&self, addr: SocketAddr) -> H2Connect {
         let tcp = self.connect_tcp(addr);
         async move {
-            let io = tcp.await?;
+            let io = TokioIo::new(tcp.await?);
             let (sender, connection) = http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
                 .keep_alive_interval(H2_KEEPALIVE)
@@ -185,7 +186,7 @@ impl UpstreamClient {
     fn connect_tcp(
         &self,
         addr: SocketAddr,
-    ) -> impl Future<Output = io::Result<TokioIo<TcpStream>>> + Send + 'static {
+    ) -> impl Future<Output = io::Result<TcpStream>> + Send + 'static {
         let timeout = self.connect_timeout;
         async move {
             let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
@@ -199,15 +200,9 @@ impl UpstreamClient {
             stream.set_nodelay(true)?;
             socket2::SockRef::from(&stream)
                 .set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE))?;
-            Ok(TokioIo::new(stream))
+            Ok(stream)
         }
     }
-}
-
-/// The path and query of an absolute URI, as an HTTP/1.1 request-target.
-fn origin_form(uri: &Uri) -> Uri {
-    uri.path_and_query()
-        .map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()))
 }
 
 /// An origin-form URI completed with the endpoint as authority, as h2 requires.
@@ -223,5 +218,40 @@ fn absolute_form(uri: &Uri, endpoint: &Endpoint) -> Uri {
     Uri::from_parts(parts).expect("scheme, authority and path are all set")
 }
 
+// === impl UpstreamBody ===
+
+impl http_body::Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            Self::H1(body) => Pin::new(body).poll_frame(cx),
+            Self::H2(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map(|frame| frame.map(|f| f.map_err(Into::into))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::H1(body) => body.is_end_stream(),
+            Self::H2(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::H1(body) => body.size_hint(),
+            Self::H2(body) => body.size_hint(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod wire_tests;

@@ -1,21 +1,22 @@
-//! One endpoint's idle upstream connections: a stack of HTTP/1.1 senders, or one shared h2
+//! One endpoint's idle upstream connections: a stack of HTTP/1.1 connections, or one shared h2
 //! connection.
 //!
 //! Every [`Endpoint`](super::Endpoint) is one socket address, so its pool needs no key: the
 //! endpoint owns its [`Pool`] and the request path goes straight to it. Connecting is the
 //! client's job ([`super::client`]); the pool only keeps what the client hands back.
 //!
-//! HTTP/1.1 senders are reused last in, first out, so that under light load the same few
-//! connections stay warm and the rest age out. A sender goes back only once its exchange is over
-//! (see [`Pool::release_http1`]) and is checked with `is_ready()` when taken out, which is false
-//! once the connection has closed. Idle senders are dropped, which closes their connections, after
-//! 60 to 90 seconds (two to three ticks of a reaper that runs only while the pool holds any), when
-//! the stack is full, and when the endpoint is retired.
+//! HTTP/1.1 connections are reused last in, first out, so that under light load the same few
+//! connections stay warm and the rest age out. A connection comes back only once its exchange
+//! ended cleanly (the response body's end hands it back, see [`super::h1`]) and is checked when
+//! taken out, so one the upstream closed meanwhile is dropped then. Idle connections are closed
+//! after 60 to 90 seconds (two to three ticks of a reaper that runs only while the pool holds
+//! any), when the stack is full, and when the endpoint is retired.
 
+use super::h1::Conn;
 use crate::body::Body;
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, Weak};
@@ -23,7 +24,7 @@ use std::time::Duration;
 
 /// How long a connection may stay idle: between two and three reaper ticks of this length.
 const IDLE_TICK: Duration = Duration::from_secs(30);
-/// An idle sender is dropped once this many reaper ticks have passed since it went idle.
+/// An idle connection is closed once this many reaper ticks have passed since it went idle.
 const IDLE_TICKS: u64 = 3;
 
 /// A handle on the shared h2 connection; cheap to clone.
@@ -31,7 +32,9 @@ pub(crate) type H2Sender = http2::SendRequest<Body>;
 /// Establishing an h2 connection: shared by every request that waits for it.
 pub(crate) type H2Connect = BoxFuture<'static, Result<H2Sender, Arc<std::io::Error>>>;
 
-/// One endpoint's connections.
+/// One endpoint's connections; cheap to clone (the response body holds one to return its
+/// connection).
+#[derive(Clone)]
 pub(crate) struct Pool {
     inner: Arc<Inner>,
 }
@@ -46,8 +49,8 @@ struct Inner {
 
 /// The HTTP/1.1 stack, oldest first.
 struct Idle {
-    senders: VecDeque<(u64, http1::SendRequest<Body>)>,
-    /// Reaper ticks so far; each sender remembers the tick it went idle in.
+    conns: VecDeque<(u64, Conn)>,
+    /// Reaper ticks so far; each connection remembers the tick it went idle in.
     tick: u64,
     /// Whether a reaper task is running for this pool.
     reaping: bool,
@@ -74,7 +77,7 @@ impl Pool {
         Self {
             inner: Arc::new(Inner {
                 idle: Mutex::new(Idle {
-                    senders: VecDeque::new(),
+                    conns: VecDeque::new(),
                     tick: 0,
                     reaping: false,
                 }),
@@ -88,59 +91,32 @@ impl Pool {
         }
     }
 
-    /// The most recently idle HTTP/1.1 sender that can take a request now, if any. Senders whose
-    /// connection has closed meanwhile are dropped on the way.
-    pub(crate) fn checkout_http1(&self) -> Option<http1::SendRequest<Body>> {
+    /// The most recently idle HTTP/1.1 connection that can take a request now, if any.
+    /// Connections the upstream has closed meanwhile are dropped on the way.
+    pub(crate) fn checkout_http1(&self) -> Option<Conn> {
         let mut idle = lock(&self.inner.idle);
-        while let Some((_, sender)) = idle.senders.pop_back() {
-            if sender.is_ready() {
-                return Some(sender);
+        while let Some((_, conn)) = idle.conns.pop_back() {
+            if conn.is_reusable() {
+                return Some(conn);
             }
         }
         None
     }
 
-    /// Hands back a sender whose request got its response head. It becomes reusable only once the
-    /// exchange is over: the response body read to its end (and the request body written).
-    ///
-    /// hyper's HTTP/1.1 `SendRequest` says so itself: it turns ready when the connection task
-    /// has finished the previous exchange and asks for the next request. For small responses
-    /// that has usually happened by the time the head reaches the caller (the connection task
-    /// read head and body in one go), so the sender goes straight back onto the stack: no task, no
-    /// wrapper around the response body. Otherwise a small task waits for `ready()` and puts it
-    /// back then, or drops it when the connection closes instead (a body dropped half read closes
-    /// the connection). A sender is never stacked while busy, so a checkout never has to wait.
-    pub(crate) fn release_http1(&self, mut sender: http1::SendRequest<Body>) {
-        if sender.is_ready() {
-            self.checkin_http1(sender);
-            return;
-        }
-        if sender.is_closed() || self.inner.max_idle == 0 || self.inner.closed.load(Relaxed) {
-            return;
-        }
-        let pool = Arc::downgrade(&self.inner);
-        tokio::spawn(async move {
-            if sender.ready().await.is_ok()
-                && let Some(inner) = pool.upgrade()
-            {
-                Pool { inner }.checkin_http1(sender);
-            }
-        });
-    }
-
-    fn checkin_http1(&self, sender: http1::SendRequest<Body>) {
+    /// Takes back a connection whose exchange ended cleanly.
+    pub(crate) fn checkin_http1(&self, conn: Conn) {
         if self.inner.closed.load(Relaxed) || self.inner.max_idle == 0 {
             return;
         }
         let mut idle = lock(&self.inner.idle);
-        // Over the bound, the sender idle longest goes: it is the likeliest to be stale.
-        let evicted = if idle.senders.len() >= self.inner.max_idle {
-            idle.senders.pop_front()
+        // Over the bound, the connection idle longest goes: it is the likeliest to be stale.
+        let evicted = if idle.conns.len() >= self.inner.max_idle {
+            idle.conns.pop_front()
         } else {
             None
         };
         let tick = idle.tick;
-        idle.senders.push_back((tick, sender));
+        idle.conns.push_back((tick, conn));
         if !idle.reaping {
             idle.reaping = true;
             spawn_reaper(Arc::downgrade(&self.inner));
@@ -204,8 +180,8 @@ impl Pool {
     /// Exchanges under way finish on their connections, which close afterwards.
     pub(crate) fn close(&self) {
         self.inner.closed.store(true, Relaxed);
-        let senders = std::mem::take(&mut lock(&self.inner.idle).senders);
-        drop(senders);
+        let conns = std::mem::take(&mut lock(&self.inner.idle).conns);
+        drop(conns);
         let h2 = std::mem::replace(&mut lock(&self.inner.h2).slot, H2Slot::Empty);
         drop(h2);
     }
@@ -213,11 +189,11 @@ impl Pool {
     /// Idle HTTP/1.1 connections now.
     #[cfg(test)]
     pub(crate) fn idle_http1(&self) -> usize {
-        lock(&self.inner.idle).senders.len()
+        lock(&self.inner.idle).conns.len()
     }
 }
 
-/// Drops senders idle for too long, every [`IDLE_TICK`], while the pool holds any. It counts
+/// Closes connections idle for too long, every [`IDLE_TICK`], while the pool holds any. It counts
 /// ticks rather than reading the clock so that the request path never reads it.
 fn spawn_reaper(pool: Weak<Inner>) {
     tokio::spawn(async move {
@@ -231,13 +207,13 @@ fn spawn_reaper(pool: Weak<Inner>) {
             idle.tick += 1;
             let tick = idle.tick;
             while idle
-                .senders
+                .conns
                 .front()
                 .is_some_and(|(since, _)| since + IDLE_TICKS <= tick)
             {
-                expired.extend(idle.senders.pop_front());
+                expired.extend(idle.conns.pop_front());
             }
-            let done = idle.senders.is_empty();
+            let done = idle.conns.is_empty();
             if done {
                 idle.reaping = false;
             }

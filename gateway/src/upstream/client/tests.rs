@@ -113,7 +113,8 @@ async fn get(client: &UpstreamClient, endpoint: &Endpoint) -> Result<String, Cli
     Ok(String::from_utf8(bytes.to_vec()).unwrap())
 }
 
-async fn wait_for(mut check: impl FnMut() -> bool) -> bool {
+/// Polls `check` every 20 ms for up to 5 s.
+pub(super) async fn wait_for(mut check: impl FnMut() -> bool) -> bool {
     for _ in 0..250 {
         if check() {
             return true;
@@ -153,11 +154,6 @@ async fn absolute_uris_are_sent_in_origin_form() {
         .unwrap();
     let response = client.send(&endpoint, request).await.unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(
-        super::origin_form(&"http://a:1/p?q".parse().unwrap()),
-        "/p?q"
-    );
-    assert_eq!(super::origin_form(&"http://a:1".parse().unwrap()), "/");
 }
 
 #[tokio::test(flavor = "current_thread")]

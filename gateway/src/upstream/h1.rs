@@ -1,0 +1,114 @@
+//! The gateway's own HTTP/1.1 client connection, used for every HTTP/1.1 endpoint.
+//!
+//! hyper's client connection runs as a task of its own that the request reaches through a
+//! channel, and its answer comes back through another: two task switches and two channel hand-offs
+//! per request, on the path every proxied request takes. Here the request's own future does the
+//! exchange on the socket it checked out of the pool: it writes the head (and the first body
+//! frame) in one write, reads and parses the response head with `httparse`, and hands the
+//! connection back to the pool the moment the response body has been read to its end, which for a
+//! small response is before the head even leaves the gateway.
+//!
+//! - [`encode`]: the request head and the body's framing (length or chunked);
+//! - [`upload`]: writing the request, polled alongside reading, so that an upstream may answer
+//!   before the body is all sent, or stream its answer while it reads;
+//! - [`decode`]: the response head (framing per RFC 9112 section 6.3, interim `1xx` skipped,
+//!   hop-by-hop headers dropped) and the chunked coding;
+//! - [`exchange`]: the future from request to response head; [`response`]: the body that reads the
+//!   rest and returns the connection.
+//!
+//! A connection goes back to the pool only when the exchange ended cleanly: body complete both
+//! ways, no stray bytes, keep-alive on both sides. Anything else closes it.
+
+mod decode;
+mod encode;
+mod exchange;
+mod response;
+mod upload;
+
+pub(crate) use exchange::{Exchange, Failed};
+pub(crate) use response::ResponseBody;
+
+use crate::body::BoxError;
+use bytes::BytesMut;
+use std::io;
+use std::task::{Context, Poll, ready};
+use tokio::net::TcpStream;
+
+/// The first read of a response reads up to this much; reads grow (doubling) while they fill the
+/// buffer, up to [`MAX_READ`].
+const FIRST_READ: usize = 8 * 1024;
+const MAX_READ: usize = 256 * 1024;
+
+/// How an HTTP/1.1 exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum H1Error {
+    #[error("upstream closed the connection before a response")]
+    ClosedBeforeHead,
+    #[error("upstream closed the connection in the middle of the response body")]
+    ClosedInBody,
+    #[error("invalid response: {0}")]
+    Invalid(&'static str),
+    #[error("invalid response head: {0}")]
+    Parse(httparse::Error),
+    #[error("response head larger than 64 KiB or with more than 128 headers")]
+    HeadTooLarge,
+    #[error("upstream switched protocols (101); upgrades are not proxied")]
+    Upgrade,
+    #[error("request body failed: {0}")]
+    RequestBody(#[source] BoxError),
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// An open connection to an endpoint, idle in the pool or carrying one exchange.
+pub(crate) struct Conn {
+    stream: TcpStream,
+    /// Bytes read and not yet consumed; empty whenever the connection is idle.
+    read: BytesMut,
+    /// The buffer requests are encoded into, kept for the next one.
+    write: Vec<u8>,
+    /// How much the next read asks for.
+    read_size: usize,
+}
+
+impl Conn {
+    pub(crate) fn new(stream: TcpStream) -> Self {
+        Self {
+            stream,
+            read: BytesMut::new(),
+            write: Vec::new(),
+            read_size: FIRST_READ,
+        }
+    }
+
+    /// Whether an idle connection can take a request: the upstream has not closed it (or sent
+    /// anything unasked). Costs no system call unless the socket has signalled readable.
+    pub(crate) fn is_reusable(&self) -> bool {
+        match self.stream.try_read(&mut [0u8; 1]) {
+            Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+            Ok(_) => false,
+        }
+    }
+
+    /// Reads more into the read buffer; `Ok(0)` at end of stream.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.read.capacity() - self.read.len() < self.read_size / 2 {
+            self.read.reserve(self.read_size);
+        }
+        loop {
+            let room = self.read.capacity() - self.read.len();
+            match self.stream.try_read_buf(&mut self.read) {
+                Ok(n) => {
+                    if n == room && self.read_size < MAX_READ {
+                        self.read_size *= 2;
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready!(self.stream.poll_read_ready(cx))?;
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}

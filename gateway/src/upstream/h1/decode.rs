@@ -1,0 +1,296 @@
+//! Reading an upstream's HTTP/1.1 response: the head (status, headers, how the body is framed,
+//! whether the connection stays open) and the chunked transfer coding. Pure functions over the
+//! connection's read buffer; the caller reads more bytes when they answer "need more".
+
+use super::H1Error;
+use crate::hop_by_hop;
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::{StatusCode, Version};
+use std::mem::MaybeUninit;
+
+/// The largest response head accepted (status line and headers), and the largest trailer section.
+pub(super) const MAX_HEAD: usize = 64 * 1024;
+/// The most headers a response head may have.
+const MAX_HEADERS: usize = 128;
+/// The longest chunk-size line (with extensions) accepted.
+const MAX_CHUNK_LINE: usize = 4096;
+
+/// How a response body is delimited (RFC 9112 section 6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Framing {
+    /// No body: a response to `HEAD`, or `204`/`304`.
+    Empty,
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// The chunked transfer coding.
+    Chunked,
+    /// Everything until the upstream closes the connection.
+    UntilClose,
+}
+
+/// A parsed response head.
+#[derive(Debug)]
+pub(super) struct Head {
+    /// Status, version and headers, hop-by-hop headers removed.
+    pub(super) parts: http::response::Parts,
+    pub(super) framing: Framing,
+    /// Whether the connection may carry another request after this response.
+    pub(super) keep_alive: bool,
+}
+
+/// Parses the response head at the start of `buf` and removes it from `buf`; `None` when `buf`
+/// does not hold a whole head yet. Interim `1xx` responses are consumed and skipped.
+pub(super) fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, H1Error> {
+    loop {
+        let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut []);
+        let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut response,
+            buf,
+            &mut headers,
+        ) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
+                return Err(H1Error::HeadTooLarge);
+            }
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => return Err(H1Error::HeadTooLarge),
+            Err(error) => return Err(H1Error::Parse(error)),
+        };
+        let code = response.code.unwrap_or_default();
+        let status = StatusCode::from_u16(code).map_err(|_| H1Error::Invalid("status code"))?;
+        if status == StatusCode::SWITCHING_PROTOCOLS {
+            return Err(H1Error::Upgrade);
+        }
+        if status.is_informational() {
+            buf.advance(len);
+            continue;
+        }
+        let http10 = response.version == Some(0);
+        // Where each kept header sits in the head, so that values can share the head's bytes.
+        let base = buf.as_ptr() as usize;
+        let mut kept = [(0u32, 0u16, 0u32, 0u32); MAX_HEADERS];
+        let mut count = 0;
+        let mut length: Option<u64> = None;
+        let mut transfer_coding = None::<bool>;
+        let mut close = http10;
+        // Headers a `Connection` header names are hop-by-hop too (usually there are none).
+        let mut named = Vec::new();
+        for h in response.headers.iter() {
+            let name = h.name.as_bytes();
+            if name.eq_ignore_ascii_case(b"content-length") {
+                let value = parse_content_length(h.value)?;
+                if length.is_some_and(|l| l != value) {
+                    return Err(H1Error::Invalid("differing content-length values"));
+                }
+                length = Some(value);
+            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                // Only the last coding decides; chunked must be last when present.
+                transfer_coding = Some(last_token(h.value).eq_ignore_ascii_case(b"chunked"));
+                continue;
+            } else if name.eq_ignore_ascii_case(b"connection") {
+                for token in h.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                    if token.eq_ignore_ascii_case(b"close") {
+                        close = true;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                        close = close && !http10;
+                    } else if let Ok(name) = HeaderName::from_bytes(token) {
+                        named.push(name);
+                    }
+                }
+                continue;
+            }
+            kept[count] = (
+                (h.name.as_ptr() as usize - base) as u32,
+                name.len() as u16,
+                (h.value.as_ptr() as usize - base) as u32,
+                h.value.len() as u32,
+            );
+            count += 1;
+        }
+        let head = buf.split_to(len).freeze();
+        let mut map = HeaderMap::with_capacity(count);
+        for &(name_at, name_len, value_at, value_len) in &kept[..count] {
+            let (name_at, value_at) = (name_at as usize, value_at as usize);
+            let name = HeaderName::from_bytes(&head[name_at..name_at + usize::from(name_len)])
+                .map_err(|_| H1Error::Invalid("header name"))?;
+            if hop_by_hop::is_hop_by_hop(&name) {
+                continue;
+            }
+            let value =
+                HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len as usize))
+                    .map_err(|_| H1Error::Invalid("header value"))?;
+            map.append(name, value);
+        }
+        for name in named {
+            map.remove(name);
+        }
+        let framing = if head_request
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED
+        {
+            Framing::Empty
+        } else if let Some(chunked) = transfer_coding {
+            // Transfer-Encoding overrides Content-Length; a message with both, or a coding other
+            // than chunked last, can only end with the connection.
+            if length.is_some() || http10 || !chunked {
+                close = true;
+            }
+            if chunked && !http10 {
+                Framing::Chunked
+            } else {
+                Framing::UntilClose
+            }
+        } else if let Some(length) = length {
+            Framing::Length(length)
+        } else {
+            close = true;
+            Framing::UntilClose
+        };
+        let (mut parts, ()) = http::Response::new(()).into_parts();
+        parts.status = status;
+        parts.version = if http10 {
+            Version::HTTP_10
+        } else {
+            Version::HTTP_11
+        };
+        parts.headers = map;
+        return Ok(Some(Head {
+            parts,
+            framing,
+            keep_alive: !close,
+        }));
+    }
+}
+
+/// A `Content-Length` value: digits, or a list of identical values (RFC 9110 section 8.6).
+fn parse_content_length(value: &[u8]) -> Result<u64, H1Error> {
+    let mut result = None;
+    for item in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+        if item.is_empty() || item.len() > 19 || !item.iter().all(u8::is_ascii_digit) {
+            return Err(H1Error::Invalid("content-length"));
+        }
+        let n = item.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
+        if result.is_some_and(|r| r != n) {
+            return Err(H1Error::Invalid("differing content-length values"));
+        }
+        result = Some(n);
+    }
+    result.ok_or(H1Error::Invalid("content-length"))
+}
+
+/// The last comma-separated token of a header value, trimmed.
+fn last_token(value: &[u8]) -> &[u8] {
+    value
+        .rsplit(|&b| b == b',')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii()
+}
+
+/// Where a chunked body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Chunked {
+    /// Expecting a chunk-size line.
+    Size,
+    /// Inside a chunk, this many bytes left.
+    Data(u64),
+    /// Expecting the CRLF after a chunk's data.
+    DataEnd,
+    /// After the last chunk: expecting trailers or the final CRLF.
+    Trailers,
+    /// The body has ended.
+    Done,
+}
+
+/// What [`decode_chunked`] found.
+#[derive(Debug)]
+pub(super) enum Decoded {
+    Data(Bytes),
+    Trailers(HeaderMap),
+    End,
+    NeedMore,
+}
+
+/// Decodes the next piece of a chunked body from `buf`.
+pub(super) fn decode_chunked(state: &mut Chunked, buf: &mut BytesMut) -> Result<Decoded, H1Error> {
+    loop {
+        match *state {
+            Chunked::Size => match httparse::parse_chunk_size(buf) {
+                Ok(httparse::Status::Complete((at, size))) => {
+                    buf.advance(at);
+                    *state = if size == 0 {
+                        Chunked::Trailers
+                    } else {
+                        Chunked::Data(size)
+                    };
+                }
+                Ok(httparse::Status::Partial) if buf.len() > MAX_CHUNK_LINE => {
+                    return Err(H1Error::Invalid("chunk-size line too long"));
+                }
+                Ok(httparse::Status::Partial) => return Ok(Decoded::NeedMore),
+                Err(_) => return Err(H1Error::Invalid("chunk size")),
+            },
+            Chunked::Data(left) => {
+                if buf.is_empty() {
+                    return Ok(Decoded::NeedMore);
+                }
+                let take = left.min(buf.len() as u64);
+                *state = if take == left {
+                    Chunked::DataEnd
+                } else {
+                    Chunked::Data(left - take)
+                };
+                return Ok(Decoded::Data(buf.split_to(take as usize).freeze()));
+            }
+            Chunked::DataEnd => {
+                if buf.len() < 2 {
+                    return Ok(Decoded::NeedMore);
+                }
+                if &buf[..2] != b"\r\n" {
+                    return Err(H1Error::Invalid("chunk not followed by CRLF"));
+                }
+                buf.advance(2);
+                *state = Chunked::Size;
+            }
+            Chunked::Trailers => {
+                if buf.len() < 2 {
+                    return Ok(Decoded::NeedMore);
+                }
+                if buf.starts_with(b"\r\n") {
+                    buf.advance(2);
+                    *state = Chunked::Done;
+                    return Ok(Decoded::End);
+                }
+                let mut headers = [httparse::EMPTY_HEADER; 32];
+                match httparse::parse_headers(buf, &mut headers) {
+                    Ok(httparse::Status::Complete((len, fields))) => {
+                        let mut trailers = HeaderMap::new();
+                        for field in fields {
+                            let (Ok(name), Ok(value)) = (
+                                HeaderName::from_bytes(field.name.as_bytes()),
+                                HeaderValue::from_bytes(field.value),
+                            ) else {
+                                return Err(H1Error::Invalid("trailer field"));
+                            };
+                            trailers.append(name, value);
+                        }
+                        buf.advance(len);
+                        *state = Chunked::Done;
+                        return Ok(Decoded::Trailers(trailers));
+                    }
+                    Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
+                        return Err(H1Error::HeadTooLarge);
+                    }
+                    Ok(httparse::Status::Partial) => return Ok(Decoded::NeedMore),
+                    Err(error) => return Err(H1Error::Parse(error)),
+                }
+            }
+            Chunked::Done => return Ok(Decoded::End),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,199 @@
+//! Writing a request head in HTTP/1.1 form, and deciding how its body is framed.
+
+use http::{Method, header, request};
+use http_body::Body as _;
+
+use crate::body::Body;
+
+/// How a request body is delimited on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Framing {
+    /// No body and no framing header (`GET` and the like without a body).
+    None,
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// Chunked: the length is not known up front.
+    Chunked,
+}
+
+/// The framing for a request: a declared `Content-Length` is kept (the server side checked it
+/// against the body), an exactly known length is declared, anything else is chunked. An empty
+/// body gets `Content-Length: 0` only where a body is expected (RFC 9110 section 8.6).
+pub(super) fn framing(parts: &request::Parts, body: &Body) -> Framing {
+    if let Some(length) = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+    {
+        return Framing::Length(length);
+    }
+    if body.is_end_stream() {
+        return if expects_body(&parts.method) {
+            Framing::Length(0)
+        } else {
+            Framing::None
+        };
+    }
+    match body.size_hint().exact() {
+        Some(length) => Framing::Length(length),
+        None => Framing::Chunked,
+    }
+}
+
+/// Methods whose requests normally carry a body.
+fn expects_body(method: &Method) -> bool {
+    matches!(*method, Method::POST | Method::PUT | Method::PATCH)
+}
+
+/// Appends the request line and headers to `out`. The request-target is the URI's path and
+/// query (origin form); `Content-Length` and `Transfer-Encoding` are written from `framing`,
+/// whatever the headers said.
+pub(super) fn head(parts: &request::Parts, framing: Framing, out: &mut Vec<u8>) {
+    let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let target = if target.is_empty() { "/" } else { target };
+    out.reserve(64 + target.len() + 48 * parts.headers.len());
+    out.extend_from_slice(parts.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in &parts.headers {
+        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    match framing {
+        Framing::None => {}
+        Framing::Length(length) => {
+            out.extend_from_slice(b"content-length: ");
+            push_decimal(out, length);
+            out.extend_from_slice(b"\r\n");
+        }
+        Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// Appends a chunk-size line for `len` bytes.
+pub(super) fn chunk_size(out: &mut Vec<u8>, len: usize) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 16];
+    let mut at = digits.len();
+    let mut n = len;
+    loop {
+        at -= 1;
+        digits[at] = HEX[n & 0xf];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends the last chunk and the trailer section (RFC 9112 section 7.1).
+pub(super) fn chunked_end(out: &mut Vec<u8>, trailers: Option<&http::HeaderMap>) {
+    out.extend_from_slice(b"0\r\n");
+    for (name, value) in trailers.into_iter().flatten() {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::body;
+
+    fn parts(request: http::Request<()>) -> request::Parts {
+        request.into_parts().0
+    }
+
+    #[test]
+    fn writes_origin_form_headers_and_framing() {
+        let p = parts(
+            http::Request::post("http://a:1/x?y=1")
+                .header("host", "svc")
+                .header("transfer-encoding", "chunked")
+                .body(())
+                .unwrap(),
+        );
+        let mut out = Vec::new();
+        head(&p, Framing::Length(12), &mut out);
+        assert_eq!(
+            out,
+            b"POST /x?y=1 HTTP/1.1\r\nhost: svc\r\ncontent-length: 12\r\n\r\n"
+        );
+        let mut out = Vec::new();
+        head(
+            &parts(http::Request::get("/").body(()).unwrap()),
+            Framing::None,
+            &mut out,
+        );
+        assert_eq!(out, b"GET / HTTP/1.1\r\n\r\n");
+    }
+
+    #[test]
+    fn picks_framing_from_declared_length_body_and_method() {
+        let get = parts(http::Request::get("/").body(()).unwrap());
+        let post = parts(http::Request::post("/").body(()).unwrap());
+        let declared = parts(
+            http::Request::post("/")
+                .header("content-length", "7")
+                .body(())
+                .unwrap(),
+        );
+        assert_eq!(framing(&get, &body::empty()), Framing::None);
+        assert_eq!(framing(&post, &body::empty()), Framing::Length(0));
+        assert_eq!(framing(&post, &body::full("abc")), Framing::Length(3));
+        assert_eq!(
+            framing(&declared, &body::full("abcdefg")),
+            Framing::Length(7)
+        );
+        let stream = http_body_util::StreamBody::new(futures_util::stream::iter(vec![Ok::<
+            _,
+            std::io::Error,
+        >(
+            http_body::Frame::data(bytes::Bytes::from_static(b"x")),
+        )]));
+        assert_eq!(framing(&post, &body::boxed(stream)), Framing::Chunked);
+    }
+
+    #[test]
+    fn frames_chunks_and_the_last_chunk_with_trailers() {
+        let mut out = Vec::new();
+        chunk_size(&mut out, 0x1a2);
+        chunk_size(&mut out, 5);
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("x-sum", "9".parse().unwrap());
+        chunked_end(&mut out, Some(&trailers));
+        assert_eq!(out, b"1a2\r\n5\r\n0\r\nx-sum: 9\r\n\r\n");
+        let mut out = Vec::new();
+        push_decimal(&mut out, 0);
+        push_decimal(&mut out, 18_446_744_073_709_551_615);
+        assert_eq!(out, b"018446744073709551615");
+    }
+}

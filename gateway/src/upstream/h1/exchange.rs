@@ -1,0 +1,128 @@
+//! One exchange on a connection, up to the response head: the request is written while the
+//! response is read, and the response takes the connection (and any body still being written).
+
+use super::response::ResponseBody;
+use super::upload::Upload;
+use super::{Conn, H1Error, decode, encode};
+use crate::body::Body;
+use crate::upstream::pool::Pool;
+use http::{Method, Request, Response, request};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+/// The future of an exchange, ready with the response head.
+pub(crate) struct Exchange {
+    conn: Option<Conn>,
+    /// The request being written; `None` once it all went out.
+    upload: Option<Upload>,
+    /// The request head, kept while the request could still be sent elsewhere unsent.
+    parts: Option<request::Parts>,
+    head_request: bool,
+    pool: Pool,
+    /// A write that failed while an answer was still possible: the upstream stopped reading the
+    /// request (it may answer early, say `413`, and close).
+    write_error: Option<H1Error>,
+}
+
+/// A failed exchange.
+pub(crate) struct Failed {
+    pub(crate) error: H1Error,
+    /// The request, when none of it reached the upstream and its body was never read: it may be
+    /// sent on another connection as it is.
+    pub(crate) unsent: Option<Request<Body>>,
+}
+
+impl Exchange {
+    /// Starts sending `request` on `conn`; the connection goes back to `pool` when the exchange
+    /// ends cleanly.
+    pub(crate) fn new(mut conn: Conn, request: Request<Body>, pool: Pool) -> Self {
+        let (parts, body) = request.into_parts();
+        let framing = encode::framing(&parts, &body);
+        let mut buffer = std::mem::take(&mut conn.write);
+        encode::head(&parts, framing, &mut buffer);
+        Self {
+            conn: Some(conn),
+            upload: Some(Upload::new(buffer, body, framing)),
+            head_request: parts.method == Method::HEAD,
+            parts: Some(parts),
+            pool,
+            write_error: None,
+        }
+    }
+
+    /// The request back, if nothing of it was written and its body never polled.
+    fn unsent(&mut self) -> Option<Request<Body>> {
+        let upload = self.upload.as_mut()?;
+        if upload.wrote {
+            return None;
+        }
+        let body = upload.take_unpolled_body()?;
+        Some(Request::from_parts(self.parts.take()?, body))
+    }
+
+    fn fail(&mut self, error: H1Error) -> Poll<Result<Response<ResponseBody>, Failed>> {
+        let unsent = self.unsent();
+        self.conn = None;
+        Poll::Ready(Err(Failed { error, unsent }))
+    }
+}
+
+impl Future for Exchange {
+    type Output = Result<Response<ResponseBody>, Failed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let conn = this
+            .conn
+            .as_mut()
+            .expect("Exchange polled after completion");
+        if let Some(upload) = this.upload.as_mut() {
+            match upload.poll(cx, &conn.stream) {
+                Poll::Ready(Ok(())) => {
+                    conn.write = this.upload.take().expect("present").into_buffer();
+                }
+                Poll::Ready(Err(error)) => {
+                    if matches!(error, H1Error::RequestBody(_)) || !upload.wrote {
+                        return this.fail(error);
+                    }
+                    this.upload = None;
+                    this.write_error = Some(error);
+                }
+                Poll::Pending => {}
+            }
+        }
+        loop {
+            match decode::parse_head(&mut conn.read, this.head_request) {
+                Ok(Some(head)) => {
+                    let conn = this.conn.take().expect("present");
+                    let keep_alive = head.keep_alive && this.write_error.is_none();
+                    let body = ResponseBody::new(
+                        conn,
+                        head.framing,
+                        keep_alive,
+                        this.upload.take(),
+                        this.pool.clone(),
+                    );
+                    return Poll::Ready(Ok(Response::from_parts(head.parts, body)));
+                }
+                Ok(None) => {}
+                Err(error) => return this.fail(error),
+            }
+            match ready!(conn.poll_fill(cx)) {
+                Ok(0) => {
+                    let error = this.write_error.take().unwrap_or(if conn.read.is_empty() {
+                        H1Error::ClosedBeforeHead
+                    } else {
+                        H1Error::Invalid("connection closed inside the response head")
+                    });
+                    return this.fail(error);
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    let error = this.write_error.take().unwrap_or(error.into());
+                    return this.fail(error);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! The response body: reads the rest of the response off the connection (and finishes writing
+//! the request body, if the upstream answered before it was all sent), then returns the
+//! connection to the pool.
+
+use super::decode::{Chunked, Decoded, Framing, decode_chunked};
+use super::upload::Upload;
+use super::{Conn, H1Error};
+use crate::body::BoxError;
+use crate::upstream::pool::Pool;
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+/// The body of a response from an HTTP/1.1 endpoint.
+pub(crate) struct ResponseBody {
+    state: State,
+}
+
+enum State {
+    /// The whole body came with the head; the connection went back to the pool already.
+    Complete(Option<Bytes>),
+    /// Boxed: the usual response is complete, and its body stays small.
+    Streaming(Box<Streaming>),
+    Done,
+}
+
+struct Streaming {
+    conn: Conn,
+    decoder: Decoder,
+    keep_alive: bool,
+    /// The request body, still being written.
+    upload: Option<Upload>,
+    pool: Pool,
+}
+
+enum Decoder {
+    /// Bytes of a `Content-Length` body not yet returned.
+    Length(u64),
+    Chunked(Chunked),
+    UntilClose,
+}
+
+impl ResponseBody {
+    pub(super) fn new(
+        mut conn: Conn,
+        framing: Framing,
+        keep_alive: bool,
+        upload: Option<Upload>,
+        pool: Pool,
+    ) -> Self {
+        let decoder = match framing {
+            Framing::Empty => Decoder::Length(0),
+            Framing::Length(n) => Decoder::Length(n),
+            Framing::Chunked => Decoder::Chunked(Chunked::Size),
+            Framing::UntilClose => Decoder::UntilClose,
+        };
+        if let (Decoder::Length(n), None) = (&decoder, &upload)
+            && conn.read.len() as u64 >= *n
+        {
+            // The usual small response: all of it is here, and the connection is free at once.
+            let bytes = conn.read.split_to(*n as usize).freeze();
+            if keep_alive && conn.read.is_empty() {
+                pool.checkin_http1(conn);
+            }
+            return Self {
+                state: State::Complete((!bytes.is_empty()).then_some(bytes)),
+            };
+        }
+        Self {
+            state: State::Streaming(Box::new(Streaming {
+                conn,
+                decoder,
+                keep_alive,
+                upload,
+                pool,
+            })),
+        }
+    }
+}
+
+impl Streaming {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Frame<Bytes>>, H1Error>> {
+        if let Some(upload) = self.upload.as_mut() {
+            match upload.poll(cx, &self.conn.stream) {
+                Poll::Ready(Ok(())) => {
+                    self.conn.write = self.upload.take().expect("present").into_buffer();
+                }
+                Poll::Ready(Err(error @ H1Error::RequestBody(_))) => {
+                    return Poll::Ready(Err(error));
+                }
+                Poll::Ready(Err(_)) => {
+                    // The upstream stopped reading the request; its answer goes on.
+                    self.upload = None;
+                    self.keep_alive = false;
+                }
+                Poll::Pending => {}
+            }
+        }
+        loop {
+            let decoded = match &mut self.decoder {
+                Decoder::Length(0) => Decoded::End,
+                Decoder::Length(left) => {
+                    if self.conn.read.is_empty() {
+                        Decoded::NeedMore
+                    } else {
+                        let take = (*left).min(self.conn.read.len() as u64);
+                        *left -= take;
+                        Decoded::Data(self.conn.read.split_to(take as usize).freeze())
+                    }
+                }
+                Decoder::Chunked(state) => decode_chunked(state, &mut self.conn.read)?,
+                Decoder::UntilClose => {
+                    if self.conn.read.is_empty() {
+                        Decoded::NeedMore
+                    } else {
+                        Decoded::Data(self.conn.read.split().freeze())
+                    }
+                }
+            };
+            match decoded {
+                Decoded::Data(bytes) => return Poll::Ready(Ok(Some(Frame::data(bytes)))),
+                Decoded::Trailers(trailers) => {
+                    return Poll::Ready(Ok(Some(Frame::trailers(trailers))));
+                }
+                Decoded::End => return Poll::Ready(Ok(None)),
+                Decoded::NeedMore => match ready!(self.conn.poll_fill(cx)) {
+                    Ok(0) if matches!(self.decoder, Decoder::UntilClose) => {
+                        self.keep_alive = false;
+                        return Poll::Ready(Ok(None));
+                    }
+                    Ok(0) => return Poll::Ready(Err(H1Error::ClosedInBody)),
+                    Ok(_) => {}
+                    Err(error) => return Poll::Ready(Err(error.into())),
+                },
+            }
+        }
+    }
+
+    /// Whether the body has been read to its end (trailers, if any, returned).
+    fn ended(&self) -> bool {
+        match &self.decoder {
+            Decoder::Length(left) => *left == 0,
+            Decoder::Chunked(state) => *state == Chunked::Done,
+            Decoder::UntilClose => false,
+        }
+    }
+
+    /// Returns the connection to the pool if the exchange ended cleanly; closes it otherwise.
+    fn release(self) {
+        if self.keep_alive && self.upload.is_none() && self.conn.read.is_empty() {
+            self.pool.checkin_http1(self.conn);
+        }
+    }
+}
+
+impl std::fmt::Debug for ResponseBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &self.state {
+            State::Complete(_) => "complete",
+            State::Streaming(_) => "streaming",
+            State::Done => "done",
+        };
+        f.debug_struct("ResponseBody")
+            .field("state", &state)
+            .finish()
+    }
+}
+
+impl http_body::Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let streaming = match &mut self.state {
+            State::Complete(bytes) => return Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            State::Done => return Poll::Ready(None),
+            State::Streaming(streaming) => streaming,
+        };
+        let result = ready!(streaming.poll_frame(cx));
+        let over = match &result {
+            Ok(Some(_)) => streaming.ended(),
+            Ok(None) | Err(_) => true,
+        };
+        if over && let State::Streaming(streaming) = std::mem::replace(&mut self.state, State::Done)
+        {
+            // An error leaves the connection mid-message: it is closed, never reused.
+            if result.is_ok() {
+                streaming.release();
+            }
+        }
+        Poll::Ready(result.map_err(Into::into).transpose())
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.state {
+            State::Complete(bytes) => bytes.is_none(),
+            State::Done => true,
+            State::Streaming(_) => false,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.state {
+            State::Complete(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            State::Done => SizeHint::with_exact(0),
+            State::Streaming(streaming) => match streaming.decoder {
+                Decoder::Length(left) => SizeHint::with_exact(left),
+                _ => SizeHint::default(),
+            },
+        }
+    }
+}
