@@ -80,7 +80,10 @@ pub struct Limits {
     pub max_body_bytes: u64,
     /// Largest request head (request line and headers) accepted; larger gets `431`.
     pub max_header_bytes: usize,
-    /// How long a client may take to send its request head.
+    /// How long a client may take to send its request head, counted from when the connection
+    /// is ready for one (also the idle limit of a keep-alive connection). Plain HTTP/1
+    /// connections check it every half timeout, so they close between one and one and a half
+    /// timeouts.
     #[serde(with = "humantime_serde")]
     pub header_read_timeout: Duration,
     /// Most concurrent client connections; past it the gateway stops accepting until one closes.

@@ -5,6 +5,7 @@
 
 mod accept;
 mod handoff;
+mod head_timeout;
 mod protocol;
 mod tls;
 

@@ -147,3 +147,63 @@ async fn past_max_connections_new_clients_wait_for_a_free_slot() {
         .unwrap();
     assert_eq!(reply.status, 200);
 }
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_the_header_read_timeout() {
+    let (upstream, gw) = gateway("header_read_timeout = \"500ms\"").await;
+    let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    stream
+        .write_all(b"GET /one HTTP/1.1\r\nHost: h\r\n\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    // The response, then the close: read everything until the gateway ends the connection.
+    let mut answer = Vec::new();
+    let closed =
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    assert!(closed.is_ok(), "an idle connection stayed open for 5 s");
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+    // Not before the timeout, and not much after (the timer ticks every half timeout).
+    let idle = started.elapsed();
+    assert!(
+        idle >= Duration::from_millis(500) && idle < Duration::from_secs(2),
+        "{idle:?}"
+    );
+    assert_eq!(upstream.hits(), 1);
+}
+
+#[tokio::test]
+async fn a_response_slower_than_the_header_read_timeout_is_not_cut() {
+    // Ten chunks 200 ms apart: the response takes four header read timeouts to stream.
+    let upstream = Upstream::start(|_| async {
+        let chunks = futures_util::stream::unfold(0, |n| async move {
+            if n == 10 {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Some((
+                Ok::<_, std::convert::Infallible>(http_body::Frame::data(
+                    bytes::Bytes::from_static(b"0123456789"),
+                )),
+                n + 1,
+            ))
+        });
+        http::Response::new(body::boxed(http_body_util::StreamBody::new(chunks)))
+    })
+    .await;
+    let gw = TestGateway::start(&format!(
+        "{LISTEN}\n[limits]\nheader_read_timeout = \"500ms\"\n[services.slow]\nendpoints = [\"{}\"]\n[[routes]]\nprefix = \"/\"\nservice = \"slow\"\n",
+        upstream.url()
+    ))
+    .await;
+    let reply = raw_exchange(
+        gw.addr,
+        b"GET /slow HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    // Chunked: all ten chunks and the last chunk arrived.
+    let body = String::from_utf8_lossy(&reply.body);
+    assert_eq!(body.matches("0123456789").count(), 10, "{body:?}");
+    assert!(body.ends_with("0\r\n\r\n"), "{body:?}");
+}

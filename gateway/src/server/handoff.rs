@@ -23,6 +23,7 @@
 //! - while it waits, the socket is watched with `peek` for the client going away, as hyper
 //!   does, and the call is cancelled then, as hyper does.
 
+use super::head_timeout::{Activity, Watchdog};
 use super::protocol::Stack;
 use bytes::{Buf, Bytes};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Version, header};
@@ -87,6 +88,8 @@ struct Handoff<S: tower::Service<Request<Incoming>>> {
     slot: Slot<S::Future>,
     /// Whether hyper's writes have all been flushed (see [`Tracked`]).
     flushed: Arc<Flushed>,
+    /// Heads read and responses finished, for the header read timeout.
+    activity: Arc<Activity>,
 }
 
 /// A request's future that moves itself into the slot when its call is held.
@@ -94,6 +97,7 @@ struct HandoffFuture<S: tower::Service<Request<Incoming>>> {
     call: Call<S>,
     slot: Slot<S::Future>,
     flushed: Arc<Flushed>,
+    activity: Arc<Activity>,
     method_head: bool,
     keep_alive: bool,
 }
@@ -122,6 +126,7 @@ where
     type Future = HandoffFuture<S>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
+        self.activity.head();
         let method_head = request.method() == Method::HEAD;
         let keep_alive = wants_keep_alive(&request);
         let mut stack = self.stack.clone();
@@ -134,6 +139,7 @@ where
             call,
             slot: self.slot.clone(),
             flushed: self.flushed.clone(),
+            activity: self.activity.clone(),
             method_head,
             keep_alive,
         }
@@ -155,7 +161,7 @@ where
         let this = &mut *self;
         let future = match &mut this.call {
             Call::Called(future) => future,
-            Call::Waiting(oneshot) => return Pin::new(oneshot).poll(cx),
+            Call::Waiting(oneshot) => return track(&this.activity, Pin::new(oneshot).poll(cx)),
             // The driver takes the connection apart before hyper could need an answer.
             Call::Parked => return Poll::Pending,
         };
@@ -173,8 +179,16 @@ where
                 keep_alive: this.keep_alive,
             });
         }
-        poll
+        track(&this.activity, poll)
     }
+}
+
+/// A response for hyper, whose body counts the response finished when hyper drops it.
+fn track(
+    activity: &Arc<Activity>,
+    poll: Poll<Result<Response<crate::body::Body>, Infallible>>,
+) -> Poll<Result<Response<crate::body::Body>, Infallible>> {
+    poll.map(|result| result.map(|response| response.map(|body| activity.track(body))))
 }
 
 /// Whether the client lets the connection live after this request (HTTP/1.1 without
@@ -197,7 +211,9 @@ fn has_token(value: &HeaderValue, token: &str) -> bool {
 
 /// A plain HTTP/1 connection's settings.
 pub(super) struct Connection<'a> {
+    /// hyper's settings, without its header read timeout: kept here ([`Watchdog`]).
     pub(super) builder: &'a http1::Builder,
+    pub(super) header_read_timeout: std::time::Duration,
     /// Counts the calls parked at any moment.
     pub(super) parked: &'a prometheus::IntGauge,
     /// Cancelled when the gateway shuts down.
@@ -219,12 +235,13 @@ impl Connection<'_> {
                 stack: stack.clone(),
                 slot: slot.clone(),
                 flushed: flushed.clone(),
+                activity: Arc::default(),
             };
+            let watchdog = Watchdog::new(self.header_read_timeout);
             // Each phase is boxed on its own: hyper's state is gone while a call is held, and a
             // held call's state is gone while hyper serves.
-            let Some((parked, tracked, replay)) =
-                Box::pin(with_hyper(self.builder, io, service, &slot, &self.drain)).await
-            else {
+            let phase = with_hyper(self.builder, io, service, watchdog, &slot, &self.drain);
+            let Some((parked, tracked, replay)) = Box::pin(phase).await else {
                 return;
             };
             let counted = Counted::new(self.parked);
@@ -244,9 +261,11 @@ async fn with_hyper<S: Stack>(
     builder: &http1::Builder,
     io: Tracked,
     service: Handoff<S>,
+    mut watchdog: Watchdog,
     slot: &Slot<S::Future>,
     drain: &CancellationToken,
 ) -> Option<(Parked<S::Future>, Tracked, Vec<u8>)> {
+    let activity = service.activity.clone();
     let mut connection = builder.serve_connection(TokioIo::new(io), service);
     let mut stopping = std::pin::pin!(drain.cancelled());
     let mut draining = false;
@@ -254,6 +273,10 @@ async fn with_hyper<S: Stack>(
         if !draining && stopping.as_mut().poll(cx).is_ready() {
             draining = true;
             Pin::new(&mut connection).graceful_shutdown();
+        }
+        if watchdog.poll_expired(cx, &activity).is_ready() {
+            tracing::debug!("no request head within the header read timeout, closing");
+            return Poll::Ready(Err(Ok(())));
         }
         match Pin::new(&mut connection).poll(cx) {
             Poll::Ready(result) => Poll::Ready(Err(result)),

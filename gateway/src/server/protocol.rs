@@ -34,7 +34,10 @@ pub(super) enum Protocol {
 
 /// Connection settings for both protocols, with the client limits applied.
 pub(super) struct Protocols {
+    /// HTTP/1 over TLS (and h2c upgrades aside): hyper with its header read timeout.
     http1: http1::Builder,
+    /// Plain HTTP/1: no header read timeout in hyper, see [`handoff::Connection`].
+    http1_plain: http1::Builder,
     http2: http2::Builder<TokioExecutor>,
     /// How long a client may take to send its request head (and so its first bytes).
     header_read_timeout: Duration,
@@ -46,13 +49,17 @@ pub(super) struct Protocols {
 
 impl Protocols {
     pub(super) fn new(config: &Config, metrics: &crate::metrics::Metrics) -> Self {
-        let mut http1 = http1::Builder::new();
-        http1
+        let mut http1_plain = http1::Builder::new();
+        http1_plain
             .timer(TokioTimer::new())
-            .header_read_timeout(config.limits.header_read_timeout)
+            // Plain connections keep the header read timeout per connection
+            // (`head_timeout.rs`), cheaper than hyper's timer per request.
+            .header_read_timeout(None)
             // hyper answers 431 when the request head does not fit this buffer.
             .max_buf_size(config.limits.max_header_bytes.max(8192))
             .keep_alive(true);
+        let mut http1 = http1_plain.clone();
+        http1.header_read_timeout(config.limits.header_read_timeout);
         let mut http2 = http2::Builder::new(TokioExecutor::new());
         http2
             .timer(TokioTimer::new())
@@ -60,6 +67,7 @@ impl Protocols {
             .keep_alive_interval(Some(Duration::from_secs(30)));
         Self {
             http1,
+            http1_plain,
             http2,
             header_read_timeout: config.limits.header_read_timeout,
             parked: metrics.parked_calls.clone(),
@@ -76,7 +84,8 @@ impl Protocols {
         match tokio::time::timeout(self.header_read_timeout, sniff(&stream)).await {
             Ok(Ok(Some(Protocol::Http1))) => {
                 let connection = handoff::Connection {
-                    builder: &self.http1,
+                    builder: &self.http1_plain,
+                    header_read_timeout: self.header_read_timeout,
                     parked: &self.parked,
                     drain,
                 };

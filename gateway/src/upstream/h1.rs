@@ -31,6 +31,7 @@ pub(crate) use response::ResponseBody;
 use crate::body::BoxError;
 use bytes::BytesMut;
 use std::io;
+use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use tokio::net::TcpStream;
 
@@ -91,24 +92,23 @@ impl Conn {
     }
 
     /// Reads more into the read buffer; `Ok(0)` at end of stream.
+    ///
+    /// Through `AsyncRead`, not `try_read_buf`: a read that does not fill the buffer tells
+    /// tokio the socket is drained, so the next readiness check (the pool's, or the next
+    /// response's first read) costs no `recvfrom` that would only say `EAGAIN`.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         if self.read.capacity() - self.read.len() < self.read_size / 2 {
             self.read.reserve(self.read_size);
         }
-        loop {
-            let room = self.read.capacity() - self.read.len();
-            match self.stream.try_read_buf(&mut self.read) {
-                Ok(n) => {
-                    if n == room && self.read_size < MAX_READ {
-                        self.read_size *= 2;
-                    }
-                    return Poll::Ready(Ok(n));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    ready!(self.stream.poll_read_ready(cx))?;
-                }
-                Err(e) => return Poll::Ready(Err(e)),
-            }
+        let room = self.read.capacity() - self.read.len();
+        let n = ready!(tokio_util::io::poll_read_buf(
+            Pin::new(&mut self.stream),
+            cx,
+            &mut self.read
+        ))?;
+        if n == room && self.read_size < MAX_READ {
+            self.read_size *= 2;
         }
+        Poll::Ready(Ok(n))
     }
 }

@@ -5,7 +5,7 @@
 use super::H1Error;
 use crate::hop_by_hop;
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Version};
 use std::mem::MaybeUninit;
 
@@ -37,24 +37,34 @@ pub(super) struct Head {
     pub(super) framing: Framing,
     /// Whether the connection may carry another request after this response.
     pub(super) keep_alive: bool,
+    /// What was read after the head: the start of the body (often all of it).
+    pub(super) rest: Bytes,
 }
 
-/// Parses the response head at the start of `buf` and removes it from `buf`; `None` when `buf`
-/// does not hold a whole head yet. Interim `1xx` responses are consumed and skipped.
+/// Parses the response head at the start of `buf`; `None` (and `buf` as it was) when `buf` does
+/// not hold a whole head yet. On success everything read so far leaves `buf`: the head, and the
+/// bytes after it in [`Head::rest`]. Interim `1xx` responses are skipped.
+///
+/// The bytes are frozen before parsing, so that header values share them (no copies) in a single
+/// pass over the headers.
 pub(super) fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, H1Error> {
+    let mut data = buf.split().freeze();
     loop {
         let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
         let mut response = httparse::Response::new(&mut []);
         let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
             &mut response,
-            buf,
+            &data,
             &mut headers,
         ) {
             Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
+            Ok(httparse::Status::Partial) if data.len() > MAX_HEAD => {
                 return Err(H1Error::HeadTooLarge);
             }
-            Ok(httparse::Status::Partial) => return Ok(None),
+            Ok(httparse::Status::Partial) => {
+                restore(buf, data);
+                return Ok(None);
+            }
             Err(httparse::Error::TooManyHeaders) => return Err(H1Error::HeadTooLarge),
             Err(error) => return Err(H1Error::Parse(error)),
         };
@@ -64,32 +74,30 @@ pub(super) fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Optio
             return Err(H1Error::Upgrade);
         }
         if status.is_informational() {
-            buf.advance(len);
+            data.advance(len);
             continue;
         }
         let http10 = response.version == Some(0);
-        // Where each kept header sits in the head, so that values can share the head's bytes.
-        let base = buf.as_ptr() as usize;
-        let mut kept = [(0u32, 0u16, 0u32, 0u32); MAX_HEADERS];
-        let mut count = 0;
+        let mut map = HeaderMap::with_capacity(response.headers.len());
         let mut length: Option<u64> = None;
         let mut transfer_coding = None::<bool>;
         let mut close = http10;
         // Headers a `Connection` header names are hop-by-hop too (usually there are none).
         let mut named = Vec::new();
         for h in response.headers.iter() {
-            let name = h.name.as_bytes();
-            if name.eq_ignore_ascii_case(b"content-length") {
+            let name = HeaderName::from_bytes(h.name.as_bytes())
+                .map_err(|_| H1Error::Invalid("header name"))?;
+            if name == header::CONTENT_LENGTH {
                 let value = parse_content_length(h.value)?;
                 if length.is_some_and(|l| l != value) {
                     return Err(H1Error::Invalid("differing content-length values"));
                 }
                 length = Some(value);
-            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            } else if name == header::TRANSFER_ENCODING {
                 // Only the last coding decides; chunked must be last when present.
                 transfer_coding = Some(last_token(h.value).eq_ignore_ascii_case(b"chunked"));
                 continue;
-            } else if name.eq_ignore_ascii_case(b"connection") {
+            } else if name == header::CONNECTION {
                 for token in h.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
                     if token.eq_ignore_ascii_case(b"close") {
                         close = true;
@@ -100,27 +108,11 @@ pub(super) fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Optio
                     }
                 }
                 continue;
-            }
-            kept[count] = (
-                (h.name.as_ptr() as usize - base) as u32,
-                name.len() as u16,
-                (h.value.as_ptr() as usize - base) as u32,
-                h.value.len() as u32,
-            );
-            count += 1;
-        }
-        let head = buf.split_to(len).freeze();
-        let mut map = HeaderMap::with_capacity(count);
-        for &(name_at, name_len, value_at, value_len) in &kept[..count] {
-            let (name_at, value_at) = (name_at as usize, value_at as usize);
-            let name = HeaderName::from_bytes(&head[name_at..name_at + usize::from(name_len)])
-                .map_err(|_| H1Error::Invalid("header name"))?;
-            if hop_by_hop::is_hop_by_hop(&name) {
+            } else if hop_by_hop::is_hop_by_hop(&name) {
                 continue;
             }
-            let value =
-                HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len as usize))
-                    .map_err(|_| H1Error::Invalid("header value"))?;
+            let value = HeaderValue::from_maybe_shared(data.slice_ref(h.value))
+                .map_err(|_| H1Error::Invalid("header value"))?;
             map.append(name, value);
         }
         for name in named {
@@ -156,12 +148,24 @@ pub(super) fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Optio
             Version::HTTP_11
         };
         parts.headers = map;
+        data.advance(len);
         return Ok(Some(Head {
             parts,
             framing,
             keep_alive: !close,
+            rest: data,
         }));
     }
+}
+
+/// Puts bytes taken out of `buf` back in front of it.
+fn restore(buf: &mut BytesMut, data: Bytes) {
+    // No copy when nothing else holds the bytes and they adjoin what is left of the buffer.
+    let mut front = data
+        .try_into_mut()
+        .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+    front.unsplit(std::mem::take(buf));
+    *buf = front;
 }
 
 /// A `Content-Length` value: digits, or a list of identical values (RFC 9110 section 8.6).

@@ -98,7 +98,7 @@ impl Future for Exchange {
                     let keep_alive = head.keep_alive && this.write_error.is_none();
                     let body = ResponseBody::new(
                         conn,
-                        head.framing,
+                        &head,
                         keep_alive,
                         this.upload.take(),
                         this.pool.clone(),

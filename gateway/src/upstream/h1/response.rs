@@ -2,7 +2,7 @@
 //! the request body, if the upstream answered before it was all sent), then returns the
 //! connection to the pool.
 
-use super::decode::{Chunked, Decoded, Framing, decode_chunked};
+use super::decode::{Chunked, Decoded, Framing, Head, decode_chunked};
 use super::upload::Upload;
 use super::{Conn, H1Error};
 use crate::body::BoxError;
@@ -44,29 +44,31 @@ enum Decoder {
 impl ResponseBody {
     pub(super) fn new(
         mut conn: Conn,
-        framing: Framing,
+        head: &Head,
         keep_alive: bool,
         upload: Option<Upload>,
         pool: Pool,
     ) -> Self {
-        let decoder = match framing {
+        let decoder = match head.framing {
             Framing::Empty => Decoder::Length(0),
             Framing::Length(n) => Decoder::Length(n),
             Framing::Chunked => Decoder::Chunked(Chunked::Size),
             Framing::UntilClose => Decoder::UntilClose,
         };
+        let rest = &head.rest;
         if let (Decoder::Length(n), None) = (&decoder, &upload)
-            && conn.read.len() as u64 >= *n
+            && rest.len() as u64 >= *n
         {
-            // The usual small response: all of it is here, and the connection is free at once.
-            let bytes = conn.read.split_to(*n as usize).freeze();
-            if keep_alive && conn.read.is_empty() {
+            // The usual small response: all of it is here, and the connection is free at once
+            // (unless the upstream sent more than the response, which nothing can follow).
+            if keep_alive && rest.len() as u64 == *n {
                 pool.checkin_http1(conn);
             }
             return Self {
-                state: State::Complete((!bytes.is_empty()).then_some(bytes)),
+                state: State::Complete((*n > 0).then(|| rest.slice(..*n as usize))),
             };
         }
+        conn.read.extend_from_slice(rest);
         Self {
             state: State::Streaming(Box::new(Streaming {
                 conn,
