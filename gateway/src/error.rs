@@ -92,6 +92,7 @@ pub(crate) fn classify_client_error(error: crate::upstream::ClientError) -> Prox
     match error {
         ClientError::Connect(error) => ProxyError::Connect(Box::new(error)),
         ClientError::Exchange(error) => ProxyError::Upstream(error),
+        ClientError::Timeout => ProxyError::Timeout,
     }
 }
 

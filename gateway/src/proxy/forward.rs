@@ -8,7 +8,7 @@ use crate::config::UpstreamProtocol;
 use crate::error::{ProxyError, classify_client_error};
 use crate::hop_by_hop::remove_hop_by_hop;
 use crate::routing::RouteEntry;
-use crate::upstream::{Endpoint, Upstream};
+use crate::upstream::{ClientError, Endpoint, Upstream};
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
 use http_body::Body as _;
 use std::net::SocketAddr;
@@ -80,17 +80,16 @@ pub(crate) async fn forward(
             config.protocol,
         );
         let sent = Instant::now();
-        let result = tokio::time::timeout(
-            config.first_byte_timeout,
-            upstream.client().send(&endpoint, request),
-        )
-        .await;
+        let result = upstream
+            .client()
+            .send(&endpoint, request, sent + config.first_byte_timeout)
+            .await;
         let response = match result {
-            Err(_elapsed) => {
+            Err(ClientError::Timeout) => {
                 endpoint.record_failure();
                 return Err(ProxyError::Timeout);
             }
-            Ok(Err(error)) => {
+            Err(error) => {
                 let error = classify_client_error(error);
                 if body_limit_exceeded(&error) {
                     return Err(ProxyError::BodyTooLarge);
@@ -109,7 +108,7 @@ pub(crate) async fn forward(
                     _ => return Err(error),
                 }
             }
-            Ok(Ok(response)) => response,
+            Ok(response) => response,
         };
         let (parts, incoming) = response.into_parts();
         if parts.status == StatusCode::SERVICE_UNAVAILABLE

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 /// TCP keep-alive probes start after this long without traffic.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(30);
@@ -41,6 +42,9 @@ pub(crate) enum ClientError {
     /// The exchange failed on an established connection; the request may have been sent.
     #[error(transparent)]
     Exchange(BoxError),
+    /// No response head by the deadline; the request may have been sent.
+    #[error("no response head in time")]
+    Timeout,
 }
 
 /// A response body from an endpoint, of either protocol.
@@ -76,18 +80,27 @@ impl UpstreamClient {
     ///
     /// A request that a reused connection failed before any of it was written (and before its
     /// body was read) is sent again on another connection; nothing else is retried here.
+    ///
+    /// `deadline` bounds everything up to the response head ([`ClientError::Timeout`]). An
+    /// HTTP/1.1 connection keeps one timer for all its exchanges and pushes it forward for each
+    /// (an atomic update, where a new timer per request would be registered in the runtime's
+    /// timer wheel and taken out again).
     pub(crate) async fn send(
         &self,
         endpoint: &Endpoint,
         mut request: Request<Body>,
+        deadline: Instant,
     ) -> Result<Response<UpstreamBody>, ClientError> {
         match self.protocol {
-            UpstreamProtocol::Http1 => self.send_http1(endpoint, request).await,
+            UpstreamProtocol::Http1 => self.send_http1(endpoint, request, deadline).await,
             UpstreamProtocol::H2 => {
                 if request.uri().authority().is_none() {
                     *request.uri_mut() = absolute_form(request.uri(), endpoint);
                 }
-                let mut response = self.send_h2(endpoint, request).await?;
+                let mut response =
+                    tokio::time::timeout_at(deadline, self.send_h2(endpoint, request))
+                        .await
+                        .map_err(|_| ClientError::Timeout)??;
                 remove_hop_by_hop(response.headers_mut());
                 Ok(response.map(UpstreamBody::H2))
             }
@@ -98,15 +111,22 @@ impl UpstreamClient {
         &self,
         endpoint: &Endpoint,
         mut request: Request<Body>,
+        deadline: Instant,
     ) -> Result<Response<UpstreamBody>, ClientError> {
         let pool = endpoint.pool();
         loop {
             let (conn, reused) = match pool.checkout_http1() {
                 Some(conn) => (conn, true),
                 // Boxed: the hot path's future stays small.
-                None => (Box::pin(self.connect_http1(endpoint.addr())).await?, false),
+                None => {
+                    let connect = Box::pin(self.connect_http1(endpoint.addr()));
+                    let conn = tokio::time::timeout_at(deadline, connect)
+                        .await
+                        .map_err(|_| ClientError::Timeout)??;
+                    (conn, false)
+                }
             };
-            match h1::Exchange::new(conn, request, pool.clone()).await {
+            match h1::Exchange::new(conn, request, pool.clone(), deadline).await {
                 Ok(response) => return Ok(response.map(UpstreamBody::H1)),
                 Err(h1::Failed {
                     error,
@@ -115,6 +135,10 @@ impl UpstreamClient {
                     tracing::debug!(endpoint = %endpoint.addr(), %error, "pooled connection failed before the request was sent, sending on another");
                     request = unsent;
                 }
+                Err(h1::Failed {
+                    error: h1::H1Error::Timeout,
+                    ..
+                }) => return Err(ClientError::Timeout),
                 Err(failed) => return Err(ClientError::Exchange(failed.error.into())),
             }
         }

@@ -34,6 +34,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 
 /// The first read of a response reads up to this much; reads grow (doubling) while they fill the
 /// buffer, up to [`MAX_READ`].
@@ -57,6 +58,8 @@ pub(crate) enum H1Error {
     Upgrade,
     #[error("request body failed: {0}")]
     RequestBody(#[source] BoxError),
+    #[error("no response head by the deadline")]
+    Timeout,
     #[error(transparent)]
     Io(#[from] io::Error),
 }
@@ -70,6 +73,8 @@ pub(crate) struct Conn {
     write: Vec<u8>,
     /// How much the next read asks for.
     read_size: usize,
+    /// The response-head deadline of the exchange under way, pushed forward for each one.
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl Conn {
@@ -79,6 +84,24 @@ impl Conn {
             read: BytesMut::new(),
             write: Vec::new(),
             read_size: FIRST_READ,
+            timer: None,
+        }
+    }
+
+    /// Arms the connection's timer for `deadline`. A timer still registered from an earlier
+    /// exchange is only moved later, which tokio does without touching its timer wheel.
+    fn arm(&mut self, deadline: Instant) {
+        match &mut self.timer {
+            Some(timer) => timer.as_mut().reset(deadline),
+            None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+        }
+    }
+
+    /// Ready once the armed deadline has passed.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match &mut self.timer {
+            Some(timer) => timer.as_mut().poll(cx),
+            None => Poll::Pending,
         }
     }
 

@@ -26,10 +26,10 @@ pub(super) fn spawn(upstream: &Arc<Upstream>, check: HealthCheck) {
                     .header(http::header::USER_AGENT, "holdline-health-check")
                     .body(body::empty())
                     .expect("valid health check request");
-                let exchange = upstream.client().send(endpoint, request);
+                let deadline = tokio::time::Instant::now() + check.timeout;
                 let passed = matches!(
-                    tokio::time::timeout(check.timeout, exchange).await,
-                    Ok(Ok(response)) if response.status().is_success()
+                    upstream.client().send(endpoint, request, deadline).await,
+                    Ok(response) if response.status().is_success()
                 );
                 let streak = streaks.entry(endpoint.addr()).or_insert(0);
                 *streak = match (passed, *streak > 0) {

@@ -107,10 +107,15 @@ async fn get(client: &UpstreamClient, endpoint: &Endpoint) -> Result<String, Cli
         .header(http::header::HOST, "upstream")
         .body(body::empty())
         .unwrap();
-    let response = client.send(endpoint, request).await?;
+    let response = client.send(endpoint, request, far()).await?;
     assert_eq!(response.status(), 200);
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     Ok(String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+/// A deadline no test reaches.
+pub(super) fn far() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(60)
 }
 
 /// Polls `check` every 20 ms for up to 5 s.
@@ -152,7 +157,7 @@ async fn absolute_uris_are_sent_in_origin_form() {
     let request = Request::get(format!("http://{}/health?x=1", upstream.addr))
         .body(body::empty())
         .unwrap();
-    let response = client.send(&endpoint, request).await.unwrap();
+    let response = client.send(&endpoint, request, far()).await.unwrap();
     assert_eq!(response.status(), 200);
 }
 
@@ -242,9 +247,9 @@ async fn a_response_body_read_later_returns_its_connection_when_done() {
         endpoint(upstream.addr, &config),
     );
     let request = || Request::get("/big").body(body::empty()).unwrap();
-    let first = client.send(&endpoint, request()).await.unwrap();
+    let first = client.send(&endpoint, request(), far()).await.unwrap();
     // The first body is still on the wire: the second request gets a connection of its own.
-    let second = client.send(&endpoint, request()).await.unwrap();
+    let second = client.send(&endpoint, request(), far()).await.unwrap();
     assert_eq!(upstream.accepted(), 2);
     for response in [first, second] {
         response.into_body().collect().await.unwrap();
@@ -296,4 +301,54 @@ async fn h2_requests_share_one_connection() {
     assert!(results.iter().all(|r| r.as_deref().ok() == Some("ok")));
     get(&client, &endpoint).await.unwrap();
     assert_eq!(accepted.load(SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_response_head_not_in_by_the_deadline_is_a_timeout() {
+    // Reads requests, never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let _ = stream.read(&mut [0u8; 4096]);
+            held.push(stream);
+        }
+    });
+    let config = config(UpstreamProtocol::Http1, 8);
+    let (client, endpoint) = (UpstreamClient::new(&config), endpoint(addr, &config));
+    let started = tokio::time::Instant::now();
+    let deadline = started + Duration::from_millis(300);
+    let request = Request::get("/").body(body::empty()).unwrap();
+    let result = client.send(&endpoint, request, deadline).await;
+    assert!(matches!(result, Err(ClientError::Timeout)), "{result:?}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    assert_eq!(endpoint.pool().idle_http1(), 0);
+}
+
+#[tokio::test]
+async fn a_connection_idle_past_its_last_deadline_serves_the_next_request() {
+    let upstream = RawUpstream::start();
+    let config = config(UpstreamProtocol::Http1, 8);
+    let (client, endpoint) = (
+        UpstreamClient::new(&config),
+        endpoint(upstream.addr, &config),
+    );
+    for _ in 0..3 {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
+        let request = Request::get("/").body(body::empty()).unwrap();
+        let response = client.send(&endpoint, request, deadline).await.unwrap();
+        assert_eq!(
+            response.into_body().collect().await.unwrap().to_bytes(),
+            "ok"
+        );
+        // The connection's timer fires while it idles in the pool.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(upstream.accepted(), 1);
 }

@@ -7,7 +7,7 @@
 //! for any HTTP/1.1 client behind that interface. Every wait is bounded: a bug fails a test, it
 //! does not hang it.
 
-use super::tests::wait_for;
+use super::tests::{far, wait_for};
 use super::{ClientError, UpstreamClient};
 use crate::body::{self, BoxError};
 use crate::config::{ServiceConfig, UpstreamProtocol};
@@ -496,7 +496,7 @@ async fn exchange(
     endpoint: &Endpoint,
     request: Request<body::Body>,
 ) -> (u16, String) {
-    let response = within(client.send(endpoint, request))
+    let response = within(client.send(endpoint, request, far()))
         .await
         .expect("the exchange failed");
     let status = response.status().as_u16();
@@ -512,7 +512,7 @@ async fn exchange_fails(
     endpoint: &Endpoint,
     request: Request<body::Body>,
 ) {
-    match within(client.send(endpoint, request)).await {
+    match within(client.send(endpoint, request, far())).await {
         Ok(response) => panic!("expected an error, got {}", response.status()),
         Err(error) => assert!(!matches!(error, ClientError::Connect(_)), "{error:?}"),
     }
@@ -733,7 +733,7 @@ async fn a_body_longer_than_its_content_length_does_not_spill_into_the_next_requ
         .body(body::full("hello"))
         .unwrap();
     // Failing is fine; sending more than the declared length is not.
-    if let Ok(response) = within(client.send(&endpoint, request)).await {
+    if let Ok(response) = within(client.send(&endpoint, request, far())).await {
         assert_eq!(response.status(), 200);
         let _ = read_body(response.into_body()).await;
     }
@@ -763,7 +763,9 @@ async fn a_content_length_response_is_read_exactly_and_keeps_its_headers() {
         "HTTP/1.1 200 OK\r\ncontent-length: 11\r\nx-custom: a\r\nx-multi: 1\r\nx-multi: 2\r\n\r\nhello world",
     );
     let (client, endpoint) = setup(upstream.addr);
-    let response = within(client.send(&endpoint, get("/"))).await.unwrap();
+    let response = within(client.send(&endpoint, get("/"), far()))
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.version(), http::Version::HTTP_11);
     assert_eq!(response.headers()["x-custom"], "a");
@@ -792,7 +794,9 @@ async fn a_chunked_response_with_extensions_and_trailers_is_decoded() {
         "0\r\nx-trailer: t\r\nx-other: u\r\n\r\n",
     ));
     let (client, endpoint) = setup(upstream.addr);
-    let response = within(client.send(&endpoint, get("/"))).await.unwrap();
+    let response = within(client.send(&endpoint, get("/"), far()))
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let collected = within(response.into_body().collect()).await.unwrap();
     // Trailers may be passed on or dropped, but not garbled.
@@ -840,7 +844,9 @@ async fn a_close_delimited_response_is_read_to_the_end_and_its_connection_not_re
     });
     let (client, endpoint) = setup(upstream.addr);
     for connections in 1..=2 {
-        let response = within(client.send(&endpoint, get("/"))).await.unwrap();
+        let response = within(client.send(&endpoint, get("/"), far()))
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200);
         let body = read_body(response.into_body()).await.unwrap();
         assert_eq!(body.len(), LEN);
@@ -943,7 +949,9 @@ async fn a_connection_is_reused_once_its_response_body_is_read_to_the_end() {
     });
     let (client, endpoint) = setup(upstream.addr);
     for path in ["/", "/chunked", "/", "/chunked"] {
-        let response = within(client.send(&endpoint, get(path))).await.unwrap();
+        let response = within(client.send(&endpoint, get(path), far()))
+            .await
+            .unwrap();
         let expected = if path == "/" { "ok" } else { "ch" };
         assert_eq!(read_body(response.into_body()).await.unwrap(), expected);
         assert_idle(&endpoint, 1).await;
@@ -1003,7 +1011,9 @@ async fn a_body_dropped_half_read_does_not_leak_into_the_next_response() {
         }
     });
     let (client, endpoint) = setup(upstream.addr);
-    let response = within(client.send(&endpoint, get("/big"))).await.unwrap();
+    let response = within(client.send(&endpoint, get("/big"), far()))
+        .await
+        .unwrap();
     let mut body = Box::pin(response.into_body());
     let first = next_data(&mut body).await.unwrap().unwrap();
     assert!(!first.is_empty() && first.len() < BIG);
@@ -1038,7 +1048,9 @@ async fn an_upstream_closing_mid_body_fails_the_body() {
         }
     });
     let (client, endpoint) = setup(upstream.addr);
-    let response = within(client.send(&endpoint, get("/"))).await.unwrap();
+    let response = within(client.send(&endpoint, get("/"), far()))
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let body = read_body(response.into_body()).await;
     assert!(
@@ -1134,7 +1146,7 @@ async fn an_invalid_content_length_fails_the_exchange() {
         let response = format!("HTTP/1.1 200 OK\r\ncontent-length: {length}\r\n\r\nhello");
         let upstream = Upstream::replying(move |_| Reply::close(response.clone()));
         let (client, endpoint) = setup(upstream.addr);
-        match within(client.send(&endpoint, get("/"))).await {
+        match within(client.send(&endpoint, get("/"), far())).await {
             Ok(response) => panic!("content-length {length:?} accepted: {}", response.status()),
             Err(error) => assert!(!matches!(error, ClientError::Connect(_)), "{error:?}"),
         }
@@ -1150,7 +1162,7 @@ async fn a_malformed_chunk_size_fails_the_response() {
         let upstream = Upstream::replying(move |_| Reply::close(response.clone()));
         let (client, endpoint) = setup(upstream.addr);
         // The head is fine, so the error may come with it or from the body.
-        match within(client.send(&endpoint, get("/"))).await {
+        match within(client.send(&endpoint, get("/"), far())).await {
             Ok(response) => {
                 let body = read_body(response.into_body()).await;
                 assert!(body.is_err(), "chunk size {size:?} accepted: {body:?}");
@@ -1171,7 +1183,7 @@ async fn a_response_with_both_transfer_encoding_and_content_length_is_not_framed
     });
     let (client, endpoint) = setup(upstream.addr);
     // Rejecting the response is fine; taking its first three bytes as the body is not.
-    if let Ok(response) = within(client.send(&endpoint, get("/both"))).await
+    if let Ok(response) = within(client.send(&endpoint, get("/both"), far())).await
         && let Ok(body) = read_body(response.into_body()).await
     {
         assert_eq!(body, "hello");
@@ -1190,7 +1202,9 @@ async fn connecting_to_a_closed_port_is_a_connect_error() {
         .local_addr()
         .unwrap();
     let (client, endpoint) = setup(addr);
-    let error = within(client.send(&endpoint, get("/"))).await.unwrap_err();
+    let error = within(client.send(&endpoint, get("/"), far()))
+        .await
+        .unwrap_err();
     assert!(matches!(error, ClientError::Connect(_)), "{error:?}");
 }
 
@@ -1216,7 +1230,7 @@ async fn an_early_response_arrives_while_the_request_body_is_still_being_sent() 
         }
     });
     let (client, endpoint) = setup(upstream.addr);
-    let response = within(client.send(&endpoint, post("/upload", generated_body(TOTAL))))
+    let response = within(client.send(&endpoint, post("/upload", generated_body(TOTAL)), far()))
         .await
         .unwrap();
     assert_eq!(response.status(), 413);
@@ -1244,7 +1258,7 @@ async fn a_64_mib_download_arrives_whole() {
         }
     });
     let (client, endpoint) = setup(upstream.addr);
-    let response = within(client.send(&endpoint, get("/download")))
+    let response = within(client.send(&endpoint, get("/download"), far()))
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
@@ -1344,7 +1358,9 @@ async fn request_and_response_bodies_flow_at_the_same_time() {
 
     within(send_frame("ping-1")).await.unwrap();
     let request = post("/duplex", body::boxed(StreamBody::new(rx)));
-    let response = within(client.send(&endpoint, request)).await.unwrap();
+    let response = within(client.send(&endpoint, request, far()))
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let mut body = Box::pin(response.into_body());
     let mut echoed = Vec::new();

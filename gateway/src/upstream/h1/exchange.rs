@@ -8,7 +8,8 @@ use crate::body::Body;
 use crate::upstream::pool::Pool;
 use http::{Method, Request, Response, request};
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
+use tokio::time::Instant;
 
 /// The future of an exchange, ready with the response head.
 pub(crate) struct Exchange {
@@ -33,9 +34,15 @@ pub(crate) struct Failed {
 }
 
 impl Exchange {
-    /// Starts sending `request` on `conn`; the connection goes back to `pool` when the exchange
-    /// ends cleanly.
-    pub(crate) fn new(mut conn: Conn, request: Request<Body>, pool: Pool) -> Self {
+    /// Starts sending `request` on `conn`, to have its response head by `deadline`; the
+    /// connection goes back to `pool` when the exchange ends cleanly.
+    pub(crate) fn new(
+        mut conn: Conn,
+        request: Request<Body>,
+        pool: Pool,
+        deadline: Instant,
+    ) -> Self {
+        conn.arm(deadline);
         let (parts, body) = request.into_parts();
         let framing = encode::framing(&parts, &body);
         let mut buffer = std::mem::take(&mut conn.write);
@@ -108,7 +115,16 @@ impl Future for Exchange {
                 Ok(None) => {}
                 Err(error) => return this.fail(error),
             }
-            match ready!(conn.poll_fill(cx)) {
+            let filled = match conn.poll_fill(cx) {
+                Poll::Ready(filled) => filled,
+                Poll::Pending => {
+                    if conn.poll_deadline(cx).is_ready() {
+                        return this.fail(H1Error::Timeout);
+                    }
+                    return Poll::Pending;
+                }
+            };
+            match filled {
                 Ok(0) => {
                     let error = this.write_error.take().unwrap_or(if conn.read.is_empty() {
                         H1Error::ClosedBeforeHead
