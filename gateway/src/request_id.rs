@@ -45,23 +45,21 @@ where
     }
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        let id = match request.headers_mut().get_mut(&X_REQUEST_ID) {
-            Some(value) => {
+        // One lookup either way; room for the headers the proxy adds (`x-forwarded-*`) is made
+        // here too, so the map grows once.
+        let headers = request.headers_mut();
+        headers.reserve(4);
+        let id = match headers.entry(X_REQUEST_ID.clone()) {
+            http::header::Entry::Occupied(mut entry) => {
                 // An owned copy: the client's value shares the connection's read buffer, which
                 // the layers below keep referring to for as long as the call lasts (a held call
                 // can last minutes).
-                if let Ok(owned) = HeaderValue::from_bytes(value.as_bytes()) {
-                    *value = owned;
+                if let Ok(owned) = HeaderValue::from_bytes(entry.get().as_bytes()) {
+                    entry.insert(owned);
                 }
-                value.clone()
+                entry.get().clone()
             }
-            None => {
-                let id = new_request_id();
-                request
-                    .headers_mut()
-                    .insert(X_REQUEST_ID.clone(), id.clone());
-                id
-            }
+            http::header::Entry::Vacant(entry) => entry.insert(new_request_id()).clone(),
         };
         RequestIdFuture {
             inner: self.inner.call(request),
@@ -88,10 +86,11 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut response = ready!(this.inner.poll(cx))?;
-        if let Some(id) = this.id.take()
-            && !response.headers().contains_key(&X_REQUEST_ID)
-        {
-            response.headers_mut().insert(X_REQUEST_ID.clone(), id);
+        if let Some(id) = this.id.take() {
+            response
+                .headers_mut()
+                .entry(X_REQUEST_ID.clone())
+                .or_insert(id);
         }
         Poll::Ready(Ok(response))
     }

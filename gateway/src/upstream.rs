@@ -19,6 +19,7 @@ mod url;
 pub use balance::{Lease, NoCapacity};
 pub(crate) use client::{ClientError, UpstreamClient};
 pub use endpoint::Endpoint;
+pub(crate) use h1::Forwarding;
 pub use url::EndpointUrl;
 
 use crate::config::ServiceConfig;

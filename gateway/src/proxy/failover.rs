@@ -6,7 +6,8 @@
 //! the SDK's not-processed `503`), or if it is idempotent (`GET`, `HEAD`, `PUT`, `DELETE`,
 //! `OPTIONS`, or it carries an `Idempotency-Key`). Anything else gets its `502`/`504`.
 
-use super::forward::{self, Head, path_and_query, prepare_headers};
+use super::forward::{self, Head, path_and_query};
+use super::headers::prepare_headers;
 use super::prefer::Prefer;
 use super::{ConnInfo, DeliveryPath};
 use crate::body::{self, Body};

@@ -1,15 +1,15 @@
 //! The synchronous path: lease an endpoint, rewrite the request, send it, and check the answer.
 
 use super::guard::Guarded;
-use super::headers::set_forwarded;
+use super::headers::{original_host, prepare_headers};
 use super::{ConnInfo, reclaim};
 use crate::body::{self, Body};
 use crate::config::UpstreamProtocol;
 use crate::error::{ProxyError, classify_client_error};
 use crate::hop_by_hop::remove_hop_by_hop;
 use crate::routing::RouteEntry;
-use crate::upstream::{ClientError, Endpoint, Upstream};
-use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
+use crate::upstream::{ClientError, Endpoint, Forwarding, Upstream};
+use http::{Request, Response, StatusCode, Uri, Version, header};
 use http_body::Body as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -71,7 +71,7 @@ pub(crate) async fn forward(
             let (slot, sendable) = reclaim::wrap(body);
             (Some(slot), body::boxed(sendable))
         };
-        let request = rewrite(
+        let (request, forwarding) = rewrite(
             this_head.expect("kept while needed"),
             sendable,
             route,
@@ -80,9 +80,10 @@ pub(crate) async fn forward(
             config.protocol,
         );
         let sent = Instant::now();
+        let deadline = sent + config.first_byte_timeout;
         let result = upstream
             .client()
-            .send(&endpoint, request, sent + config.first_byte_timeout)
+            .send(&endpoint, request, deadline, forwarding.as_ref())
             .await;
         let response = match result {
             Err(ClientError::Timeout) => {
@@ -126,7 +127,7 @@ pub(crate) async fn forward(
         } else {
             endpoint.record_success(latency);
         }
-        let deadline = tokio::time::sleep_until(started + config.request_timeout);
+        let deadline = started + config.request_timeout;
         let body = body::boxed(Guarded::new(incoming, deadline, lease));
         return Ok(Forwarded {
             response: Response::from_parts(parts, body),
@@ -159,15 +160,17 @@ impl Head {
     }
 }
 
-/// Builds the request sent to an endpoint from the client's request head.
-fn rewrite(
+/// Builds the request sent to an endpoint from the client's request head. For HTTP/1.1 the
+/// forwarding headers are returned apart, for the encoder to write ([`Forwarding`]); for h2 they
+/// are set in the header map.
+fn rewrite<'a>(
     head: Head,
     body: Body,
     route: &RouteEntry,
-    conn: &ConnInfo,
-    endpoint: &Endpoint,
+    conn: &'a ConnInfo,
+    endpoint: &'a Endpoint,
     protocol: UpstreamProtocol,
-) -> Request<Body> {
+) -> (Request<Body>, Option<Forwarding<'a>>) {
     let Head {
         method,
         uri,
@@ -175,27 +178,40 @@ fn rewrite(
         ..
     } = head;
     let path = upstream_path(&uri, route, endpoint.base_path());
-    prepare_headers(&mut headers, &uri, conn, endpoint.host());
     let mut request = Request::new(body);
     *request.method_mut() = method;
     // HTTP/1.1 sends the origin form (`Host` carries the authority); h2 needs the scheme and the
     // authority as pseudo-headers.
-    let (target, version) = match protocol {
-        UpstreamProtocol::Http1 => (Uri::from(path), Version::HTTP_11),
+    let (target, version, forwarding) = match protocol {
+        UpstreamProtocol::Http1 => {
+            // The encoder skips the fixed hop-by-hop headers; those a `Connection` header names
+            // must leave the map first.
+            if headers.contains_key(header::CONNECTION) {
+                remove_hop_by_hop(&mut headers);
+            }
+            let forwarding = Forwarding {
+                client: conn.client_ip(),
+                https: conn.https,
+                host: original_host(&headers, &uri),
+                fallback_host: endpoint.host(),
+            };
+            (Uri::from(path), Version::HTTP_11, Some(forwarding))
+        }
         UpstreamProtocol::H2 => {
+            prepare_headers(&mut headers, &uri, conn, endpoint.host());
             let mut target = http::uri::Parts::default();
             target.scheme = Some(http::uri::Scheme::HTTP);
             target.authority = Some(endpoint.authority().clone());
             target.path_and_query = Some(path);
             // Scheme, authority and path are all present and each was parsed already.
             let uri = Uri::from_parts(target).expect("complete upstream URI");
-            (uri, Version::HTTP_2)
+            (uri, Version::HTTP_2, None)
         }
     };
     *request.uri_mut() = target;
     *request.version_mut() = version;
     *request.headers_mut() = headers;
-    request
+    (request, forwarding)
 }
 
 /// The path and query an endpoint receives: the client's, with the route's prefix stripped and the
@@ -219,32 +235,6 @@ fn upstream_path(uri: &Uri, route: &RouteEntry, base_path: &str) -> http::uri::P
 /// The path and query of a request URI (`/` when it has none).
 pub(crate) fn path_and_query(uri: &Uri) -> &str {
     uri.path_and_query().map_or("/", |pq| pq.as_str())
-}
-
-/// Turns client request headers into the headers a service receives: hop-by-hop headers
-/// removed, `x-forwarded-*` set, and `Host` kept as the client sent it (or `fallback_host`).
-pub(crate) fn prepare_headers(
-    headers: &mut http::HeaderMap,
-    uri: &Uri,
-    conn: &ConnInfo,
-    fallback_host: &str,
-) {
-    let original_host = headers.get(header::HOST).cloned().or_else(|| {
-        uri.authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
-    remove_hop_by_hop(headers);
-    set_forwarded(
-        headers,
-        conn.client_ip(),
-        conn.https,
-        original_host.as_ref(),
-    );
-    let host = original_host.unwrap_or_else(|| {
-        HeaderValue::from_str(fallback_host)
-            .unwrap_or_else(|_| HeaderValue::from_static("localhost"))
-    });
-    headers.insert(header::HOST, host);
 }
 
 /// Whether a failed exchange failed because the client's body passed the size limit.

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 /// The whole exchange took longer than the service's request timeout.
 #[derive(Debug, thiserror::Error)]
@@ -19,17 +19,23 @@ pin_project_lite::pin_project! {
     pub(crate) struct Guarded<B> {
         #[pin]
         inner: B,
-        #[pin]
-        deadline: Sleep,
+        deadline: Deadline,
         lease: Option<Lease>,
     }
 }
 
+/// The request timeout, as a timer only once the body has to wait: a body that is ready
+/// whenever it is polled (the usual small response, there whole with its head) never needs one.
+enum Deadline {
+    At(Instant),
+    Armed(Pin<Box<Sleep>>),
+}
+
 impl<B> Guarded<B> {
-    pub(crate) fn new(inner: B, deadline: Sleep, lease: Lease) -> Self {
+    pub(crate) fn new(inner: B, deadline: Instant, lease: Lease) -> Self {
         Self {
             inner,
-            deadline,
+            deadline: Deadline::At(deadline),
             lease: Some(lease),
         }
     }
@@ -54,7 +60,12 @@ where
             }
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        ready!(this.deadline.poll(cx));
+        if let Deadline::At(at) = *this.deadline {
+            *this.deadline = Deadline::Armed(Box::pin(tokio::time::sleep_until(at)));
+        }
+        if let Deadline::Armed(sleep) = this.deadline {
+            ready!(sleep.as_mut().poll(cx));
+        }
         this.lease.take();
         Poll::Ready(Some(Err(BodyTimeout.into())))
     }

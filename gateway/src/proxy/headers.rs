@@ -1,12 +1,46 @@
 //! Header rewriting for forwarded requests and returned responses.
 
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use super::ConnInfo;
+use crate::hop_by_hop::remove_hop_by_hop;
+use http::Uri;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub(crate) static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub(crate) static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 /// The request id header, generated when absent and returned on every response.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Turns client request headers into the headers a service receives: hop-by-hop headers
+/// removed, `x-forwarded-*` set, and `Host` kept as the client sent it (or `fallback_host`).
+pub(crate) fn prepare_headers(
+    headers: &mut http::HeaderMap,
+    uri: &Uri,
+    conn: &ConnInfo,
+    fallback_host: &str,
+) {
+    let original_host = original_host(headers, uri);
+    remove_hop_by_hop(headers);
+    set_forwarded(
+        headers,
+        conn.client_ip(),
+        conn.https,
+        original_host.as_ref(),
+    );
+    let host = original_host.unwrap_or_else(|| {
+        HeaderValue::from_str(fallback_host)
+            .unwrap_or_else(|_| HeaderValue::from_static("localhost"))
+    });
+    headers.insert(header::HOST, host);
+}
+
+/// The host the client asked for: its `Host` header, or the URI's authority (HTTP/2).
+pub(crate) fn original_host(headers: &http::HeaderMap, uri: &Uri) -> Option<HeaderValue> {
+    headers.get(header::HOST).cloned().or_else(|| {
+        uri.authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    })
+}
 
 /// Sets `x-forwarded-for` (appending the client), `x-forwarded-proto` and `x-forwarded-host`.
 /// The gateway is the edge: a client's own `x-forwarded-proto` and `-host` are replaced.

@@ -81,6 +81,9 @@ impl UpstreamClient {
     /// A request that a reused connection failed before any of it was written (and before its
     /// body was read) is sent again on another connection; nothing else is retried here.
     ///
+    /// `forwarding` is written into an HTTP/1.1 request head as it is encoded (see
+    /// [`h1::Forwarding`]); for h2 the caller sets those headers in the map and passes `None`.
+    ///
     /// `deadline` bounds everything up to the response head ([`ClientError::Timeout`]). An
     /// HTTP/1.1 connection keeps one timer for all its exchanges and pushes it forward for each
     /// (an atomic update, where a new timer per request would be registered in the runtime's
@@ -90,9 +93,13 @@ impl UpstreamClient {
         endpoint: &Endpoint,
         mut request: Request<Body>,
         deadline: Instant,
+        forwarding: Option<&h1::Forwarding<'_>>,
     ) -> Result<Response<UpstreamBody>, ClientError> {
         match self.protocol {
-            UpstreamProtocol::Http1 => self.send_http1(endpoint, request, deadline).await,
+            UpstreamProtocol::Http1 => {
+                self.send_http1(endpoint, request, deadline, forwarding)
+                    .await
+            }
             UpstreamProtocol::H2 => {
                 if request.uri().authority().is_none() {
                     *request.uri_mut() = absolute_form(request.uri(), endpoint);
@@ -112,6 +119,7 @@ impl UpstreamClient {
         endpoint: &Endpoint,
         mut request: Request<Body>,
         deadline: Instant,
+        forwarding: Option<&h1::Forwarding<'_>>,
     ) -> Result<Response<UpstreamBody>, ClientError> {
         let pool = endpoint.pool();
         loop {
@@ -126,7 +134,7 @@ impl UpstreamClient {
                     (conn, false)
                 }
             };
-            match h1::Exchange::new(conn, request, pool.clone(), deadline).await {
+            match h1::Exchange::new(conn, request, forwarding, pool.clone(), deadline).await {
                 Ok(response) => return Ok(response.map(UpstreamBody::H1)),
                 Err(h1::Failed {
                     error,

@@ -28,7 +28,7 @@ pub(super) fn spawn(upstream: &Arc<Upstream>, check: HealthCheck) {
                     .expect("valid health check request");
                 let deadline = tokio::time::Instant::now() + check.timeout;
                 let passed = matches!(
-                    upstream.client().send(endpoint, request, deadline).await,
+                    upstream.client().send(endpoint, request, deadline, None).await,
                     Ok(response) if response.status().is_success()
                 );
                 let streak = streaks.entry(endpoint.addr()).or_insert(0);

@@ -107,7 +107,7 @@ async fn get(client: &UpstreamClient, endpoint: &Endpoint) -> Result<String, Cli
         .header(http::header::HOST, "upstream")
         .body(body::empty())
         .unwrap();
-    let response = client.send(endpoint, request, far()).await?;
+    let response = client.send(endpoint, request, far(), None).await?;
     assert_eq!(response.status(), 200);
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     Ok(String::from_utf8(bytes.to_vec()).unwrap())
@@ -157,7 +157,7 @@ async fn absolute_uris_are_sent_in_origin_form() {
     let request = Request::get(format!("http://{}/health?x=1", upstream.addr))
         .body(body::empty())
         .unwrap();
-    let response = client.send(&endpoint, request, far()).await.unwrap();
+    let response = client.send(&endpoint, request, far(), None).await.unwrap();
     assert_eq!(response.status(), 200);
 }
 
@@ -247,9 +247,15 @@ async fn a_response_body_read_later_returns_its_connection_when_done() {
         endpoint(upstream.addr, &config),
     );
     let request = || Request::get("/big").body(body::empty()).unwrap();
-    let first = client.send(&endpoint, request(), far()).await.unwrap();
+    let first = client
+        .send(&endpoint, request(), far(), None)
+        .await
+        .unwrap();
     // The first body is still on the wire: the second request gets a connection of its own.
-    let second = client.send(&endpoint, request(), far()).await.unwrap();
+    let second = client
+        .send(&endpoint, request(), far(), None)
+        .await
+        .unwrap();
     assert_eq!(upstream.accepted(), 2);
     for response in [first, second] {
         response.into_body().collect().await.unwrap();
@@ -321,7 +327,7 @@ async fn a_response_head_not_in_by_the_deadline_is_a_timeout() {
     let started = tokio::time::Instant::now();
     let deadline = started + Duration::from_millis(300);
     let request = Request::get("/").body(body::empty()).unwrap();
-    let result = client.send(&endpoint, request, deadline).await;
+    let result = client.send(&endpoint, request, deadline, None).await;
     assert!(matches!(result, Err(ClientError::Timeout)), "{result:?}");
     let waited = started.elapsed();
     assert!(
@@ -342,7 +348,10 @@ async fn a_connection_idle_past_its_last_deadline_serves_the_next_request() {
     for _ in 0..3 {
         let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
         let request = Request::get("/").body(body::empty()).unwrap();
-        let response = client.send(&endpoint, request, deadline).await.unwrap();
+        let response = client
+            .send(&endpoint, request, deadline, None)
+            .await
+            .unwrap();
         assert_eq!(
             response.into_body().collect().await.unwrap().to_bytes(),
             "ok"

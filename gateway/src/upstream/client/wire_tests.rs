@@ -496,7 +496,7 @@ async fn exchange(
     endpoint: &Endpoint,
     request: Request<body::Body>,
 ) -> (u16, String) {
-    let response = within(client.send(endpoint, request, far()))
+    let response = within(client.send(endpoint, request, far(), None))
         .await
         .expect("the exchange failed");
     let status = response.status().as_u16();
@@ -512,7 +512,7 @@ async fn exchange_fails(
     endpoint: &Endpoint,
     request: Request<body::Body>,
 ) {
-    match within(client.send(endpoint, request, far())).await {
+    match within(client.send(endpoint, request, far(), None)).await {
         Ok(response) => panic!("expected an error, got {}", response.status()),
         Err(error) => assert!(!matches!(error, ClientError::Connect(_)), "{error:?}"),
     }
@@ -733,7 +733,7 @@ async fn a_body_longer_than_its_content_length_does_not_spill_into_the_next_requ
         .body(body::full("hello"))
         .unwrap();
     // Failing is fine; sending more than the declared length is not.
-    if let Ok(response) = within(client.send(&endpoint, request, far())).await {
+    if let Ok(response) = within(client.send(&endpoint, request, far(), None)).await {
         assert_eq!(response.status(), 200);
         let _ = read_body(response.into_body()).await;
     }
@@ -763,7 +763,7 @@ async fn a_content_length_response_is_read_exactly_and_keeps_its_headers() {
         "HTTP/1.1 200 OK\r\ncontent-length: 11\r\nx-custom: a\r\nx-multi: 1\r\nx-multi: 2\r\n\r\nhello world",
     );
     let (client, endpoint) = setup(upstream.addr);
-    let response = within(client.send(&endpoint, get("/"), far()))
+    let response = within(client.send(&endpoint, get("/"), far(), None))
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
@@ -794,7 +794,7 @@ async fn a_chunked_response_with_extensions_and_trailers_is_decoded() {
         "0\r\nx-trailer: t\r\nx-other: u\r\n\r\n",
     ));
     let (client, endpoint) = setup(upstream.addr);
-    let response = within(client.send(&endpoint, get("/"), far()))
+    let response = within(client.send(&endpoint, get("/"), far(), None))
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
@@ -844,7 +844,7 @@ async fn a_close_delimited_response_is_read_to_the_end_and_its_connection_not_re
     });
     let (client, endpoint) = setup(upstream.addr);
     for connections in 1..=2 {
-        let response = within(client.send(&endpoint, get("/"), far()))
+        let response = within(client.send(&endpoint, get("/"), far(), None))
             .await
             .unwrap();
         assert_eq!(response.status(), 200);
@@ -949,7 +949,7 @@ async fn a_connection_is_reused_once_its_response_body_is_read_to_the_end() {
     });
     let (client, endpoint) = setup(upstream.addr);
     for path in ["/", "/chunked", "/", "/chunked"] {
-        let response = within(client.send(&endpoint, get(path), far()))
+        let response = within(client.send(&endpoint, get(path), far(), None))
             .await
             .unwrap();
         let expected = if path == "/" { "ok" } else { "ch" };
@@ -1011,7 +1011,7 @@ async fn a_body_dropped_half_read_does_not_leak_into_the_next_response() {
         }
     });
     let (client, endpoint) = setup(upstream.addr);
-    let response = within(client.send(&endpoint, get("/big"), far()))
+    let response = within(client.send(&endpoint, get("/big"), far(), None))
         .await
         .unwrap();
     let mut body = Box::pin(response.into_body());
@@ -1048,7 +1048,7 @@ async fn an_upstream_closing_mid_body_fails_the_body() {
         }
     });
     let (client, endpoint) = setup(upstream.addr);
-    let response = within(client.send(&endpoint, get("/"), far()))
+    let response = within(client.send(&endpoint, get("/"), far(), None))
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
@@ -1146,7 +1146,7 @@ async fn an_invalid_content_length_fails_the_exchange() {
         let response = format!("HTTP/1.1 200 OK\r\ncontent-length: {length}\r\n\r\nhello");
         let upstream = Upstream::replying(move |_| Reply::close(response.clone()));
         let (client, endpoint) = setup(upstream.addr);
-        match within(client.send(&endpoint, get("/"), far())).await {
+        match within(client.send(&endpoint, get("/"), far(), None)).await {
             Ok(response) => panic!("content-length {length:?} accepted: {}", response.status()),
             Err(error) => assert!(!matches!(error, ClientError::Connect(_)), "{error:?}"),
         }
@@ -1162,7 +1162,7 @@ async fn a_malformed_chunk_size_fails_the_response() {
         let upstream = Upstream::replying(move |_| Reply::close(response.clone()));
         let (client, endpoint) = setup(upstream.addr);
         // The head is fine, so the error may come with it or from the body.
-        match within(client.send(&endpoint, get("/"), far())).await {
+        match within(client.send(&endpoint, get("/"), far(), None)).await {
             Ok(response) => {
                 let body = read_body(response.into_body()).await;
                 assert!(body.is_err(), "chunk size {size:?} accepted: {body:?}");
@@ -1183,7 +1183,7 @@ async fn a_response_with_both_transfer_encoding_and_content_length_is_not_framed
     });
     let (client, endpoint) = setup(upstream.addr);
     // Rejecting the response is fine; taking its first three bytes as the body is not.
-    if let Ok(response) = within(client.send(&endpoint, get("/both"), far())).await
+    if let Ok(response) = within(client.send(&endpoint, get("/both"), far(), None)).await
         && let Ok(body) = read_body(response.into_body()).await
     {
         assert_eq!(body, "hello");
@@ -1202,7 +1202,7 @@ async fn connecting_to_a_closed_port_is_a_connect_error() {
         .local_addr()
         .unwrap();
     let (client, endpoint) = setup(addr);
-    let error = within(client.send(&endpoint, get("/"), far()))
+    let error = within(client.send(&endpoint, get("/"), far(), None))
         .await
         .unwrap_err();
     assert!(matches!(error, ClientError::Connect(_)), "{error:?}");
@@ -1230,9 +1230,14 @@ async fn an_early_response_arrives_while_the_request_body_is_still_being_sent() 
         }
     });
     let (client, endpoint) = setup(upstream.addr);
-    let response = within(client.send(&endpoint, post("/upload", generated_body(TOTAL)), far()))
-        .await
-        .unwrap();
+    let response = within(client.send(
+        &endpoint,
+        post("/upload", generated_body(TOTAL)),
+        far(),
+        None,
+    ))
+    .await
+    .unwrap();
     assert_eq!(response.status(), 413);
     assert_eq!(read_body(response.into_body()).await.unwrap(), "");
     assert_none_idle(&endpoint).await;
@@ -1258,7 +1263,7 @@ async fn a_64_mib_download_arrives_whole() {
         }
     });
     let (client, endpoint) = setup(upstream.addr);
-    let response = within(client.send(&endpoint, get("/download"), far()))
+    let response = within(client.send(&endpoint, get("/download"), far(), None))
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
@@ -1358,7 +1363,7 @@ async fn request_and_response_bodies_flow_at_the_same_time() {
 
     within(send_frame("ping-1")).await.unwrap();
     let request = post("/duplex", body::boxed(StreamBody::new(rx)));
-    let response = within(client.send(&endpoint, request, far()))
+    let response = within(client.send(&endpoint, request, far(), None))
         .await
         .unwrap();
     assert_eq!(response.status(), 200);

@@ -1,9 +1,27 @@
 //! Writing a request head in HTTP/1.1 form, and deciding how its body is framed.
 
-use http::{Method, header, request};
+use crate::body::Body;
+use crate::hop_by_hop::is_hop_by_hop;
+use http::{HeaderValue, Method, header, request};
 use http_body::Body as _;
 
-use crate::body::Body;
+/// What a proxy adds to a request it forwards (RFC 7239's de-facto headers), for the encoder to
+/// write while it writes the head: the same result as `proxy::headers::prepare_headers` on
+/// the header map, without inserting four headers into it first.
+///
+/// Headers the client's `Connection` header names must already be gone from the map; the fixed
+/// hop-by-hop headers, `Host` and the client's `x-forwarded-proto`/`-host` are skipped here.
+#[derive(Debug)]
+pub(crate) struct Forwarding<'a> {
+    /// The client's address, appended to `x-forwarded-for`.
+    pub(crate) client: &'a HeaderValue,
+    pub(crate) https: bool,
+    /// The host the client asked for (`Host`, or the URI's authority): sent as `Host` and as
+    /// `x-forwarded-host`.
+    pub(crate) host: Option<HeaderValue>,
+    /// `Host` when the client named none.
+    pub(crate) fallback_host: &'a str,
+}
 
 /// How a request body is delimited on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,23 +66,58 @@ fn expects_body(method: &Method) -> bool {
 
 /// Appends the request line and headers to `out`. The request-target is the URI's path and
 /// query (origin form); `Content-Length` and `Transfer-Encoding` are written from `framing`,
-/// whatever the headers said.
-pub(super) fn head(parts: &request::Parts, framing: Framing, out: &mut Vec<u8>) {
+/// whatever the headers said; with `forwarding`, the forwarding headers are written from it.
+pub(super) fn head(
+    parts: &request::Parts,
+    framing: Framing,
+    forwarding: Option<&Forwarding<'_>>,
+    out: &mut Vec<u8>,
+) {
     let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let target = if target.is_empty() { "/" } else { target };
-    out.reserve(64 + target.len() + 48 * parts.headers.len());
+    out.reserve(160 + target.len() + 48 * parts.headers.len());
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
+    // Where the client's own `x-forwarded-for` values go, to be joined with its address.
+    let mut forwarded_for: Vec<&HeaderValue> = Vec::new();
     for (name, value) in &parts.headers {
         if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
             continue;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
+        if forwarding.is_some() {
+            match name.as_str() {
+                "host" | "x-forwarded-proto" | "x-forwarded-host" => continue,
+                "x-forwarded-for" => {
+                    forwarded_for.push(value);
+                    continue;
+                }
+                _ if is_hop_by_hop(name) => continue,
+                _ => {}
+            }
+        }
+        field(out, name.as_str(), value.as_bytes());
+    }
+    if let Some(forwarding) = forwarding {
+        let host = forwarding.host.as_ref();
+        field(
+            out,
+            "host",
+            host.map_or(forwarding.fallback_host.as_bytes(), HeaderValue::as_bytes),
+        );
+        out.extend_from_slice(b"x-forwarded-for: ");
+        for previous in forwarded_for.iter().filter(|v| !v.is_empty()) {
+            out.extend_from_slice(previous.as_bytes());
+            out.extend_from_slice(b", ");
+        }
+        out.extend_from_slice(forwarding.client.as_bytes());
         out.extend_from_slice(b"\r\n");
+        let proto: &[u8] = if forwarding.https { b"https" } else { b"http" };
+        field(out, "x-forwarded-proto", proto);
+        if let Some(host) = host {
+            field(out, "x-forwarded-host", host.as_bytes());
+        }
     }
     match framing {
         Framing::None => {}
@@ -75,6 +128,14 @@ pub(super) fn head(parts: &request::Parts, framing: Framing, out: &mut Vec<u8>) 
         }
         Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
     }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends one header field.
+fn field(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
 
@@ -115,10 +176,7 @@ pub(super) fn chunk_size(out: &mut Vec<u8>, len: usize) {
 pub(super) fn chunked_end(out: &mut Vec<u8>, trailers: Option<&http::HeaderMap>) {
     out.extend_from_slice(b"0\r\n");
     for (name, value) in trailers.into_iter().flatten() {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        field(out, name.as_str(), value.as_bytes());
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -142,7 +200,7 @@ mod tests {
                 .unwrap(),
         );
         let mut out = Vec::new();
-        head(&p, Framing::Length(12), &mut out);
+        head(&p, Framing::Length(12), None, &mut out);
         assert_eq!(
             out,
             b"POST /x?y=1 HTTP/1.1\r\nhost: svc\r\ncontent-length: 12\r\n\r\n"
@@ -151,9 +209,81 @@ mod tests {
         head(
             &parts(http::Request::get("/").body(()).unwrap()),
             Framing::None,
+            None,
             &mut out,
         );
         assert_eq!(out, b"GET / HTTP/1.1\r\n\r\n");
+    }
+
+    /// The header lines of an encoded head, sorted (order across names is not meaningful; within
+    /// a name it is kept).
+    fn lines(head: &[u8]) -> Vec<String> {
+        let text = String::from_utf8(head.to_vec()).unwrap();
+        let mut lines: Vec<String> = text.split("\r\n").skip(1).map(str::to_owned).collect();
+        lines.retain(|l| !l.is_empty());
+        lines.sort();
+        lines
+    }
+
+    #[test]
+    fn forwarding_while_encoding_equals_rewriting_the_map_first() {
+        let conn = crate::proxy::ConnInfo::new("10.1.2.3:5555".parse().unwrap(), true);
+        let requests = [
+            // The usual: a Host, nothing forwarded yet.
+            http::Request::get("/a")
+                .header("host", "api.example")
+                .body(())
+                .unwrap(),
+            // No Host at all: the endpoint's host, and no x-forwarded-host.
+            http::Request::get("/b").body(()).unwrap(),
+            // HTTP/2-style authority instead of a Host header.
+            http::Request::get("http://svc.example:8080/c")
+                .body(())
+                .unwrap(),
+            // Forwarded before (two lines and an empty one), spoofed proto and host,
+            // hop-by-hop headers of every kind.
+            http::Request::post("/d")
+                .header("host", "api.example")
+                .header("x-forwarded-for", "192.0.2.1")
+                .header("x-forwarded-for", "")
+                .header("x-forwarded-for", "192.0.2.2, 192.0.2.3")
+                .header("x-forwarded-proto", "gopher")
+                .header("x-forwarded-host", "evil.example")
+                .header("te", "trailers")
+                .header("keep-alive", "timeout=5")
+                .header("proxy-connection", "keep-alive")
+                .header("upgrade", "websocket")
+                .header("trailer", "x-sum")
+                .header("x-kept", "1")
+                .header("x-kept", "2")
+                .header(
+                    "traceparent",
+                    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                )
+                .body(())
+                .unwrap(),
+        ];
+        for request in requests {
+            let mut by_map = parts(request.map(|()| ()));
+            let by_encoder = by_map.clone();
+            crate::proxy::headers::prepare_headers(
+                &mut by_map.headers,
+                &by_map.uri,
+                &conn,
+                "fallback.internal",
+            );
+            let mut expected = Vec::new();
+            head(&by_map, Framing::None, None, &mut expected);
+            let forwarding = Forwarding {
+                client: conn.client_ip(),
+                https: true,
+                host: crate::proxy::headers::original_host(&by_encoder.headers, &by_encoder.uri),
+                fallback_host: "fallback.internal",
+            };
+            let mut actual = Vec::new();
+            head(&by_encoder, Framing::None, Some(&forwarding), &mut actual);
+            assert_eq!(lines(&actual), lines(&expected), "{by_encoder:?}");
+        }
     }
 
     #[test]

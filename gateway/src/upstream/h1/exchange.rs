@@ -1,9 +1,10 @@
 //! One exchange on a connection, up to the response head: the request is written while the
 //! response is read, and the response takes the connection (and any body still being written).
 
+use super::encode::{self, Forwarding};
 use super::response::ResponseBody;
 use super::upload::Upload;
-use super::{Conn, H1Error, decode, encode};
+use super::{Conn, H1Error, decode};
 use crate::body::Body;
 use crate::upstream::pool::Pool;
 use http::{Method, Request, Response, request};
@@ -34,11 +35,13 @@ pub(crate) struct Failed {
 }
 
 impl Exchange {
-    /// Starts sending `request` on `conn`, to have its response head by `deadline`; the
-    /// connection goes back to `pool` when the exchange ends cleanly.
+    /// Starts sending `request` on `conn` (with `forwarding`'s headers written as it goes), to
+    /// have its response head by `deadline`; the connection goes back to `pool` when the
+    /// exchange ends cleanly.
     pub(crate) fn new(
         mut conn: Conn,
         request: Request<Body>,
+        forwarding: Option<&Forwarding<'_>>,
         pool: Pool,
         deadline: Instant,
     ) -> Self {
@@ -46,7 +49,7 @@ impl Exchange {
         let (parts, body) = request.into_parts();
         let framing = encode::framing(&parts, &body);
         let mut buffer = std::mem::take(&mut conn.write);
-        encode::head(&parts, framing, &mut buffer);
+        encode::head(&parts, framing, forwarding, &mut buffer);
         Self {
             conn: Some(conn),
             upload: Some(Upload::new(buffer, body, framing)),
