@@ -28,8 +28,17 @@ pub fn build(
 + 'static {
     let access_log = shared.snapshot().config.log.access;
     ServiceBuilder::new()
-        // Box the client body first: every layer below sees one body type.
-        .map_request(|request: Request<Incoming>| request.map(body::boxed))
+        // Box the client body first: every layer below sees one body type. (An empty body
+        // becomes the zero-sized empty body, whose box allocates nothing.)
+        .map_request(|request: Request<Incoming>| {
+            request.map(|incoming| {
+                if http_body::Body::is_end_stream(&incoming) {
+                    body::empty()
+                } else {
+                    body::boxed(incoming)
+                }
+            })
+        })
         // Metrics and the access log see the final response, whichever path produced it, with
         // its request id...
         .layer(ObserveLayer::new(shared.metrics().clone(), access_log))
