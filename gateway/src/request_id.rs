@@ -45,11 +45,8 @@ where
     }
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        // One lookup either way; room for the headers the proxy adds (`x-forwarded-*`) is made
-        // here too, so the map grows once.
-        let headers = request.headers_mut();
-        headers.reserve(4);
-        let id = match headers.entry(X_REQUEST_ID.clone()) {
+        // One lookup either way.
+        let id = match request.headers_mut().entry(X_REQUEST_ID.clone()) {
             http::header::Entry::Occupied(mut entry) => {
                 // An owned copy: the client's value shares the connection's read buffer, which
                 // the layers below keep referring to for as long as the call lasts (a held call

@@ -78,7 +78,9 @@ pub(super) fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Optio
             continue;
         }
         let http10 = response.version == Some(0);
-        let mut map = HeaderMap::with_capacity(response.headers.len());
+        // Room for the two headers the gateway adds to every response (`holdline-path`,
+        // `x-request-id`), so that the map does not grow for them.
+        let mut map = HeaderMap::with_capacity(response.headers.len() + 2);
         let mut length: Option<u64> = None;
         let mut transfer_coding = None::<bool>;
         let mut close = http10;
