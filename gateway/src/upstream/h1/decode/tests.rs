@@ -194,26 +194,3 @@ fn rejects_broken_chunking() {
     let long_line = [b'1'; MAX_CHUNK_LINE + 8];
     assert!(dechunk(&long_line, long_line.len()).is_err());
 }
-
-#[test]
-#[ignore]
-fn parse_speed() {
-    let wire = b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Mon, 23 Nov 2026 21:49:02 GMT\r\nContent-Type: application/octet-stream\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok";
-    let mut buf = BytesMut::with_capacity(8192);
-    let n = 1_000_000;
-    let t = std::time::Instant::now();
-    for _ in 0..n {
-        buf.extend_from_slice(wire);
-        let h = parse_head(&mut buf, false).unwrap().unwrap();
-        std::hint::black_box(h);
-        buf.clear();
-    }
-    println!("parse_head: {:?} per call", t.elapsed() / n);
-    let t = std::time::Instant::now();
-    for _ in 0..n {
-        let mut headers = [httparse::EMPTY_HEADER; 16];
-        let mut r = httparse::Response::new(&mut headers);
-        std::hint::black_box(r.parse(std::hint::black_box(wire)).unwrap());
-    }
-    println!("httparse alone: {:?} per call", t.elapsed() / n);
-}
