@@ -136,6 +136,11 @@ impl UpstreamClient {
             };
             match h1::Exchange::new(conn, request, forwarding, pool.clone(), deadline).await {
                 Ok(response) => return Ok(response.map(UpstreamBody::H1)),
+                // Past the deadline nothing is tried again, sent or not.
+                Err(h1::Failed {
+                    error: h1::H1Error::Timeout,
+                    ..
+                }) => return Err(ClientError::Timeout),
                 Err(h1::Failed {
                     error,
                     unsent: Some(unsent),
@@ -143,10 +148,6 @@ impl UpstreamClient {
                     tracing::debug!(endpoint = %endpoint.addr(), %error, "pooled connection failed before the request was sent, sending on another");
                     request = unsent;
                 }
-                Err(h1::Failed {
-                    error: h1::H1Error::Timeout,
-                    ..
-                }) => return Err(ClientError::Timeout),
                 Err(failed) => return Err(ClientError::Exchange(failed.error.into())),
             }
         }
