@@ -30,3 +30,13 @@ where
 {
     body.map_err(Into::into).boxed_unsync()
 }
+
+/// A body hyper read from a client (TLS and HTTP/2 connections): an empty one becomes the
+/// zero-sized empty body, whose box allocates nothing.
+pub fn from_incoming(incoming: hyper::body::Incoming) -> Body {
+    if http_body::Body::is_end_stream(&incoming) {
+        empty()
+    } else {
+        boxed(incoming)
+    }
+}

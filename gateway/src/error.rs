@@ -93,6 +93,7 @@ pub(crate) fn classify_client_error(error: crate::upstream::ClientError) -> Prox
         ClientError::Connect(error) => ProxyError::Connect(Box::new(error)),
         ClientError::Exchange(error) => ProxyError::Upstream(error),
         ClientError::Timeout => ProxyError::Timeout,
+        ClientError::ClientBody(error) => ProxyError::ClientBody(error),
     }
 }
 

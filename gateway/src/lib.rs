@@ -9,6 +9,7 @@ pub mod body;
 pub mod config;
 pub mod error;
 mod hop_by_hop;
+mod http1;
 pub mod metrics;
 pub mod observe;
 pub mod proxy;

@@ -79,7 +79,7 @@ impl Metrics {
             .expect("unique metric");
         let parked_calls = IntGauge::new(
             "holdline_parked_calls",
-            "Held calls waiting outside the HTTP/1 server, with no HTTP buffers",
+            "Held calls on plain HTTP/1 connections that released their read and write buffers for the wait",
         )
         .expect("valid metric");
         registry

@@ -4,12 +4,12 @@
 //! not ready, lets in-flight requests finish within the grace period, and returns.
 
 mod accept;
-mod handoff;
+mod h1;
 mod head_timeout;
 mod protocol;
 mod tls;
 
-pub(crate) use handoff::announce_held;
+pub(crate) use h1::announce_held;
 
 use crate::config::Config;
 use crate::state::Shared;

@@ -1,13 +1,12 @@
 //! The one place the request-handling stack is assembled. Layers run outside-in for requests and
 //! inside-out for responses.
 
-use crate::body::{self, Body};
+use crate::body::Body;
 use crate::observe::ObserveLayer;
 use crate::proxy::{ConnInfo, Proxy};
 use crate::request_id::RequestIdLayer;
 use crate::state::Shared;
 use http::{Request, Response};
-use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::sync::Arc;
 use tower::ServiceBuilder;
@@ -17,28 +16,17 @@ pub fn build(
     shared: Arc<Shared>,
     conn: ConnInfo,
 ) -> impl tower::Service<
-    Request<Incoming>,
+    Request<Body>,
     Response = Response<Body>,
     Error = Infallible,
     // Unpin (every layer's future is a plain wrapper around the proxy's boxed one), so that a
-    // held call's future can be moved out of hyper's connection (see `server::handoff`).
+    // connection can poll a call's future in place.
     Future: Send + Unpin + 'static,
 > + Clone
 + Send
 + 'static {
     let access_log = shared.snapshot().config.log.access;
     ServiceBuilder::new()
-        // Box the client body first: every layer below sees one body type. (An empty body
-        // becomes the zero-sized empty body, whose box allocates nothing.)
-        .map_request(|request: Request<Incoming>| {
-            request.map(|incoming| {
-                if http_body::Body::is_end_stream(&incoming) {
-                    body::empty()
-                } else {
-                    body::boxed(incoming)
-                }
-            })
-        })
         // Metrics and the access log see the final response, whichever path produced it, with
         // its request id...
         .layer(ObserveLayer::new(shared.metrics().clone(), access_log))

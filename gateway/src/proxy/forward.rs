@@ -95,6 +95,10 @@ pub(crate) async fn forward(
                 if body_limit_exceeded(&error) {
                     return Err(ProxyError::BodyTooLarge);
                 }
+                if matches!(error, ProxyError::ClientBody(_)) {
+                    // The client's doing: the endpoint is not to blame.
+                    return Err(error);
+                }
                 endpoint.record_failure();
                 drop(lease);
                 match (

@@ -1,8 +1,10 @@
 //! HTTP/1.1 and HTTP/2 on one port: which one a connection speaks, and serving it.
 //!
 //! A plain connection is HTTP/2 when it opens with the client preface (h2c with prior
-//! knowledge); the bytes are *peeked*, not read, so hyper's HTTP/1 parser later reads the whole
+//! knowledge); the bytes are *peeked*, not read, so the HTTP/1 parser later reads the whole
 //! request head in one go. A TLS connection speaks what ALPN negotiated.
+//!
+//! Plain HTTP/1.1 is served by the gateway's own connection ([`h1`]); TLS and HTTP/2 by hyper.
 //!
 //! Why not hyper-util's `auto` builder: it reads the first bytes itself and replays them, so the
 //! HTTP/1 parser first sees a fragment of the head and then grows its read buffer from 8 to
@@ -11,13 +13,18 @@
 //! waits in the queue, when thousands of them are open at once. Each protocol's connection is
 //! boxed here, so a connection costs what its own protocol needs.
 
-use super::handoff;
+use super::h1;
+use crate::body::Body;
 use crate::config::Config;
+use http::{Request, Response};
+use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -34,14 +41,14 @@ pub(super) enum Protocol {
 
 /// Connection settings for both protocols, with the client limits applied.
 pub(super) struct Protocols {
-    /// HTTP/1 over TLS (and h2c upgrades aside): hyper with its header read timeout.
+    /// HTTP/1 over TLS: hyper with its header read timeout.
     http1: http1::Builder,
-    /// Plain HTTP/1: no header read timeout in hyper, see [`handoff::Connection`].
-    http1_plain: http1::Builder,
     http2: http2::Builder<TokioExecutor>,
     /// How long a client may take to send its request head (and so its first bytes).
     header_read_timeout: Duration,
-    /// Calls parked outside hyper ([`handoff`]).
+    /// The largest request head accepted.
+    max_head: usize,
+    /// Held calls on plain HTTP/1 connections that released their buffers ([`h1`]).
     parked: prometheus::IntGauge,
 }
 
@@ -49,17 +56,13 @@ pub(super) struct Protocols {
 
 impl Protocols {
     pub(super) fn new(config: &Config, metrics: &crate::metrics::Metrics) -> Self {
-        let mut http1_plain = http1::Builder::new();
-        http1_plain
+        let mut http1 = http1::Builder::new();
+        http1
             .timer(TokioTimer::new())
-            // Plain connections keep the header read timeout per connection
-            // (`head_timeout.rs`), cheaper than hyper's timer per request.
-            .header_read_timeout(None)
+            .header_read_timeout(config.limits.header_read_timeout)
             // hyper answers 431 when the request head does not fit this buffer.
             .max_buf_size(config.limits.max_header_bytes.max(8192))
             .keep_alive(true);
-        let mut http1 = http1_plain.clone();
-        http1.header_read_timeout(config.limits.header_read_timeout);
         let mut http2 = http2::Builder::new(TokioExecutor::new());
         http2
             .timer(TokioTimer::new())
@@ -67,25 +70,24 @@ impl Protocols {
             .keep_alive_interval(Some(Duration::from_secs(30)));
         Self {
             http1,
-            http1_plain,
             http2,
             header_read_timeout: config.limits.header_read_timeout,
+            max_head: config.limits.max_header_bytes,
             parked: metrics.parked_calls.clone(),
         }
     }
 
     /// Serves a plain TCP connection in whichever protocol it opens with. A client that sends
-    /// nothing within the header read timeout is disconnected. HTTP/1 calls held in the queue
-    /// leave hyper for their wait ([`handoff`]).
+    /// nothing within the header read timeout is disconnected.
     pub(super) async fn serve_plain<S>(&self, drain: CancellationToken, stream: TcpStream, stack: S)
     where
         S: Stack,
     {
         match tokio::time::timeout(self.header_read_timeout, sniff(&stream)).await {
             Ok(Ok(Some(Protocol::Http1))) => {
-                let connection = handoff::Connection {
-                    builder: &self.http1_plain,
+                let connection = h1::Connection {
                     header_read_timeout: self.header_read_timeout,
+                    max_head: self.max_head,
                     parked: &self.parked,
                     drain,
                 };
@@ -111,7 +113,7 @@ impl Protocols {
         S: Stack,
     {
         let io = TokioIo::new(io);
-        let service = TowerToHyperService::new(stack);
+        let service = TowerToHyperService::new(ForHyper(stack));
         let result = match protocol {
             Protocol::Http1 => {
                 let connection = self.http1.serve_connection(io, service);
@@ -129,28 +131,56 @@ impl Protocols {
 }
 
 /// The request-handling stack (see [`crate::stack`]) as every connection serves it.
-pub(super) trait Stack:
-    tower::Service<
-        http::Request<hyper::body::Incoming>,
-        Response = http::Response<crate::body::Body>,
-        Error = std::convert::Infallible,
-        Future: Send + Unpin + 'static,
-    > + Clone
-    + Send
-    + 'static
-{
+///
+/// A trait of its own rather than a bound on `tower::Service`: connection futures hold the
+/// stack's call futures across `.await`, and naming them `<S as Stack>::Call` (no request type in
+/// the path) keeps the compiler able to prove those futures `Send`.
+pub(super) trait Stack: Clone + Send + 'static {
+    type Call: Future<Output = Result<Response<Body>, Infallible>> + Send + Unpin + 'static;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>>;
+
+    fn call(&mut self, request: Request<Body>) -> Self::Call;
 }
 
-impl<S> Stack for S where
+impl<S> Stack for S
+where
     S: tower::Service<
-            http::Request<hyper::body::Incoming>,
-            Response = http::Response<crate::body::Body>,
-            Error = std::convert::Infallible,
+            Request<Body>,
+            Response = Response<Body>,
+            Error = Infallible,
             Future: Send + Unpin + 'static,
         > + Clone
         + Send
-        + 'static
+        + 'static,
 {
+    type Call = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        tower::Service::poll_ready(self, cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Call {
+        tower::Service::call(self, request)
+    }
+}
+
+/// The stack as hyper's connections call it, with the body hyper read boxed first.
+#[derive(Clone)]
+struct ForHyper<S>(S);
+
+impl<S: Stack> tower::Service<Request<Incoming>> for ForHyper<S> {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = S::Call;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Incoming>) -> S::Call {
+        self.0.call(request.map(crate::body::from_incoming))
+    }
 }
 
 /// Runs a connection; once `drain` is cancelled, it asks the connection to finish the requests

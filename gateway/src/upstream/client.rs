@@ -45,6 +45,10 @@ pub(crate) enum ClientError {
     /// No response head by the deadline; the request may have been sent.
     #[error("no response head in time")]
     Timeout,
+    /// The client's request body failed (the client went away, or sent more or less than it
+    /// declared) while it was being forwarded: the client's fault, not the endpoint's.
+    #[error("request body failed: {0}")]
+    ClientBody(BoxError),
 }
 
 /// A response body from an endpoint, of either protocol.
@@ -148,6 +152,10 @@ impl UpstreamClient {
                     tracing::debug!(endpoint = %endpoint.addr(), %error, "pooled connection failed before the request was sent, sending on another");
                     request = unsent;
                 }
+                Err(h1::Failed {
+                    error: h1::H1Error::RequestBody(error),
+                    ..
+                }) => return Err(ClientError::ClientBody(error)),
                 Err(failed) => return Err(ClientError::Exchange(failed.error.into())),
             }
         }

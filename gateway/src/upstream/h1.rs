@@ -65,6 +65,17 @@ pub(crate) enum H1Error {
     Io(#[from] io::Error),
 }
 
+impl From<crate::http1::WireError> for H1Error {
+    fn from(error: crate::http1::WireError) -> Self {
+        use crate::http1::WireError;
+        match error {
+            WireError::Invalid(what) => Self::Invalid(what),
+            WireError::TooLarge => Self::HeadTooLarge,
+            WireError::Parse(error) => Self::Parse(error),
+        }
+    }
+}
+
 /// An open connection to an endpoint, idle in the pool or carrying one exchange.
 pub(crate) struct Conn {
     stream: TcpStream,

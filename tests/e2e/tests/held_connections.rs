@@ -1,5 +1,5 @@
-//! A call held in the queue leaves hyper for its wait, so that its connection keeps no HTTP
-//! buffers (`gateway/src/server/handoff.rs`). These tests speak raw HTTP/1.1 on one socket and
+//! A call held in the queue keeps no HTTP buffers for its wait: its plain HTTP/1 connection
+//! releases them (`gateway/src/server/h1.rs`). These tests speak raw HTTP/1.1 on one socket and
 //! check that the connection still behaves as HTTP/1.1 must while and after that happens.
 
 mod support;

@@ -1,9 +1,11 @@
 //! Reading an upstream's HTTP/1.1 response: the head (status, headers, how the body is framed,
-//! whether the connection stays open) and the chunked transfer coding. Pure functions over the
-//! connection's read buffer; the caller reads more bytes when they answer "need more".
+//! whether the connection stays open). Pure functions over the connection's read buffer; the
+//! caller reads more bytes when they answer "need more". The chunked coding is in
+//! [`crate::http1`].
 
 use super::H1Error;
 use crate::hop_by_hop;
+use crate::http1::{last_token, parse_content_length, restore};
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Version};
@@ -13,8 +15,6 @@ use std::mem::MaybeUninit;
 pub(super) const MAX_HEAD: usize = 64 * 1024;
 /// The most headers a response head may have.
 const MAX_HEADERS: usize = 128;
-/// The longest chunk-size line (with extensions) accepted.
-const MAX_CHUNK_LINE: usize = 4096;
 
 /// How a response body is delimited (RFC 9112 section 6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,144 +157,6 @@ pub(super) fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Optio
             keep_alive: !close,
             rest: data,
         }));
-    }
-}
-
-/// Puts bytes taken out of `buf` back in front of it.
-fn restore(buf: &mut BytesMut, data: Bytes) {
-    // No copy when nothing else holds the bytes and they adjoin what is left of the buffer.
-    let mut front = data
-        .try_into_mut()
-        .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
-    front.unsplit(std::mem::take(buf));
-    *buf = front;
-}
-
-/// A `Content-Length` value: digits, or a list of identical values (RFC 9110 section 8.6).
-fn parse_content_length(value: &[u8]) -> Result<u64, H1Error> {
-    let mut result = None;
-    for item in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-        if item.is_empty() || item.len() > 19 || !item.iter().all(u8::is_ascii_digit) {
-            return Err(H1Error::Invalid("content-length"));
-        }
-        let n = item.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
-        if result.is_some_and(|r| r != n) {
-            return Err(H1Error::Invalid("differing content-length values"));
-        }
-        result = Some(n);
-    }
-    result.ok_or(H1Error::Invalid("content-length"))
-}
-
-/// The last comma-separated token of a header value, trimmed.
-fn last_token(value: &[u8]) -> &[u8] {
-    value
-        .rsplit(|&b| b == b',')
-        .next()
-        .unwrap_or_default()
-        .trim_ascii()
-}
-
-/// Where a chunked body is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Chunked {
-    /// Expecting a chunk-size line.
-    Size,
-    /// Inside a chunk, this many bytes left.
-    Data(u64),
-    /// Expecting the CRLF after a chunk's data.
-    DataEnd,
-    /// After the last chunk: expecting trailers or the final CRLF.
-    Trailers,
-    /// The body has ended.
-    Done,
-}
-
-/// What [`decode_chunked`] found.
-#[derive(Debug)]
-pub(super) enum Decoded {
-    Data(Bytes),
-    Trailers(HeaderMap),
-    End,
-    NeedMore,
-}
-
-/// Decodes the next piece of a chunked body from `buf`.
-pub(super) fn decode_chunked(state: &mut Chunked, buf: &mut BytesMut) -> Result<Decoded, H1Error> {
-    loop {
-        match *state {
-            Chunked::Size => match httparse::parse_chunk_size(buf) {
-                Ok(httparse::Status::Complete((at, size))) => {
-                    buf.advance(at);
-                    *state = if size == 0 {
-                        Chunked::Trailers
-                    } else {
-                        Chunked::Data(size)
-                    };
-                }
-                Ok(httparse::Status::Partial) if buf.len() > MAX_CHUNK_LINE => {
-                    return Err(H1Error::Invalid("chunk-size line too long"));
-                }
-                Ok(httparse::Status::Partial) => return Ok(Decoded::NeedMore),
-                Err(_) => return Err(H1Error::Invalid("chunk size")),
-            },
-            Chunked::Data(left) => {
-                if buf.is_empty() {
-                    return Ok(Decoded::NeedMore);
-                }
-                let take = left.min(buf.len() as u64);
-                *state = if take == left {
-                    Chunked::DataEnd
-                } else {
-                    Chunked::Data(left - take)
-                };
-                return Ok(Decoded::Data(buf.split_to(take as usize).freeze()));
-            }
-            Chunked::DataEnd => {
-                if buf.len() < 2 {
-                    return Ok(Decoded::NeedMore);
-                }
-                if &buf[..2] != b"\r\n" {
-                    return Err(H1Error::Invalid("chunk not followed by CRLF"));
-                }
-                buf.advance(2);
-                *state = Chunked::Size;
-            }
-            Chunked::Trailers => {
-                if buf.len() < 2 {
-                    return Ok(Decoded::NeedMore);
-                }
-                if buf.starts_with(b"\r\n") {
-                    buf.advance(2);
-                    *state = Chunked::Done;
-                    return Ok(Decoded::End);
-                }
-                let mut headers = [httparse::EMPTY_HEADER; 32];
-                match httparse::parse_headers(buf, &mut headers) {
-                    Ok(httparse::Status::Complete((len, fields))) => {
-                        let mut trailers = HeaderMap::new();
-                        for field in fields {
-                            let (Ok(name), Ok(value)) = (
-                                HeaderName::from_bytes(field.name.as_bytes()),
-                                HeaderValue::from_bytes(field.value),
-                            ) else {
-                                return Err(H1Error::Invalid("trailer field"));
-                            };
-                            trailers.append(name, value);
-                        }
-                        buf.advance(len);
-                        *state = Chunked::Done;
-                        return Ok(Decoded::Trailers(trailers));
-                    }
-                    Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
-                        return Err(H1Error::HeadTooLarge);
-                    }
-                    Ok(httparse::Status::Partial) => return Ok(Decoded::NeedMore),
-                    Err(error) => return Err(H1Error::Parse(error)),
-                }
-            }
-            Chunked::Done => return Ok(Decoded::End),
-        }
     }
 }
 

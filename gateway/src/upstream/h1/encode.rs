@@ -2,6 +2,7 @@
 
 use crate::body::Body;
 use crate::hop_by_hop::is_hop_by_hop;
+use crate::http1::{field, push_decimal};
 use http::{HeaderValue, Method, header, request};
 use http_body::Body as _;
 
@@ -127,56 +128,6 @@ pub(super) fn head(
             out.extend_from_slice(b"\r\n");
         }
         Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
-    }
-    out.extend_from_slice(b"\r\n");
-}
-
-/// Appends one header field.
-fn field(out: &mut Vec<u8>, name: &str, value: &[u8]) {
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
-}
-
-/// Appends `n` in decimal.
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
-}
-
-/// Appends a chunk-size line for `len` bytes.
-pub(super) fn chunk_size(out: &mut Vec<u8>, len: usize) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut digits = [0u8; 16];
-    let mut at = digits.len();
-    let mut n = len;
-    loop {
-        at -= 1;
-        digits[at] = HEX[n & 0xf];
-        n >>= 4;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
-    out.extend_from_slice(b"\r\n");
-}
-
-/// Appends the last chunk and the trailer section (RFC 9112 section 7.1).
-pub(super) fn chunked_end(out: &mut Vec<u8>, trailers: Option<&http::HeaderMap>) {
-    out.extend_from_slice(b"0\r\n");
-    for (name, value) in trailers.into_iter().flatten() {
-        field(out, name.as_str(), value.as_bytes());
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -310,20 +261,5 @@ mod tests {
             http_body::Frame::data(bytes::Bytes::from_static(b"x")),
         )]));
         assert_eq!(framing(&post, &body::boxed(stream)), Framing::Chunked);
-    }
-
-    #[test]
-    fn frames_chunks_and_the_last_chunk_with_trailers() {
-        let mut out = Vec::new();
-        chunk_size(&mut out, 0x1a2);
-        chunk_size(&mut out, 5);
-        let mut trailers = http::HeaderMap::new();
-        trailers.insert("x-sum", "9".parse().unwrap());
-        chunked_end(&mut out, Some(&trailers));
-        assert_eq!(out, b"1a2\r\n5\r\n0\r\nx-sum: 9\r\n\r\n");
-        let mut out = Vec::new();
-        push_decimal(&mut out, 0);
-        push_decimal(&mut out, 18_446_744_073_709_551_615);
-        assert_eq!(out, b"018446744073709551615");
     }
 }

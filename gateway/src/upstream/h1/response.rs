@@ -2,10 +2,11 @@
 //! the request body, if the upstream answered before it was all sent), then returns the
 //! connection to the pool.
 
-use super::decode::{Chunked, Decoded, Framing, Head, decode_chunked};
+use super::decode::{Framing, Head};
 use super::upload::Upload;
 use super::{Conn, H1Error};
 use crate::body::BoxError;
+use crate::http1::{Chunked, Decoded, decode_chunked};
 use crate::upstream::pool::Pool;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};

@@ -3,8 +3,9 @@
 //! is still being written (an upstream may answer early, or stream its answer as the body arrives).
 
 use super::H1Error;
-use super::encode::{self, Framing};
+use super::encode::Framing;
 use crate::body::Body;
+use crate::http1;
 use bytes::{Buf, Bytes};
 use http_body::Body as _;
 use std::io::{self, IoSlice};
@@ -156,7 +157,7 @@ impl Upload {
         match self.framing {
             Framing::Chunked => {
                 // The chunk's CRLF goes out with it: a peer may wait for it before using the chunk.
-                encode::chunk_size(&mut self.control, data.len());
+                http1::chunk_size(&mut self.control, data.len());
                 self.tail = b"\r\n";
             }
             Framing::Length(_) | Framing::None => {
@@ -174,7 +175,7 @@ impl Upload {
 
     fn finish(&mut self, trailers: Option<&http::HeaderMap>) -> Result<(), H1Error> {
         match self.framing {
-            Framing::Chunked => encode::chunked_end(&mut self.control, trailers),
+            Framing::Chunked => http1::chunked_end(&mut self.control, trailers),
             _ if self.left > 0 => {
                 return Err(H1Error::RequestBody(
                     "request body shorter than its content-length".into(),

@@ -1,4 +1,5 @@
 use super::*;
+use crate::http1::{Chunked, Decoded, MAX_CHUNK_LINE, decode_chunked};
 
 fn head(bytes: &[u8], head_request: bool) -> Result<Option<Head>, H1Error> {
     parse_head(&mut BytesMut::from(bytes), head_request)

@@ -1,0 +1,364 @@
+//! The gateway's own HTTP/1.1 server connection, for plain-TCP clients (TLS and HTTP/2 clients
+//! are served by hyper).
+//!
+//! Every proxied request crosses this code, so it does what a request needs and nothing more:
+//! the connection's own task reads the head into a buffer that is reused from request to
+//! request, parses it with `httparse` in one pass (the target and the header values share the
+//! buffer's bytes), calls the stack and polls the call's future itself, and writes the response
+//! head and the first body frame in one write. hyper's server dispatcher, its per-request timers
+//! and its body channel are not on this path.
+//!
+//! - [`head`]: the request head, its body framing, keep-alive and `Expect`;
+//! - [`inbound`]: a request body that streams in after its head (a body that came whole with the
+//!   head is handed over as bytes);
+//! - [`respond`]: the response head and the body's framing on the wire.
+//!
+//! Held calls: when a call starts waiting in the queue it says so ([`announce_held`]) and the
+//! connection drops its read and write buffers for the wait: a held call costs its wait, not
+//! the connection's buffers, while thousands of them are open at once. While a call is in flight
+//! with its body read, the socket is watched for the client going away, which cancels the call.
+//!
+//! The header read timeout is one timer per connection ([`Watchdog`]). A connection that shuts
+//! down finishes the request in flight, answers it with `connection: close`, and closes.
+
+mod head;
+mod inbound;
+mod respond;
+
+use super::head_timeout::{Activity, Watchdog};
+use super::protocol::Stack;
+use crate::body;
+use bytes::BytesMut;
+use head::{Framing, Head};
+use http::{Method, Request, Version};
+use inbound::{Inbound, RequestBody};
+use std::cell::Cell;
+use std::future::{Future, poll_fn};
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+/// Reads of a request head ask for at least this much room.
+const READ_SIZE: usize = 8 * 1024;
+/// How long a closing connection keeps reading (and discarding) what the client still sends,
+/// so that the client reads the last response instead of a reset.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Where a request's future stands with respect to holding, for the poll in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    /// Not polled from a connection that releases buffers for held calls.
+    Off,
+    /// Polled from such a connection.
+    Armed,
+    /// The call has started waiting for its reply.
+    Held,
+}
+
+thread_local! {
+    /// Set for the duration of one poll of a request's future: a poll runs on one thread, and
+    /// nothing else runs on that thread meanwhile.
+    static SIGNAL: Cell<Signal> = const { Cell::new(Signal::Off) };
+}
+
+/// Called by the queue path when a call starts waiting for its reply, with the request body
+/// read and no response bytes written: the connection releases its buffers for the wait.
+pub(crate) fn announce_held() {
+    SIGNAL.with(|signal| {
+        if signal.get() == Signal::Armed {
+            signal.set(Signal::Held);
+        }
+    });
+}
+
+/// The client's socket: the connection's own, or shared with a request body streaming in.
+enum Io {
+    Own(TcpStream),
+    Shared(inbound::Shared),
+}
+
+impl Io {
+    fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self {
+            Self::Own(stream) => Pin::new(stream).poll_write_vectored(cx, bufs),
+            Self::Shared(shared) => inbound::lock(shared).poll_write_vectored(cx, bufs),
+        }
+    }
+}
+
+/// A plain HTTP/1 connection's settings.
+pub(super) struct Connection<'a> {
+    pub(super) header_read_timeout: Duration,
+    /// The largest request head accepted (431 beyond).
+    pub(super) max_head: usize,
+    /// Counts the held calls whose connection released its buffers.
+    pub(super) parked: &'a prometheus::IntGauge,
+    /// Cancelled when the gateway shuts down.
+    pub(super) drain: CancellationToken,
+}
+
+/// Why no request head came.
+enum NoHead {
+    /// The client closed, the gateway is shutting down, or the header read timeout passed.
+    Closed,
+    /// The client sent a head the gateway refuses; the connection answers and closes.
+    Refused(head::HeadError),
+}
+
+impl Connection<'_> {
+    /// Serves requests on `stream` until either side closes the connection.
+    pub(super) async fn serve<S: Stack>(self, stream: TcpStream, mut stack: S) {
+        let mut io = Io::Own(stream);
+        let mut read = BytesMut::new();
+        let mut write = Vec::new();
+        let activity = Activity::default();
+        let mut watchdog = Watchdog::new(self.header_read_timeout);
+        let mut stopping = std::pin::pin!(self.drain.cancelled());
+        loop {
+            let Io::Own(stream) = &mut io else {
+                unreachable!("the socket is the connection's own between requests")
+            };
+            let head = self.read_head(
+                stream,
+                &mut read,
+                &mut watchdog,
+                &activity,
+                stopping.as_mut(),
+            );
+            let head = match head.await {
+                Ok(head) => head,
+                Err(NoHead::Closed) => return,
+                Err(NoHead::Refused(error)) => {
+                    tracing::debug!(%error, "refused a request head");
+                    let answer = respond::refusal(error.status(), &error.to_string());
+                    let _ = stream.write_all(&answer).await;
+                    return linger(io).await;
+                }
+            };
+            activity.head();
+            let Head {
+                parts,
+                framing,
+                keep_alive,
+                expect_continue,
+                mut rest,
+            } = head;
+            let head_request = parts.method == Method::HEAD;
+            let http11 = parts.version == Version::HTTP_11;
+            let body = match framing {
+                Framing::None => body::empty(),
+                Framing::Length(n) if rest.len() as u64 >= n => {
+                    body::full(rest.split_to(n as usize))
+                }
+                Framing::Length(_) | Framing::Chunked => {
+                    let Io::Own(stream) = io else {
+                        unreachable!("checked above")
+                    };
+                    read.extend_from_slice(&rest);
+                    rest.clear();
+                    let length = match framing {
+                        Framing::Length(n) => Some(n),
+                        _ => None,
+                    };
+                    let shared = Arc::new(Mutex::new(Inbound::new(
+                        stream,
+                        std::mem::take(&mut read),
+                        length,
+                        expect_continue,
+                    )));
+                    io = Io::Shared(shared.clone());
+                    body::boxed(RequestBody::new(shared))
+                }
+            };
+            if !rest.is_empty() {
+                // Pipelined requests.
+                read.extend_from_slice(&rest);
+            }
+            drop(rest);
+
+            let Some(response) = self
+                .call(
+                    &mut stack,
+                    Request::from_parts(parts, body),
+                    &mut io,
+                    &mut read,
+                    &mut write,
+                )
+                .await
+            else {
+                tracing::debug!("client went away before its response");
+                return;
+            };
+            let reply = respond::Reply {
+                head_request,
+                http11,
+                keep_alive: keep_alive && !self.drain.is_cancelled(),
+            };
+            let written = respond::write(&mut io, &mut write, response, reply).await;
+            activity.finish();
+            if let Io::Shared(shared) = &io {
+                let reclaimed = inbound::lock(shared).reclaim();
+                match reclaimed {
+                    Ok((stream, buffer)) => {
+                        io = Io::Own(stream);
+                        read = buffer;
+                    }
+                    // The request body did not end: the next request cannot be found.
+                    Err(Some(stream)) => return linger(Io::Own(stream)).await,
+                    Err(None) => return,
+                }
+            }
+            match written {
+                Ok(true) => {}
+                Ok(false) => return linger(io).await,
+                Err(error) => {
+                    tracing::debug!(%error, "writing a response failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reads until `read` holds a whole request head.
+    async fn read_head(
+        &self,
+        stream: &mut TcpStream,
+        read: &mut BytesMut,
+        watchdog: &mut Watchdog,
+        activity: &Activity,
+        mut stopping: Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
+    ) -> Result<Head, NoHead> {
+        loop {
+            if !read.is_empty() {
+                match head::parse(read, self.max_head) {
+                    Ok(Some(head)) => return Ok(head),
+                    Ok(None) => {}
+                    Err(error) => return Err(NoHead::Refused(error)),
+                }
+            }
+            if read.capacity() - read.len() < READ_SIZE / 2 {
+                read.reserve(READ_SIZE);
+            }
+            let n = poll_fn(|cx| {
+                let poll = tokio_util::io::poll_read_buf(Pin::new(&mut *stream), cx, &mut *read);
+                if poll.is_ready() {
+                    return poll;
+                }
+                if read.is_empty() && stopping.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Ok(0));
+                }
+                if watchdog.poll_expired(cx, activity).is_ready() {
+                    tracing::debug!("no request head within the header read timeout, closing");
+                    return Poll::Ready(Ok(0));
+                }
+                Poll::Pending
+            })
+            .await;
+            match n {
+                Ok(0) => return Err(NoHead::Closed),
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::debug!(%error, "reading a request head failed");
+                    return Err(NoHead::Closed);
+                }
+            }
+        }
+    }
+
+    /// Calls the stack and waits for the response; `None` when the client goes away first.
+    async fn call<S: Stack>(
+        &self,
+        stack: &mut S,
+        request: Request<body::Body>,
+        io: &mut Io,
+        read: &mut BytesMut,
+        write: &mut Vec<u8>,
+    ) -> Option<http::Response<body::Body>> {
+        // The stack's layers never limit; a stack that is not ready is waited for all the same.
+        if let Err(never) = poll_fn(|cx| Stack::poll_ready(stack, cx)).await {
+            match never {}
+        }
+        let mut future = Stack::call(stack, request);
+        // Watch for the client closing while the call is in flight: only once the request has
+        // been read whole (else the body's reads see it), and until the client sends anything
+        // more (a pipelined request: it is still there).
+        let mut watching = matches!(io, Io::Own(_)) && read.is_empty();
+        let mut held: Option<Counted<'_>> = None;
+        poll_fn(|cx| {
+            let previous = SIGNAL.replace(Signal::Armed);
+            let poll = Pin::new(&mut future).poll(cx);
+            let signal = SIGNAL.replace(previous);
+            if let Poll::Ready(result) = poll {
+                return Poll::Ready(Some(result.unwrap_or_else(|never| match never {})));
+            }
+            if signal == Signal::Held && held.is_none() {
+                held = Some(Counted::new(self.parked));
+                if read.is_empty() {
+                    *read = BytesMut::new();
+                }
+                *write = Vec::new();
+            }
+            if watching && let Io::Own(stream) = io {
+                match stream.poll_read_ready(cx) {
+                    Poll::Ready(Ok(())) => {
+                        if read.capacity() == read.len() {
+                            read.reserve(READ_SIZE);
+                        }
+                        match tokio_util::io::poll_read_buf(Pin::new(stream), cx, &mut *read) {
+                            Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(None),
+                            Poll::Ready(Ok(_)) => watching = false,
+                            Poll::Pending => {}
+                        }
+                    }
+                    Poll::Ready(Err(_)) => return Poll::Ready(None),
+                    Poll::Pending => {}
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+/// Closes a connection the way that lets the client read the last response: no more writes,
+/// then read and discard what the client still sends, for a while, before letting go.
+async fn linger(io: Io) {
+    let Io::Own(mut stream) = io else { return };
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(LINGER, async {
+        while let Ok(n) = stream.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// One in a gauge for as long as it lives.
+struct Counted<'a>(&'a prometheus::IntGauge);
+
+impl<'a> Counted<'a> {
+    fn new(gauge: &'a prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}

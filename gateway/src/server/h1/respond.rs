@@ -1,0 +1,396 @@
+//! Writing a response in HTTP/1.1: the head (status line, the stack's header fields, framing,
+//! `date`, `connection`) and the body as its frames come, `Content-Length` or chunked.
+//!
+//! The head and the first body frame go out in one write; a body that is already complete (the
+//! usual small upstream response, or the gateway's own JSON) costs one system call in all. A
+//! body whose first frame is not ready yet does not hold up the head.
+
+use super::Io;
+use crate::body::Body;
+use crate::hop_by_hop::is_hop_by_hop;
+use crate::http1::{chunk_size, chunked_end, field, parse_content_length, push_decimal};
+use bytes::Bytes;
+use http::{Response, StatusCode, header};
+use http_body::Body as _;
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::Poll;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What the request decided about its response.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Reply {
+    /// A response to `HEAD`: header fields as for `GET`, no body.
+    pub(super) head_request: bool,
+    /// The client speaks HTTP/1.1 (and so understands chunked).
+    pub(super) http11: bool,
+    /// The connection may carry another request after this one (the client allows it and
+    /// the gateway is not shutting down).
+    pub(super) keep_alive: bool,
+}
+
+/// How a response body is delimited on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// No body bytes at all.
+    None,
+    Length(u64),
+    Chunked,
+    /// Until the connection closes (an HTTP/1.0 client and a body of unknown length).
+    UntilClose,
+}
+
+/// Writes `response`; `Ok(true)` when it was written whole and the connection may go on.
+pub(super) async fn write(
+    io: &mut Io,
+    out: &mut Vec<u8>,
+    response: Response<Body>,
+    reply: Reply,
+) -> io::Result<bool> {
+    let (parts, mut body) = response.into_parts();
+    out.clear();
+    let framing = encode_head(out, &parts, &body, reply);
+    drop(parts);
+    let keep_alive = reply.keep_alive && framing != Framing::UntilClose;
+    if framing == Framing::None {
+        write_all(io, &mut [IoSlice::new(out)]).await?;
+        return Ok(keep_alive);
+    }
+    let mut left = match framing {
+        Framing::Length(n) => n,
+        _ => u64::MAX,
+    };
+    // `out` holds what is to be written before the next frame: the head, then chunk framing.
+    let mut head_sent = false;
+    loop {
+        let frame = if head_sent {
+            poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+        } else {
+            match poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx))).await {
+                Poll::Ready(frame) => frame,
+                Poll::Pending => {
+                    write_all(io, &mut [IoSlice::new(out)]).await?;
+                    out.clear();
+                    head_sent = true;
+                    continue;
+                }
+            }
+        };
+        let data = match frame {
+            None => break,
+            Some(Err(error)) => return Err(io::Error::other(format!("response body: {error}"))),
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => data,
+                Err(frame) => {
+                    if framing == Framing::Chunked
+                        && let Some(trailers) = frame.trailers_ref()
+                    {
+                        chunked_end(out, Some(trailers));
+                        write_all(io, &mut [IoSlice::new(out)]).await?;
+                        return Ok(keep_alive);
+                    }
+                    continue;
+                }
+            },
+        };
+        if data.is_empty() {
+            continue;
+        }
+        if data.len() as u64 > left {
+            return Err(io::Error::other(
+                "response body longer than its content-length",
+            ));
+        }
+        let mut tail: &[u8] = b"";
+        match framing {
+            Framing::Length(_) => left -= data.len() as u64,
+            Framing::Chunked => {
+                chunk_size(out, data.len());
+                tail = if body.is_end_stream() {
+                    b"\r\n0\r\n\r\n"
+                } else {
+                    b"\r\n"
+                };
+            }
+            Framing::None | Framing::UntilClose => {}
+        }
+        write_data(io, out, data, tail).await?;
+        out.clear();
+        head_sent = true;
+        if tail.len() > 2 {
+            return Ok(keep_alive);
+        }
+    }
+    match framing {
+        Framing::Chunked => chunked_end(out, None),
+        Framing::Length(_) if left > 0 => {
+            return Err(io::Error::other(
+                "response body shorter than its content-length",
+            ));
+        }
+        _ => {}
+    }
+    if !out.is_empty() {
+        write_all(io, &mut [IoSlice::new(out)]).await?;
+    }
+    Ok(keep_alive)
+}
+
+/// Writes `prefix`, `data` and `tail` in one write where the socket takes it.
+async fn write_data(io: &mut Io, prefix: &[u8], data: Bytes, tail: &[u8]) -> io::Result<()> {
+    write_all(
+        io,
+        &mut [
+            IoSlice::new(prefix),
+            IoSlice::new(&data),
+            IoSlice::new(tail),
+        ],
+    )
+    .await
+}
+
+/// Writes every byte of `slices`.
+pub(super) async fn write_all(io: &mut Io, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+    IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        let n = poll_fn(|cx| io.poll_write_vectored(cx, slices)).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut slices, n);
+    }
+    Ok(())
+}
+
+/// Encodes the status line and header fields into `out`, and decides the body's framing.
+fn encode_head(
+    out: &mut Vec<u8>,
+    parts: &http::response::Parts,
+    body: &Body,
+    reply: Reply,
+) -> Framing {
+    let status = parts.status;
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| parse_content_length(v.as_bytes()).ok());
+    let exact = body.size_hint().exact();
+    // RFC 9110 sections 6.4.1 and 8.6: no body for HEAD, 1xx, 204 and 304; a HEAD or 304 may
+    // say how long the body would have been.
+    let no_body = status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let (framing, length) = if reply.head_request || no_body {
+        let length = if status.is_informational() || status == StatusCode::NO_CONTENT {
+            None
+        } else {
+            declared.or(exact.filter(|&n| n > 0))
+        };
+        (Framing::None, length)
+    } else if body.is_end_stream() {
+        (Framing::Length(0), Some(0))
+    } else if let Some(n) = exact.or(declared) {
+        (Framing::Length(n), Some(n))
+    } else if reply.http11 {
+        (Framing::Chunked, None)
+    } else {
+        (Framing::UntilClose, None)
+    };
+    let keep_alive = reply.keep_alive && framing != Framing::UntilClose;
+
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        if *name == header::CONTENT_LENGTH || is_hop_by_hop(name) {
+            continue;
+        }
+        field(out, name.as_str(), value.as_bytes());
+    }
+    if let Some(length) = length {
+        out.extend_from_slice(b"content-length: ");
+        push_decimal(out, length);
+        out.extend_from_slice(b"\r\n");
+    }
+    if framing == Framing::Chunked {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    if !parts.headers.contains_key(header::DATE) {
+        out.extend_from_slice(b"date: ");
+        push_date(out);
+        out.extend_from_slice(b"\r\n");
+    }
+    match (keep_alive, reply.http11) {
+        (false, _) => out.extend_from_slice(b"connection: close\r\n"),
+        (true, false) => out.extend_from_slice(b"connection: keep-alive\r\n"),
+        (true, true) => {}
+    }
+    out.extend_from_slice(b"\r\n");
+    framing
+}
+
+/// Appends the current time as an HTTP date, formatted at most once a second per thread.
+fn push_date(out: &mut Vec<u8>) {
+    thread_local! {
+        static DATE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = SystemTime::now();
+    let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    DATE.with_borrow_mut(|(cached, text)| {
+        if *cached != second {
+            *cached = second;
+            *text = httpdate::fmt_http_date(now);
+        }
+        out.extend_from_slice(text.as_bytes());
+    });
+}
+
+/// The whole of a response the connection gives itself, before any request is understood:
+/// a refused head (400, 431). The connection closes after it.
+pub(super) fn refusal(status: StatusCode, reason: &str) -> Vec<u8> {
+    let body = serde_json::json!({ "error": reason }).to_string();
+    let mut out = Vec::with_capacity(160 + body.len());
+    let reply = Reply {
+        head_request: false,
+        http11: true,
+        keep_alive: false,
+    };
+    let (mut parts, ()) = Response::new(()).into_parts();
+    parts.status = status;
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    encode_head(&mut out, &parts, &crate::body::full(body.clone()), reply);
+    out.extend_from_slice(body.as_bytes());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::body;
+
+    fn head(response: Response<Body>, reply: Reply) -> (String, Framing) {
+        let (parts, body) = response.into_parts();
+        let mut out = Vec::new();
+        let framing = encode_head(&mut out, &parts, &body, reply);
+        (String::from_utf8(out).expect("ascii"), framing)
+    }
+
+    const KEEP: Reply = Reply {
+        head_request: false,
+        http11: true,
+        keep_alive: true,
+    };
+
+    fn lines(head: &str) -> Vec<&str> {
+        head.split("\r\n")
+            .filter(|l| !l.starts_with("date: "))
+            .collect()
+    }
+
+    #[test]
+    fn a_complete_body_gets_its_length_and_hop_by_hop_fields_go() {
+        let response = Response::builder()
+            .status(201)
+            .header("x-a", "1")
+            .header("connection", "keep-alive")
+            .header("transfer-encoding", "chunked")
+            .header("content-length", "99")
+            .body(body::full("hello"))
+            .unwrap();
+        let (head, framing) = head(response, KEEP);
+        assert_eq!(framing, Framing::Length(5));
+        assert!(head.contains("\r\ndate: "));
+        assert_eq!(
+            lines(&head),
+            [
+                "HTTP/1.1 201 Created",
+                "x-a: 1",
+                "content-length: 5",
+                "",
+                ""
+            ]
+        );
+    }
+
+    #[test]
+    fn frames_by_exact_size_declared_length_or_chunks() {
+        // A body of unknown length.
+        let streaming = || {
+            body::boxed(http_body_util::StreamBody::new(
+                futures_util::stream::empty::<Result<http_body::Frame<Bytes>, body::BoxError>>(),
+            ))
+        };
+        let (_, framing) = head(Response::new(body::empty()), KEEP);
+        assert_eq!(framing, Framing::Length(0));
+        let declared = Response::builder()
+            .header("content-length", "7")
+            .body(streaming())
+            .unwrap();
+        assert_eq!(head(declared, KEEP).1, Framing::Length(7));
+        let (chunked, framing) = head(Response::new(streaming()), KEEP);
+        assert_eq!(framing, Framing::Chunked);
+        assert!(chunked.contains("\r\ntransfer-encoding: chunked\r\n"));
+        let http10 = Reply {
+            http11: false,
+            ..KEEP
+        };
+        let (closing, framing) = head(Response::new(streaming()), http10);
+        assert_eq!(framing, Framing::UntilClose);
+        assert!(closing.contains("\r\nconnection: close\r\n"));
+        let (kept, _) = head(Response::new(body::full("x")), http10);
+        assert!(kept.contains("\r\nconnection: keep-alive\r\n"));
+    }
+
+    #[test]
+    fn bodyless_responses_say_what_rfc_9110_allows() {
+        let head_reply = Reply {
+            head_request: true,
+            ..KEEP
+        };
+        let (text, framing) = head(Response::new(body::full("hello")), head_reply);
+        assert_eq!(framing, Framing::None);
+        assert!(text.contains("\r\ncontent-length: 5\r\n"));
+        let no_content = Response::builder()
+            .status(204)
+            .header("content-length", "0")
+            .body(body::empty())
+            .unwrap();
+        let (text, framing) = head(no_content, KEEP);
+        assert_eq!(framing, Framing::None);
+        assert!(!text.contains("content-length"));
+        let not_modified = Response::builder()
+            .status(304)
+            .header("content-length", "12")
+            .body(body::empty())
+            .unwrap();
+        let (text, framing) = head(not_modified, KEEP);
+        assert_eq!(framing, Framing::None);
+        assert!(text.contains("\r\ncontent-length: 12\r\n"));
+        let closing = Reply {
+            keep_alive: false,
+            ..KEEP
+        };
+        assert!(
+            head(Response::new(body::empty()), closing)
+                .0
+                .ends_with("connection: close\r\n\r\n")
+        );
+    }
+
+    #[test]
+    fn refusals_are_complete_json_responses_that_close() {
+        let text = String::from_utf8(refusal(StatusCode::BAD_REQUEST, "bad")).unwrap();
+        assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"));
+        assert!(text.contains("\r\ncontent-type: application/json\r\n"));
+        assert!(text.contains("\r\nconnection: close\r\n"));
+        assert!(text.ends_with("\r\n\r\n{\"error\":\"bad\"}"));
+        assert!(text.contains(&format!("content-length: {}", "{\"error\":\"bad\"}".len())));
+    }
+}
