@@ -22,6 +22,46 @@ pub(crate) enum WireError {
     Parse(httparse::Error),
 }
 
+/// How many header positions a [`NameCache`] remembers.
+const CACHED_NAMES: usize = 32;
+
+/// The header names last parsed on one connection, by position. A peer sends the same fields in
+/// the same order message after message, so a name is usually found where it was last time, and
+/// `HeaderName::from_bytes` (lower-casing, a table lookup, and an allocation for a name that is not
+/// a standard one) is skipped for a comparison of a few bytes.
+#[derive(Debug, Default)]
+pub(crate) struct NameCache {
+    names: Vec<(Box<[u8]>, HeaderName)>,
+}
+
+impl NameCache {
+    /// The name of the field at `index` of a head, spelled `raw` on the wire.
+    pub(crate) fn name(
+        &mut self,
+        index: usize,
+        raw: &[u8],
+    ) -> Result<HeaderName, http::header::InvalidHeaderName> {
+        if let Some((spelled, name)) = self.names.get(index)
+            && **spelled == *raw
+        {
+            return Ok(name.clone());
+        }
+        let name = HeaderName::from_bytes(raw)?;
+        let entry = (Box::from(raw), name.clone());
+        match self.names.len() {
+            len if index < len => self.names[index] = entry,
+            len if index == len && len < CACHED_NAMES => self.names.push(entry),
+            _ => {}
+        }
+        Ok(name)
+    }
+
+    /// Forgets every name (frees the memory, for a connection that waits a long time).
+    pub(crate) fn clear(&mut self) {
+        self.names = Vec::new();
+    }
+}
+
 /// Puts bytes taken out of `buf` back in front of it.
 pub(crate) fn restore(buf: &mut BytesMut, data: Bytes) {
     // No copy when nothing else holds the bytes and they adjoin what is left of the buffer.
@@ -216,6 +256,24 @@ pub(crate) fn chunked_end(out: &mut Vec<u8>, trailers: Option<&http::HeaderMap>)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_come_from_the_cache_by_position_and_are_the_same() {
+        let mut cache = NameCache::default();
+        for _ in 0..3 {
+            assert_eq!(cache.name(0, b"Content-Type").unwrap(), "content-type");
+            assert_eq!(cache.name(1, b"X-Custom").unwrap(), "x-custom");
+            // A different name at a cached position replaces it.
+            assert_eq!(cache.name(1, b"x-other").unwrap(), "x-other");
+            assert_eq!(cache.name(1, b"X-Custom").unwrap(), "x-custom");
+        }
+        // Positions beyond the cached ones are named all the same.
+        assert_eq!(cache.name(40, b"Server").unwrap(), "server");
+        assert!(cache.name(2, b"bad name").is_err());
+        assert!(cache.name(0, b"bad name").is_err());
+        cache.clear();
+        assert_eq!(cache.name(0, b"Content-Type").unwrap(), "content-type");
+    }
 
     #[test]
     fn frames_chunks_and_the_last_chunk_with_trailers() {

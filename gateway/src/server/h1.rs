@@ -28,6 +28,7 @@ mod respond;
 use super::head_timeout::{Activity, Watchdog};
 use super::protocol::Stack;
 use crate::body;
+use crate::http1::NameCache;
 use bytes::BytesMut;
 use head::{Framing, Head};
 use http::{Method, Request, Version};
@@ -120,6 +121,7 @@ impl Connection<'_> {
         let mut io = Io::Own(stream);
         let mut read = BytesMut::new();
         let mut write = Vec::new();
+        let mut names = NameCache::default();
         let activity = Activity::default();
         let mut watchdog = Watchdog::new(self.header_read_timeout);
         let mut stopping = std::pin::pin!(self.drain.cancelled());
@@ -130,6 +132,7 @@ impl Connection<'_> {
             let head = self.read_head(
                 stream,
                 &mut read,
+                &mut names,
                 &mut watchdog,
                 &activity,
                 stopping.as_mut(),
@@ -192,6 +195,7 @@ impl Connection<'_> {
                     &mut io,
                     &mut read,
                     &mut write,
+                    &mut names,
                 )
                 .await
             else {
@@ -233,13 +237,14 @@ impl Connection<'_> {
         &self,
         stream: &mut TcpStream,
         read: &mut BytesMut,
+        names: &mut NameCache,
         watchdog: &mut Watchdog,
         activity: &Activity,
         mut stopping: Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
     ) -> Result<Head, NoHead> {
         loop {
             if !read.is_empty() {
-                match head::parse(read, self.max_head) {
+                match head::parse(read, self.max_head, names) {
                     Ok(Some(head)) => return Ok(head),
                     Ok(None) => {}
                     Err(error) => return Err(NoHead::Refused(error)),
@@ -282,6 +287,7 @@ impl Connection<'_> {
         io: &mut Io,
         read: &mut BytesMut,
         write: &mut Vec<u8>,
+        names: &mut NameCache,
     ) -> Option<http::Response<body::Body>> {
         // The stack's layers never limit; a stack that is not ready is waited for all the same.
         if let Err(never) = poll_fn(|cx| Stack::poll_ready(stack, cx)).await {
@@ -306,6 +312,7 @@ impl Connection<'_> {
                     *read = BytesMut::new();
                 }
                 *write = Vec::new();
+                names.clear();
             }
             if watching && let Io::Own(stream) = io {
                 match stream.poll_read_ready(cx) {

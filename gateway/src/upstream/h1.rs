@@ -87,6 +87,8 @@ pub(crate) struct Conn {
     read_size: usize,
     /// The response-head deadline of the exchange under way, pushed forward for each one.
     timer: Option<Pin<Box<Sleep>>>,
+    /// The endpoint's header names, as it last sent them.
+    names: crate::http1::NameCache,
 }
 
 impl Conn {
@@ -97,6 +99,7 @@ impl Conn {
             write: Vec::new(),
             read_size: FIRST_READ,
             timer: None,
+            names: crate::http1::NameCache::default(),
         }
     }
 

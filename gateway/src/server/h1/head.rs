@@ -2,9 +2,9 @@
 //! `http::request::Parts`, how the body is framed (RFC 9112 section 6.3), whether the client
 //! waits for `100 Continue`, and whether the connection may carry another request.
 
-use crate::http1::{last_token, parse_content_length, restore};
+use crate::http1::{NameCache, last_token, parse_content_length, restore};
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, StatusCode, Uri, Version};
 use std::mem::MaybeUninit;
 
@@ -62,7 +62,11 @@ impl HeadError {
 ///
 /// The bytes are frozen before parsing, so that the target and the header values share them
 /// (no copies) in a single pass over the fields.
-pub(super) fn parse(buf: &mut BytesMut, max_head: usize) -> Result<Option<Head>, HeadError> {
+pub(super) fn parse(
+    buf: &mut BytesMut,
+    max_head: usize,
+    names: &mut NameCache,
+) -> Result<Option<Head>, HeadError> {
     let mut data = buf.split().freeze();
     let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut []);
@@ -98,8 +102,9 @@ pub(super) fn parse(buf: &mut BytesMut, max_head: usize) -> Result<Option<Head>,
     let mut keep_alive_asked = false;
     let mut expect_continue = false;
     let mut hosts = 0u32;
-    for field in request.headers.iter() {
-        let name = HeaderName::from_bytes(field.name.as_bytes())
+    for (index, field) in request.headers.iter().enumerate() {
+        let name = names
+            .name(index, field.name.as_bytes())
             .map_err(|_| HeadError::Invalid("header name"))?;
         if name == header::CONTENT_LENGTH {
             let value = parse_content_length(field.value)
@@ -203,7 +208,7 @@ mod tests {
     use super::*;
 
     fn parse_all(bytes: &[u8]) -> Result<Option<Head>, HeadError> {
-        parse(&mut BytesMut::from(bytes), 8192)
+        parse(&mut BytesMut::from(bytes), 8192, &mut NameCache::default())
     }
 
     fn head(bytes: &[u8]) -> Head {
@@ -245,10 +250,16 @@ mod tests {
         let whole = b"GET /x HTTP/1.1\r\nhost: a\r\n\r\n";
         for split in 0..whole.len() {
             let mut buf = BytesMut::from(&whole[..split]);
-            assert!(parse(&mut buf, 8192).expect("valid so far").is_none());
+            assert!(
+                parse(&mut buf, 8192, &mut NameCache::default())
+                    .expect("valid so far")
+                    .is_none()
+            );
             assert_eq!(&buf[..], &whole[..split]);
             buf.extend_from_slice(&whole[split..]);
-            let head = parse(&mut buf, 8192).expect("valid").expect("complete");
+            let head = parse(&mut buf, 8192, &mut NameCache::default())
+                .expect("valid")
+                .expect("complete");
             assert_eq!(head.parts.uri, "/x");
             assert!(buf.is_empty() && head.rest.is_empty());
         }
@@ -335,13 +346,23 @@ mod tests {
     fn a_head_over_the_limit_is_431() {
         let mut big = b"GET / HTTP/1.1\r\nhost: h\r\nx-big: ".to_vec();
         big.extend(std::iter::repeat_n(b'a', 9000));
-        let partial = parse(&mut BytesMut::from(&big[..]), 8192).expect_err("too large");
+        let partial = parse(
+            &mut BytesMut::from(&big[..]),
+            8192,
+            &mut NameCache::default(),
+        )
+        .expect_err("too large");
         assert_eq!(
             partial.status(),
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
         );
         big.extend_from_slice(b"\r\n\r\n");
-        let complete = parse(&mut BytesMut::from(&big[..]), 8192).expect_err("too large");
+        let complete = parse(
+            &mut BytesMut::from(&big[..]),
+            8192,
+            &mut NameCache::default(),
+        )
+        .expect_err("too large");
         assert_eq!(
             complete.status(),
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
@@ -352,7 +373,12 @@ mod tests {
             many.extend_from_slice(format!("x-{i}: 1\r\n").as_bytes());
         }
         many.extend_from_slice(b"\r\n");
-        let error = parse(&mut BytesMut::from(&many[..]), 1 << 20).expect_err("too many");
+        let error = parse(
+            &mut BytesMut::from(&many[..]),
+            1 << 20,
+            &mut NameCache::default(),
+        )
+        .expect_err("too many");
         assert_eq!(error.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
     }
 }

@@ -5,7 +5,7 @@
 
 use super::H1Error;
 use crate::hop_by_hop;
-use crate::http1::{last_token, parse_content_length, restore};
+use crate::http1::{NameCache, last_token, parse_content_length, restore};
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Version};
@@ -47,7 +47,11 @@ pub(super) struct Head {
 ///
 /// The bytes are frozen before parsing, so that header values share them (no copies) in a single
 /// pass over the headers.
-pub(super) fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, H1Error> {
+pub(super) fn parse_head(
+    buf: &mut BytesMut,
+    head_request: bool,
+    names: &mut NameCache,
+) -> Result<Option<Head>, H1Error> {
     let mut data = buf.split().freeze();
     loop {
         let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -86,8 +90,9 @@ pub(super) fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Optio
         let mut close = http10;
         // Headers a `Connection` header names are hop-by-hop too (usually there are none).
         let mut named = Vec::new();
-        for h in response.headers.iter() {
-            let name = HeaderName::from_bytes(h.name.as_bytes())
+        for (index, h) in response.headers.iter().enumerate() {
+            let name = names
+                .name(index, h.name.as_bytes())
                 .map_err(|_| H1Error::Invalid("header name"))?;
             if name == header::CONTENT_LENGTH {
                 let value = parse_content_length(h.value)?;

@@ -102,7 +102,14 @@ impl Future for Exchange {
             }
         }
         loop {
-            match decode::parse_head(&mut conn.read, this.head_request) {
+            // Nothing read yet (the usual first poll, right after the request went out): no
+            // head to look for.
+            let parsed = if conn.read.is_empty() {
+                Ok(None)
+            } else {
+                decode::parse_head(&mut conn.read, this.head_request, &mut conn.names)
+            };
+            match parsed {
                 Ok(Some(head)) => {
                     let conn = this.conn.take().expect("present");
                     let keep_alive = head.keep_alive && this.write_error.is_none();

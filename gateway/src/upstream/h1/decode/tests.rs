@@ -1,8 +1,12 @@
 use super::*;
-use crate::http1::{Chunked, Decoded, MAX_CHUNK_LINE, decode_chunked};
+use crate::http1::{Chunked, Decoded, MAX_CHUNK_LINE, NameCache, decode_chunked};
 
 fn head(bytes: &[u8], head_request: bool) -> Result<Option<Head>, H1Error> {
-    parse_head(&mut BytesMut::from(bytes), head_request)
+    parse_head(
+        &mut BytesMut::from(bytes),
+        head_request,
+        &mut NameCache::default(),
+    )
 }
 
 fn framing_of(bytes: &[u8]) -> (Framing, bool) {
@@ -109,7 +113,9 @@ fn skips_interim_responses_and_consumes_only_the_head() {
         &b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n\
            HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP"[..],
     );
-    let head = parse_head(&mut buf, false).unwrap().unwrap();
+    let head = parse_head(&mut buf, false, &mut NameCache::default())
+        .unwrap()
+        .unwrap();
     assert_eq!(head.parts.status, 200);
     assert_eq!(&head.rest[..], b"okHTTP");
     assert!(buf.is_empty());
