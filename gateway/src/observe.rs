@@ -1,131 +1,62 @@
-//! The observing layer: one metrics update and (optionally) one access-log line per request.
+//! One metrics update and (optionally) one access-log line per request, recorded where the
+//! handling of every request ends (`proxy::finish`), from what the proxy knows about it: the
+//! route, the delivery path, the endpoint that answered, the request id.
+//!
+//! Recording there rather than in a layer around the proxy means the proxy's knowledge does not
+//! have to travel out in the response's extensions (a map allocated per response).
 
 use crate::body::Body;
 use crate::metrics::Metrics;
-use crate::proxy::{DeliveryPath, Outcome, X_REQUEST_ID};
-use http::{Request, Response};
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use crate::proxy::{DeliveryPath, Outcome};
+use http::{HeaderValue, Request, Response};
 use tokio::time::Instant;
 
-/// Wraps a service with metrics and access logging.
-#[derive(Clone)]
-pub struct ObserveLayer {
-    metrics: Arc<Metrics>,
-    access_log: bool,
+/// A request being observed: when it started, and what its access-log line needs.
+#[derive(Debug)]
+pub(crate) struct Observation {
+    started: Instant,
+    access: Option<(http::Method, Box<str>)>,
 }
 
-/// The service [`ObserveLayer`] produces.
-#[derive(Clone)]
-pub struct Observe<S> {
-    inner: S,
-    metrics: Arc<Metrics>,
-    access_log: bool,
-}
-
-// === impl ObserveLayer ===
-
-impl ObserveLayer {
-    /// A layer recording into `metrics`, logging each request when `access_log` is set.
-    pub fn new(metrics: Arc<Metrics>, access_log: bool) -> Self {
+impl Observation {
+    /// Starts observing `request`; its method and target are kept when `access_log` is set.
+    pub(crate) fn start<B>(request: &Request<B>, access_log: bool) -> Self {
         Self {
-            metrics,
-            access_log,
-        }
-    }
-}
-
-impl<S> tower::Layer<S> for ObserveLayer {
-    type Service = Observe<S>;
-
-    fn layer(&self, inner: S) -> Observe<S> {
-        Observe {
-            inner,
-            metrics: self.metrics.clone(),
-            access_log: self.access_log,
-        }
-    }
-}
-
-// === impl Observe ===
-
-impl<S> tower::Service<Request<Body>> for Observe<S>
-where
-    S: tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
-{
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = ObserveFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let access = self
-            .access_log
-            // An owned copy: the parsed URI shares the connection's read buffer, which a call
-            // held for long (queue delivery) should not keep alive.
-            .then(|| {
+            started: Instant::now(),
+            access: access_log.then(|| {
                 (
                     request.method().clone(),
                     Box::from(request.uri().to_string()),
                 )
-            });
-        ObserveFuture {
-            inner: self.inner.call(request),
-            started: Instant::now(),
-            metrics: self.metrics.clone(),
-            access,
+            }),
         }
     }
-}
 
-pin_project_lite::pin_project! {
-    /// The response future of [`Observe`]: records the response when it is ready.
-    pub struct ObserveFuture<F> {
-        #[pin]
-        inner: F,
-        started: Instant,
-        metrics: Arc<Metrics>,
-        access: Option<(http::Method, Box<str>)>,
+    /// Records the request's `response`: metrics, and the access-log line if one is due.
+    pub(crate) fn finish(
+        self,
+        metrics: &Metrics,
+        response: &Response<Body>,
+        outcome: &Outcome,
+        request_id: &HeaderValue,
+    ) {
+        let elapsed = self.started.elapsed();
+        record(metrics, response, outcome, request_id, elapsed, self.access);
     }
 }
 
-impl<F> Future for ObserveFuture<F>
-where
-    F: Future<Output = Result<Response<Body>, Infallible>>,
-{
-    type Output = Result<Response<Body>, Infallible>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let response = ready!(this.inner.poll(cx))?;
-        record(
-            this.metrics,
-            &response,
-            this.started.elapsed(),
-            this.access.take(),
-        );
-        Poll::Ready(Ok(response))
-    }
-}
-
-/// Updates the metrics and writes the access-log line for one response.
 fn record(
     metrics: &Metrics,
     response: &Response<Body>,
+    outcome: &Outcome,
+    request_id: &HeaderValue,
     elapsed: std::time::Duration,
     access: Option<(http::Method, Box<str>)>,
 ) {
-    let outcome = response.extensions().get::<Outcome>();
-    let entry = outcome.and_then(|o| o.route.as_deref());
+    let entry = outcome.route.as_deref();
     let route = entry.map_or("", |r| &*r.label);
     let service = entry.map_or("", |r| &*r.service);
-    let path = outcome.map_or(DeliveryPath::Gateway, |o| o.path);
+    let path = outcome.path;
     let status = response.status();
     let fast = entry
         .and_then(|r| r.metrics.as_ref())
@@ -145,12 +76,8 @@ fn record(
     }
     let path = path.as_str();
     if let Some((method, uri)) = access {
-        let request_id = response
-            .headers()
-            .get(&X_REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let upstream = outcome.and_then(|o| o.upstream).map(|a| a.to_string());
+        let request_id = request_id.to_str().unwrap_or("");
+        let upstream = outcome.upstream.map(|a| a.to_string());
         tracing::info!(
             target: "access",
             request_id,

@@ -1,5 +1,6 @@
-//! The innermost service: route the request, forward it to an endpoint, and turn every failure
-//! into a response. Everything around it (request ids, metrics, logs) is a layer in [`crate::stack`].
+//! The innermost service: route the request, forward it to an endpoint, turn every failure into
+//! a response, and record each request's metrics and access-log line as it finishes
+//! ([`crate::observe`]). Request ids are a layer around it, in [`crate::stack`].
 
 mod failover;
 mod forward;
@@ -13,6 +14,8 @@ pub use headers::{X_REQUEST_ID, new_request_id};
 
 use crate::body::Body;
 use crate::error::ProxyError;
+use crate::metrics::Metrics;
+use crate::observe::Observation;
 use crate::queue::Delivery;
 use crate::state::Shared;
 use http::{HeaderValue, Request, Response, header};
@@ -48,7 +51,7 @@ impl DeliveryPath {
     }
 }
 
-/// What the proxy tells the observing layer about a response, through its extensions.
+/// What the proxy knows about a response, for its metrics and access-log line.
 #[derive(Debug, Clone)]
 pub struct Outcome {
     /// The route that matched (its label, service name and pre-resolved metric handles).
@@ -132,20 +135,22 @@ impl tower::Service<Request<Body>> for Proxy {
             .cloned()
             .unwrap_or_else(|| HeaderValue::from_static(""));
         let snapshot = self.shared.snapshot();
+        let observation = Observation::start(&request, snapshot.config.log.access);
+        let metrics = self.shared.metrics().clone();
         let path = request.uri().path();
         if path.starts_with(crate::queue::RESULTS_PREFIX) {
             let shared = self.shared.clone();
             let (method, path) = (request.method().clone(), path.to_owned());
             return Box::pin(async move {
-                Ok(fetch_result(&shared, &snapshot, &method, &path, &request_id).await)
+                let response = fetch_result(&shared, &snapshot, &method, &path, &request_id).await;
+                observation.finish(&metrics, &response, &Outcome::gateway(), &request_id);
+                Ok(response)
             });
         }
         let Some(route) = snapshot.routes.find(request_host(&request), path) else {
-            return ready(finish(
-                Err(ProxyError::NoRoute),
-                Outcome::gateway(),
-                &request_id,
-            ));
+            let result = Err(ProxyError::NoRoute);
+            let finished = Finish::new(observation, &metrics, &request_id);
+            return ready(finished.finish(result, Outcome::gateway()));
         };
         let route = route.clone();
         let service = snapshot
@@ -161,7 +166,8 @@ impl tower::Service<Request<Body>> for Proxy {
         let limit = snapshot.config.limits.max_body_bytes;
         drop(snapshot);
         if let Err(error) = body_within_limit(&request, limit) {
-            return ready(finish(Err(error), outcome, &request_id));
+            let finished = Finish::new(observation, &metrics, &request_id);
+            return ready(finished.finish(Err(error), outcome));
         }
         let request = forward::limit_body(request, limit);
         let conn = self.conn.clone();
@@ -199,14 +205,14 @@ impl tower::Service<Request<Body>> for Proxy {
                         }
                         Err(error) => Err(error),
                     };
-                    Ok(finish(served, outcome, &request_id))
+                    Ok(Finish::new(observation, &metrics, &request_id).finish(served, outcome))
                 })
             }
             _ => Box::pin(async move {
                 let forwarded = forward::forward(&service.upstream, &route, &conn, request)
                     .await
                     .map(|f| (f.response, DeliveryPath::Sync, Some(f.endpoint)));
-                Ok(finish(forwarded, outcome, &request_id))
+                Ok(Finish::new(observation, &metrics, &request_id).finish(forwarded, outcome))
             }),
         }
     }
@@ -219,32 +225,49 @@ fn ready(response: Response<Body>) -> ProxyFuture {
 
 type ProxyFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
-/// The response for a request's result, with its delivery path in a header and its outcome in
-/// the extensions for the observing layer.
-fn finish(
-    result: Result<(Response<Body>, DeliveryPath, Option<SocketAddr>), ProxyError>,
-    mut outcome: Outcome,
-    request_id: &HeaderValue,
-) -> Response<Body> {
-    let mut response = match result {
-        Ok((response, path, upstream)) => {
-            outcome.path = path;
-            outcome.upstream = upstream;
-            response
+/// The end of every routed request: its response, with the delivery path in a header, observed.
+struct Finish<'a> {
+    observation: Observation,
+    metrics: &'a Metrics,
+    request_id: &'a HeaderValue,
+}
+
+impl<'a> Finish<'a> {
+    fn new(observation: Observation, metrics: &'a Metrics, request_id: &'a HeaderValue) -> Self {
+        Self {
+            observation,
+            metrics,
+            request_id,
         }
-        Err(error) => {
-            outcome.path = DeliveryPath::Gateway;
-            error.into_response(request_id)
-        }
-    };
-    if outcome.path != DeliveryPath::Gateway {
-        response.headers_mut().insert(
-            crate::PATH_HEADER.clone(),
-            HeaderValue::from_static(outcome.path.as_str()),
-        );
     }
-    response.extensions_mut().insert(outcome);
-    response
+
+    /// The response for a request's result (an error becomes its JSON response), recorded.
+    fn finish(
+        self,
+        result: Result<(Response<Body>, DeliveryPath, Option<SocketAddr>), ProxyError>,
+        mut outcome: Outcome,
+    ) -> Response<Body> {
+        let mut response = match result {
+            Ok((response, path, upstream)) => {
+                outcome.path = path;
+                outcome.upstream = upstream;
+                response
+            }
+            Err(error) => {
+                outcome.path = DeliveryPath::Gateway;
+                error.into_response(self.request_id)
+            }
+        };
+        if outcome.path != DeliveryPath::Gateway {
+            response.headers_mut().insert(
+                crate::PATH_HEADER.clone(),
+                HeaderValue::from_static(outcome.path.as_str()),
+            );
+        }
+        self.observation
+            .finish(self.metrics, &response, &outcome, self.request_id);
+        response
+    }
 }
 
 /// Serves `GET /_holdline/results/SERVICE/ID`.

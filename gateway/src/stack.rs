@@ -2,7 +2,6 @@
 //! inside-out for responses.
 
 use crate::body::Body;
-use crate::observe::ObserveLayer;
 use crate::proxy::{ConnInfo, Proxy};
 use crate::request_id::RequestIdLayer;
 use crate::state::Shared;
@@ -25,15 +24,12 @@ pub fn build(
 > + Clone
 + Send
 + 'static {
-    let access_log = shared.snapshot().config.log.access;
     ServiceBuilder::new()
-        // Metrics and the access log see the final response, whichever path produced it, with
-        // its request id...
-        .layer(ObserveLayer::new(shared.metrics().clone(), access_log))
-        // ...which every request gets (the client's own or a new one) before anything can
-        // fail, so error bodies, logs and the upstream all carry the same id, and which the
-        // response carries back.
+        // Every request gets an id (the client's own or a new one) before anything can fail,
+        // so error bodies, logs and the upstream all carry the same id, and the response
+        // carries it back.
         .layer(RequestIdLayer)
-        // Route, forward, and map every failure to a response.
+        // Route, forward, map every failure to a response, and record each request's metrics
+        // and access-log line where all its paths end (`observe.rs`).
         .service(Proxy::new(shared, conn))
 }
