@@ -81,11 +81,11 @@ pub(crate) fn set_forwarded(
 /// A fresh request id: 128 random bits as 32 hex digits.
 pub fn new_request_id() -> HeaderValue {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut bits = rand::random::<u128>();
+    let bits = rand::random::<u128>().to_be_bytes();
     let mut id = [0u8; 32];
-    for digit in id.iter_mut().rev() {
-        *digit = HEX[(bits & 0xf) as usize];
-        bits >>= 4;
+    for (pair, byte) in id.chunks_exact_mut(2).zip(bits) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0xf)];
     }
     HeaderValue::from_bytes(&id).expect("hex is a valid header value")
 }

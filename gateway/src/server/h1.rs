@@ -343,7 +343,8 @@ async fn linger(io: Io) {
     if stream.shutdown().await.is_err() {
         return;
     }
-    let mut sink = [0u8; 4096];
+    // On the heap: a buffer in this future would make every connection's future that large.
+    let mut sink = vec![0u8; 4096];
     let _ = tokio::time::timeout(LINGER, async {
         while let Ok(n) = stream.read(&mut sink).await {
             if n == 0 {

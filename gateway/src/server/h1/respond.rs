@@ -172,10 +172,25 @@ fn encode_head(
     reply: Reply,
 ) -> Framing {
     let status = parts.status;
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| parse_content_length(v.as_bytes()).ok());
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    // One pass over the fields: written, and looked at for what framing and `date` need.
+    let mut declared = None;
+    let mut dated = false;
+    for (name, value) in &parts.headers {
+        if *name == header::CONTENT_LENGTH {
+            declared = parse_content_length(value.as_bytes()).ok();
+            continue;
+        }
+        if is_hop_by_hop(name) {
+            continue;
+        }
+        dated |= *name == header::DATE;
+        field(out, name.as_str(), value.as_bytes());
+    }
     let exact = body.size_hint().exact();
     // RFC 9110 sections 6.4.1 and 8.6: no body for HEAD, 1xx, 204 and 304; a HEAD or 304 may
     // say how long the body would have been.
@@ -200,17 +215,6 @@ fn encode_head(
     };
     let keep_alive = reply.keep_alive && framing != Framing::UntilClose;
 
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for (name, value) in &parts.headers {
-        if *name == header::CONTENT_LENGTH || is_hop_by_hop(name) {
-            continue;
-        }
-        field(out, name.as_str(), value.as_bytes());
-    }
     if let Some(length) = length {
         out.extend_from_slice(b"content-length: ");
         push_decimal(out, length);
@@ -219,7 +223,7 @@ fn encode_head(
     if framing == Framing::Chunked {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
-    if !parts.headers.contains_key(header::DATE) {
+    if !dated {
         out.extend_from_slice(b"date: ");
         push_date(out);
         out.extend_from_slice(b"\r\n");
