@@ -79,6 +79,8 @@ service = "one"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reloads_under_load_lose_nothing() {
+    /// Reloads done while four clients send requests without pause.
+    const RELOADS: usize = 40;
     let a = Upstream::echo("a").await;
     let b = Upstream::echo("b").await;
     let gw = TestGateway::start(&variant(0, &a.url(), &b.url())).await;
@@ -89,15 +91,20 @@ async fn reloads_under_load_lose_nothing() {
     let workers: Vec<_> = (0..4)
         .map(|w| {
             let url = gw.url("/api/");
+            let done = done.clone();
             tokio::spawn(async move {
                 let client = client();
-                let mut statuses = Vec::with_capacity(250);
-                for i in 0..250 {
+                let mut statuses = Vec::new();
+                // Requests until the reloads are over (and at least 50): however fast the
+                // gateway answers, every reload happens under load.
+                let mut i = 0;
+                while i < 50 || !done.load(Ordering::SeqCst) {
                     let request = Request::get(format!("{url}{w}-{i}"))
                         .body(body::empty())
                         .unwrap();
                     let reply = send(&client, request).await;
                     statuses.push((reply.status.as_u16(), reply.text()));
+                    i += 1;
                 }
                 statuses
             })
@@ -111,10 +118,7 @@ async fn reloads_under_load_lose_nothing() {
         tokio::spawn(async move {
             let text = |i| variant(i, &a_url, &b_url);
             let mut reloads = 0;
-            for i in 1..=2000 {
-                if done.load(Ordering::SeqCst) {
-                    break;
-                }
+            for i in 1..=RELOADS {
                 if i % 2 == 0 {
                     std::fs::write(&path, text(i)).unwrap();
                     reload_from_file(&shared, &path).expect("valid file reloads");
@@ -124,6 +128,7 @@ async fn reloads_under_load_lose_nothing() {
                 reloads += 1;
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
+            done.store(true, Ordering::SeqCst);
             reloads
         })
     };
@@ -135,13 +140,9 @@ async fn reloads_under_load_lose_nothing() {
             total += 1;
         }
     }
-    done.store(true, Ordering::SeqCst);
     let reloads = reloader.await.unwrap();
-    assert_eq!(total, 1000);
-    assert!(
-        reloads >= 10,
-        "only {reloads} reloads happened during the load"
-    );
+    assert_eq!(reloads, RELOADS);
+    assert!(total >= 200, "only {total} requests were sent");
     assert!(
         a.hits() > 0 && b.hits() > 0,
         "a={} b={}",

@@ -81,6 +81,8 @@ pub(crate) fn announce_held() {
 enum Io {
     Own(TcpStream),
     Shared(inbound::Shared),
+    /// For the moment the socket moves from one to the other.
+    Gone,
 }
 
 impl Io {
@@ -92,6 +94,7 @@ impl Io {
         match self {
             Self::Own(stream) => Pin::new(stream).poll_write_vectored(cx, bufs),
             Self::Shared(shared) => inbound::lock(shared).poll_write_vectored(cx, bufs),
+            Self::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
         }
     }
 }
@@ -115,119 +118,78 @@ enum NoHead {
     Refused(head::HeadError),
 }
 
+/// What a connection keeps from request to request.
+struct Conn {
+    io: Io,
+    /// Bytes read and not yet parsed (empty when the socket is shared with a request body).
+    read: BytesMut,
+    /// The buffer response heads are encoded into.
+    write: Vec<u8>,
+    names: NameCache,
+}
+
+/// What writing a request's response needs to know about the request.
+struct Asked {
+    head_request: bool,
+    http11: bool,
+    keep_alive: bool,
+}
+
 impl Connection<'_> {
     /// Serves requests on `stream` until either side closes the connection.
+    ///
+    /// Written as small awaits around synchronous steps: the connection's future is as large as
+    /// its largest state, and a call held in the queue keeps it for minutes, so no request,
+    /// response or head is kept across an await.
     pub(super) async fn serve<S: Stack>(self, stream: TcpStream, mut stack: S) {
-        let mut io = Io::Own(stream);
-        let mut read = BytesMut::new();
-        let mut write = Vec::new();
-        let mut names = NameCache::default();
+        let mut conn = Conn {
+            io: Io::Own(stream),
+            read: BytesMut::new(),
+            write: Vec::new(),
+            names: NameCache::default(),
+        };
         let activity = Activity::default();
         let mut watchdog = Watchdog::new(self.header_read_timeout);
         let mut stopping = std::pin::pin!(self.drain.cancelled());
         loop {
-            let Io::Own(stream) = &mut io else {
-                unreachable!("the socket is the connection's own between requests")
-            };
-            let head = self.read_head(
-                stream,
-                &mut read,
-                &mut names,
-                &mut watchdog,
-                &activity,
-                stopping.as_mut(),
-            );
+            // The stack's layers never limit; one that is not ready is waited for all the same.
+            if let Err(never) = poll_fn(|cx| Stack::poll_ready(&mut stack, cx)).await {
+                match never {}
+            }
+            let head = self.read_head(&mut conn, &mut watchdog, &activity, stopping.as_mut());
             let head = match head.await {
                 Ok(head) => head,
                 Err(NoHead::Closed) => return,
                 Err(NoHead::Refused(error)) => {
                     tracing::debug!(%error, "refused a request head");
-                    let answer = respond::refusal(error.status(), &error.to_string());
-                    let _ = stream.write_all(&answer).await;
-                    return linger(io).await;
+                    return Box::pin(refuse(conn.io, &error)).await;
                 }
             };
             activity.head();
-            let Head {
-                parts,
-                framing,
-                keep_alive,
-                expect_continue,
-                mut rest,
-            } = head;
-            let head_request = parts.method == Method::HEAD;
-            let http11 = parts.version == Version::HTTP_11;
-            let body = match framing {
-                Framing::None => body::empty(),
-                Framing::Length(n) if rest.len() as u64 >= n => {
-                    body::full(rest.split_to(n as usize))
-                }
-                Framing::Length(_) | Framing::Chunked => {
-                    let Io::Own(stream) = io else {
-                        unreachable!("checked above")
-                    };
-                    read.extend_from_slice(&rest);
-                    rest.clear();
-                    let length = match framing {
-                        Framing::Length(n) => Some(n),
-                        _ => None,
-                    };
-                    let shared = Arc::new(Mutex::new(Inbound::new(
-                        stream,
-                        std::mem::take(&mut read),
-                        length,
-                        expect_continue,
-                    )));
-                    io = Io::Shared(shared.clone());
-                    body::boxed(RequestBody::new(shared))
-                }
-            };
-            if !rest.is_empty() {
-                // Pipelined requests.
-                read.extend_from_slice(&rest);
-            }
-            drop(rest);
-
-            let Some(response) = self
-                .call(
-                    &mut stack,
-                    Request::from_parts(parts, body),
-                    &mut io,
-                    &mut read,
-                    &mut write,
-                    &mut names,
-                )
-                .await
-            else {
+            let (call, asked) = conn.start(&mut stack, head);
+            let Some(response) = self.wait(call, &mut conn).await else {
                 tracing::debug!("client went away before its response");
                 return;
             };
             let reply = respond::Reply {
-                head_request,
-                http11,
-                keep_alive: keep_alive && !self.drain.is_cancelled(),
+                head_request: asked.head_request,
+                http11: asked.http11,
+                keep_alive: asked.keep_alive && !self.drain.is_cancelled(),
             };
-            let written = respond::write(&mut io, &mut write, response, reply).await;
+            let mut writer = respond::Writer::new(&mut conn.write, response, reply);
+            let written = poll_fn(|cx| writer.poll_write(cx, &mut conn.io, &mut conn.write)).await;
+            drop(writer);
             activity.finish();
-            if let Io::Shared(shared) = &io {
-                let reclaimed = inbound::lock(shared).reclaim();
-                match reclaimed {
-                    Ok((stream, buffer)) => {
-                        io = Io::Own(stream);
-                        read = buffer;
-                    }
-                    // The request body did not end: the next request cannot be found.
-                    Err(Some(stream)) => return linger(Io::Own(stream)).await,
-                    Err(None) => return,
-                }
-            }
-            match written {
-                Ok(true) => {}
-                Ok(false) => return linger(io).await,
-                Err(error) => {
+            let reclaimed = conn.reclaim();
+            match (written, reclaimed) {
+                (Ok(true), true) => {}
+                (Err(error), _) => {
                     tracing::debug!(%error, "writing a response failed");
                     return;
                 }
+                // The connection ends after this response, or the request body did not end
+                // (so the next request cannot be found).
+                _ => return Box::pin(linger(conn.io)).await,
             }
         }
     }
@@ -235,13 +197,20 @@ impl Connection<'_> {
     /// Reads until `read` holds a whole request head.
     async fn read_head(
         &self,
-        stream: &mut TcpStream,
-        read: &mut BytesMut,
-        names: &mut NameCache,
+        conn: &mut Conn,
         watchdog: &mut Watchdog,
         activity: &Activity,
         mut stopping: Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
     ) -> Result<Head, NoHead> {
+        let Conn {
+            io: Io::Own(stream),
+            read,
+            names,
+            ..
+        } = conn
+        else {
+            unreachable!("the socket is the connection's own between requests")
+        };
         loop {
             if !read.is_empty() {
                 match head::parse(read, self.max_head, names) {
@@ -279,48 +248,34 @@ impl Connection<'_> {
         }
     }
 
-    /// Calls the stack and waits for the response; `None` when the client goes away first.
-    async fn call<S: Stack>(
-        &self,
-        stack: &mut S,
-        request: Request<body::Body>,
-        io: &mut Io,
-        read: &mut BytesMut,
-        write: &mut Vec<u8>,
-        names: &mut NameCache,
-    ) -> Option<http::Response<body::Body>> {
-        // The stack's layers never limit; a stack that is not ready is waited for all the same.
-        if let Err(never) = poll_fn(|cx| Stack::poll_ready(stack, cx)).await {
-            match never {}
-        }
-        let mut future = Stack::call(stack, request);
+    /// Waits for a call's response; `None` when the client goes away first.
+    async fn wait<F>(&self, mut call: F, conn: &mut Conn) -> Option<http::Response<body::Body>>
+    where
+        F: Future<Output = Result<http::Response<body::Body>, std::convert::Infallible>> + Unpin,
+    {
         // Watch for the client closing while the call is in flight: only once the request has
         // been read whole (else the body's reads see it), and until the client sends anything
         // more (a pipelined request: it is still there).
-        let mut watching = matches!(io, Io::Own(_)) && read.is_empty();
+        let mut watching = matches!(conn.io, Io::Own(_)) && conn.read.is_empty();
         let mut held: Option<Counted<'_>> = None;
         poll_fn(|cx| {
             let previous = SIGNAL.replace(Signal::Armed);
-            let poll = Pin::new(&mut future).poll(cx);
+            let poll = Pin::new(&mut call).poll(cx);
             let signal = SIGNAL.replace(previous);
             if let Poll::Ready(result) = poll {
                 return Poll::Ready(Some(result.unwrap_or_else(|never| match never {})));
             }
             if signal == Signal::Held && held.is_none() {
                 held = Some(Counted::new(self.parked));
-                if read.is_empty() {
-                    *read = BytesMut::new();
-                }
-                *write = Vec::new();
-                names.clear();
+                conn.release();
             }
-            if watching && let Io::Own(stream) = io {
+            if watching && let Io::Own(stream) = &mut conn.io {
                 match stream.poll_read_ready(cx) {
                     Poll::Ready(Ok(())) => {
-                        if read.capacity() == read.len() {
-                            read.reserve(READ_SIZE);
+                        if conn.read.capacity() == conn.read.len() {
+                            conn.read.reserve(READ_SIZE);
                         }
-                        match tokio_util::io::poll_read_buf(Pin::new(stream), cx, &mut *read) {
+                        match tokio_util::io::poll_read_buf(Pin::new(stream), cx, &mut conn.read) {
                             Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(None),
                             Poll::Ready(Ok(_)) => watching = false,
                             Poll::Pending => {}
@@ -333,6 +288,94 @@ impl Connection<'_> {
             Poll::Pending
         })
         .await
+    }
+}
+
+impl Conn {
+    /// Turns a request head into a request (its body whole, or streaming from the socket) and
+    /// calls the stack with it.
+    fn start<S: Stack>(&mut self, stack: &mut S, head: Head) -> (S::Call, Asked) {
+        let Head {
+            parts,
+            framing,
+            keep_alive,
+            expect_continue,
+            mut rest,
+        } = head;
+        let asked = Asked {
+            head_request: parts.method == Method::HEAD,
+            http11: parts.version == Version::HTTP_11,
+            keep_alive,
+        };
+        let body = match framing {
+            Framing::None => body::empty(),
+            Framing::Length(n) if rest.len() as u64 >= n => body::full(rest.split_to(n as usize)),
+            Framing::Length(_) | Framing::Chunked => {
+                self.read.extend_from_slice(&rest);
+                rest.clear();
+                let length = match framing {
+                    Framing::Length(n) => Some(n),
+                    _ => None,
+                };
+                let Io::Own(stream) = std::mem::replace(&mut self.io, Io::Gone) else {
+                    unreachable!("the socket is the connection's own between requests")
+                };
+                let shared = Arc::new(Mutex::new(Inbound::new(
+                    stream,
+                    std::mem::take(&mut self.read),
+                    length,
+                    expect_continue,
+                )));
+                self.io = Io::Shared(shared.clone());
+                body::boxed(RequestBody::new(shared))
+            }
+        };
+        if !rest.is_empty() {
+            // Pipelined requests.
+            self.read.extend_from_slice(&rest);
+        }
+        drop(rest);
+        (Stack::call(stack, Request::from_parts(parts, body)), asked)
+    }
+
+    /// Drops the buffers for a long wait.
+    fn release(&mut self) {
+        if self.read.is_empty() {
+            self.read = BytesMut::new();
+        }
+        self.write = Vec::new();
+        self.names.clear();
+    }
+
+    /// Takes the socket back from a request body that streamed; whether the connection can
+    /// read another request (the body ended).
+    fn reclaim(&mut self) -> bool {
+        let Io::Shared(shared) = &self.io else {
+            return true;
+        };
+        let reclaimed = inbound::lock(shared).reclaim();
+        match reclaimed {
+            Ok((stream, buffer)) => {
+                self.io = Io::Own(stream);
+                self.read = buffer;
+                true
+            }
+            Err(stream) => {
+                if let Some(stream) = stream {
+                    self.io = Io::Own(stream);
+                }
+                false
+            }
+        }
+    }
+}
+
+/// Answers a refused request head and closes.
+async fn refuse(io: Io, error: &head::HeadError) {
+    let Io::Own(mut stream) = io else { return };
+    let answer = respond::refusal(error.status(), &error.to_string());
+    if stream.write_all(&answer).await.is_ok() {
+        linger(Io::Own(stream)).await;
     }
 }
 

@@ -13,10 +13,9 @@ use bytes::Bytes;
 use http::{Response, StatusCode, header};
 use http_body::Body as _;
 use std::cell::RefCell;
-use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::task::Poll;
+use std::task::{Context, Poll, ready};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// What the request decided about its response.
@@ -42,126 +41,157 @@ enum Framing {
     UntilClose,
 }
 
-/// Writes `response`; `Ok(true)` when it was written whole and the connection may go on.
-pub(super) async fn write(
-    io: &mut Io,
-    out: &mut Vec<u8>,
-    response: Response<Body>,
-    reply: Reply,
-) -> io::Result<bool> {
-    let (parts, mut body) = response.into_parts();
-    out.clear();
-    let framing = encode_head(out, &parts, &body, reply);
-    drop(parts);
-    let keep_alive = reply.keep_alive && framing != Framing::UntilClose;
-    if framing == Framing::None {
-        write_all(io, &mut [IoSlice::new(out)]).await?;
-        return Ok(keep_alive);
-    }
-    let mut left = match framing {
-        Framing::Length(n) => n,
-        _ => u64::MAX,
-    };
-    // `out` holds what is to be written before the next frame: the head, then chunk framing.
-    let mut head_sent = false;
-    loop {
-        let frame = if head_sent {
-            poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
-        } else {
-            match poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx))).await {
-                Poll::Ready(frame) => frame,
-                Poll::Pending => {
-                    write_all(io, &mut [IoSlice::new(out)]).await?;
-                    out.clear();
-                    head_sent = true;
-                    continue;
-                }
-            }
-        };
-        let data = match frame {
-            None => break,
-            Some(Err(error)) => return Err(io::Error::other(format!("response body: {error}"))),
-            Some(Ok(frame)) => match frame.into_data() {
-                Ok(data) => data,
-                Err(frame) => {
-                    if framing == Framing::Chunked
-                        && let Some(trailers) = frame.trailers_ref()
-                    {
-                        chunked_end(out, Some(trailers));
-                        write_all(io, &mut [IoSlice::new(out)]).await?;
-                        return Ok(keep_alive);
-                    }
-                    continue;
-                }
-            },
-        };
-        if data.is_empty() {
-            continue;
-        }
-        if data.len() as u64 > left {
-            return Err(io::Error::other(
-                "response body longer than its content-length",
-            ));
-        }
-        let mut tail: &[u8] = b"";
-        match framing {
-            Framing::Length(_) => left -= data.len() as u64,
-            Framing::Chunked => {
-                chunk_size(out, data.len());
-                tail = if body.is_end_stream() {
-                    b"\r\n0\r\n\r\n"
-                } else {
-                    b"\r\n"
-                };
-            }
-            Framing::None | Framing::UntilClose => {}
-        }
-        write_data(io, out, data, tail).await?;
+/// A response being written: a small state machine rather than an `async fn`, because the
+/// connection's future is as large as its largest state, and a call held in the queue for
+/// minutes should not carry room for a writer's temporaries.
+pub(super) struct Writer {
+    body: Body,
+    framing: Framing,
+    keep_alive: bool,
+    /// Bytes of a `Content-Length` body not yet written.
+    left: u64,
+    /// Whether the head has gone out (or is going out in the pending write).
+    head_sent: bool,
+    /// The pending write is `out` (the head, then chunk framing), then `data`, then `tail`;
+    /// this much of it is written.
+    written: usize,
+    data: Bytes,
+    tail: &'static [u8],
+    /// Nothing comes after the pending write.
+    last: bool,
+}
+
+impl Writer {
+    /// Starts writing `response`: its head is encoded into `out`.
+    pub(super) fn new(out: &mut Vec<u8>, response: Response<Body>, reply: Reply) -> Self {
+        let (parts, body) = response.into_parts();
         out.clear();
-        head_sent = true;
-        if tail.len() > 2 {
-            return Ok(keep_alive);
+        let framing = encode_head(out, &parts, &body, reply);
+        Self {
+            body,
+            framing,
+            keep_alive: reply.keep_alive && framing != Framing::UntilClose,
+            left: match framing {
+                Framing::Length(n) => n,
+                _ => u64::MAX,
+            },
+            head_sent: false,
+            written: 0,
+            data: Bytes::new(),
+            tail: b"",
+            last: framing == Framing::None,
         }
     }
-    match framing {
-        Framing::Chunked => chunked_end(out, None),
-        Framing::Length(_) if left > 0 => {
-            return Err(io::Error::other(
-                "response body shorter than its content-length",
-            ));
-        }
-        _ => {}
-    }
-    if !out.is_empty() {
-        write_all(io, &mut [IoSlice::new(out)]).await?;
-    }
-    Ok(keep_alive)
-}
 
-/// Writes `prefix`, `data` and `tail` in one write where the socket takes it.
-async fn write_data(io: &mut Io, prefix: &[u8], data: Bytes, tail: &[u8]) -> io::Result<()> {
-    write_all(
-        io,
-        &mut [
-            IoSlice::new(prefix),
-            IoSlice::new(&data),
-            IoSlice::new(tail),
-        ],
-    )
-    .await
-}
-
-/// Writes every byte of `slices`.
-pub(super) async fn write_all(io: &mut Io, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
-    IoSlice::advance_slices(&mut slices, 0);
-    while !slices.is_empty() {
-        let n = poll_fn(|cx| io.poll_write_vectored(cx, slices)).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
+    /// Writes the response; `Ok(true)` when it was written whole and the connection may go on.
+    pub(super) fn poll_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        io: &mut Io,
+        out: &mut Vec<u8>,
+    ) -> Poll<io::Result<bool>> {
+        loop {
+            let pending = out.len() + self.data.len() + self.tail.len();
+            if self.written < pending {
+                ready!(self.poll_pending(cx, io, out))?;
+            }
+            if self.last {
+                return Poll::Ready(Ok(self.keep_alive));
+            }
+            if self.written > 0 {
+                out.clear();
+                self.data = Bytes::new();
+                self.tail = b"";
+                self.written = 0;
+                self.head_sent = true;
+            }
+            let frame = match Pin::new(&mut self.body).poll_frame(cx) {
+                Poll::Ready(frame) => frame,
+                // The body is not ready: the head need not wait for it.
+                Poll::Pending if !self.head_sent && !out.is_empty() => {
+                    ready!(self.poll_pending(cx, io, out))?;
+                    continue;
+                }
+                Poll::Pending => return Poll::Pending,
+            };
+            let data = match frame {
+                None => {
+                    match self.framing {
+                        Framing::Chunked => chunked_end(out, None),
+                        Framing::Length(_) if self.left > 0 => {
+                            return Poll::Ready(Err(io::Error::other(
+                                "response body shorter than its content-length",
+                            )));
+                        }
+                        _ => {}
+                    }
+                    self.last = true;
+                    continue;
+                }
+                Some(Err(error)) => {
+                    return Poll::Ready(Err(io::Error::other(format!("response body: {error}"))));
+                }
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => data,
+                    Err(frame) => {
+                        if self.framing == Framing::Chunked
+                            && let Some(trailers) = frame.trailers_ref()
+                        {
+                            chunked_end(out, Some(trailers));
+                            self.last = true;
+                        }
+                        continue;
+                    }
+                },
+            };
+            if data.is_empty() {
+                continue;
+            }
+            if data.len() as u64 > self.left {
+                return Poll::Ready(Err(io::Error::other(
+                    "response body longer than its content-length",
+                )));
+            }
+            match self.framing {
+                Framing::Length(_) => self.left -= data.len() as u64,
+                Framing::Chunked => {
+                    chunk_size(out, data.len());
+                    // A body that says it has ended gets its last chunk in the same write.
+                    self.last = self.body.is_end_stream();
+                    self.tail = if self.last { b"\r\n0\r\n\r\n" } else { b"\r\n" };
+                }
+                Framing::None | Framing::UntilClose => {}
+            }
+            self.data = data;
         }
-        IoSlice::advance_slices(&mut slices, n);
     }
-    Ok(())
+
+    /// Writes what is pending (`out`, `data`, `tail`), in as few writes as the socket allows.
+    fn poll_pending(
+        &mut self,
+        cx: &mut Context<'_>,
+        io: &mut Io,
+        out: &[u8],
+    ) -> Poll<io::Result<()>> {
+        loop {
+            let mut parts = [out, &self.data[..], self.tail];
+            let mut skip = self.written;
+            for part in &mut parts {
+                let n = skip.min(part.len());
+                *part = &part[n..];
+                skip -= n;
+            }
+            if parts.iter().all(|p| p.is_empty()) {
+                return Poll::Ready(Ok(()));
+            }
+            let slices = parts.map(IoSlice::new);
+            let n = ready!(io.poll_write_vectored(cx, &slices))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.written += n;
+        }
+    }
 }
 
 /// Encodes the status line and header fields into `out`, and decides the body's framing.
