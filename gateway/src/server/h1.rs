@@ -85,7 +85,7 @@ enum Io {
     Gone,
 }
 
-impl Io {
+impl respond::Sink for Io {
     fn poll_write_vectored(
         &mut self,
         cx: &mut Context<'_>,

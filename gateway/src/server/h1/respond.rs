@@ -5,7 +5,6 @@
 //! usual small upstream response, or the gateway's own JSON) costs one system call in all. A
 //! body whose first frame is not ready yet does not hold up the head.
 
-use super::Io;
 use crate::body::Body;
 use crate::hop_by_hop::is_hop_by_hop;
 use crate::http1::{chunk_size, chunked_end, field, parse_content_length, push_decimal};
@@ -17,6 +16,15 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Where a response is written: the client's socket, or a recorder in tests.
+pub(super) trait Sink {
+    fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>>;
+}
 
 /// What the request decided about its response.
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +67,8 @@ pub(super) struct Writer {
     tail: &'static [u8],
     /// Nothing comes after the pending write.
     last: bool,
+    /// The pending write is under way (the next frame waits for it).
+    flushing: bool,
 }
 
 impl Writer {
@@ -80,36 +90,42 @@ impl Writer {
             data: Bytes::new(),
             tail: b"",
             last: framing == Framing::None,
+            flushing: false,
         }
     }
 
     /// Writes the response; `Ok(true)` when it was written whole and the connection may go on.
+    ///
+    /// The head waits in `out` for the first body frame so that both go out in one write; it
+    /// goes alone only when the body has nothing yet.
     pub(super) fn poll_write(
         &mut self,
         cx: &mut Context<'_>,
-        io: &mut Io,
+        io: &mut impl Sink,
         out: &mut Vec<u8>,
     ) -> Poll<io::Result<bool>> {
         loop {
-            let pending = out.len() + self.data.len() + self.tail.len();
-            if self.written < pending {
+            if self.flushing {
                 ready!(self.poll_pending(cx, io, out))?;
-            }
-            if self.last {
-                return Poll::Ready(Ok(self.keep_alive));
-            }
-            if self.written > 0 {
+                if self.last {
+                    return Poll::Ready(Ok(self.keep_alive));
+                }
+                self.flushing = false;
                 out.clear();
                 self.data = Bytes::new();
                 self.tail = b"";
                 self.written = 0;
                 self.head_sent = true;
             }
+            if self.last {
+                self.flushing = true;
+                continue;
+            }
             let frame = match Pin::new(&mut self.body).poll_frame(cx) {
                 Poll::Ready(frame) => frame,
                 // The body is not ready: the head need not wait for it.
                 Poll::Pending if !self.head_sent && !out.is_empty() => {
-                    ready!(self.poll_pending(cx, io, out))?;
+                    self.flushing = true;
                     continue;
                 }
                 Poll::Pending => return Poll::Pending,
@@ -163,6 +179,7 @@ impl Writer {
                 Framing::None | Framing::UntilClose => {}
             }
             self.data = data;
+            self.flushing = true;
         }
     }
 
@@ -170,7 +187,7 @@ impl Writer {
     fn poll_pending(
         &mut self,
         cx: &mut Context<'_>,
-        io: &mut Io,
+        io: &mut impl Sink,
         out: &[u8],
     ) -> Poll<io::Result<()>> {
         loop {
@@ -416,6 +433,127 @@ mod tests {
                 .0
                 .ends_with("connection: close\r\n\r\n")
         );
+    }
+
+    /// Records each write; takes at most `limit` bytes per write.
+    struct Recorder {
+        writes: Vec<Vec<u8>>,
+        limit: usize,
+    }
+
+    impl Sink for Recorder {
+        fn poll_write_vectored(
+            &mut self,
+            _: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            let mut write = Vec::new();
+            for buf in bufs {
+                let room = self.limit - write.len();
+                write.extend_from_slice(&buf[..buf.len().min(room)]);
+            }
+            let n = write.len();
+            self.writes.push(write);
+            Poll::Ready(Ok(n))
+        }
+    }
+
+    /// Writes `response` to a recorder, polling with a no-op waker until done; the writes.
+    fn record(response: Response<Body>, reply: Reply, limit: usize) -> (Vec<Vec<u8>>, bool) {
+        let mut sink = Recorder {
+            writes: Vec::new(),
+            limit,
+        };
+        let mut out = Vec::new();
+        let mut writer = Writer::new(&mut out, response, reply);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        loop {
+            if let Poll::Ready(result) = writer.poll_write(&mut cx, &mut sink, &mut out) {
+                return (sink.writes, result.expect("written"));
+            }
+        }
+    }
+
+    #[test]
+    fn a_complete_body_goes_out_with_its_head_in_one_write() {
+        let (writes, keep_alive) = record(Response::new(body::full("ok")), KEEP, usize::MAX);
+        assert_eq!(writes.len(), 1, "{writes:?}");
+        assert!(
+            writes[0].starts_with(b"HTTP/1.1 200 OK\r\n") && writes[0].ends_with(b"\r\n\r\nok")
+        );
+        assert!(keep_alive);
+
+        // A socket that takes a few bytes at a time still gets every byte, in order.
+        let (writes, _) = record(Response::new(body::full("hello")), KEEP, 7);
+        let joined = writes.concat();
+        assert!(writes.len() > 2 && joined.ends_with(b"\r\n\r\nhello"));
+
+        // HEAD: the head alone.
+        let head = Reply {
+            head_request: true,
+            ..KEEP
+        };
+        let (writes, _) = record(Response::new(body::full("hello")), head, usize::MAX);
+        assert_eq!(writes.len(), 1);
+        let text = String::from_utf8(writes[0].clone()).unwrap();
+        assert!(text.contains("\r\ncontent-length: 5\r\n") && text.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn streamed_frames_are_chunked_and_the_last_chunk_closes_them() {
+        let frames = futures_util::stream::iter(["ab", "cde"].map(|s| {
+            Ok::<_, body::BoxError>(http_body::Frame::data(Bytes::from_static(s.as_bytes())))
+        }));
+        let response = Response::new(body::boxed(http_body_util::StreamBody::new(frames)));
+        let (writes, keep_alive) = record(response, KEEP, usize::MAX);
+        let joined = String::from_utf8(writes.concat()).unwrap();
+        assert!(
+            joined.contains("\r\ntransfer-encoding: chunked\r\n"),
+            "{joined}"
+        );
+        assert!(
+            joined.ends_with("\r\n\r\n2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n"),
+            "{joined}"
+        );
+        // The head went out with the first chunk.
+        assert!(writes[0].ends_with(b"2\r\nab\r\n"), "{writes:?}");
+        assert!(keep_alive);
+
+        // An HTTP/1.0 client: the body as it comes, then the connection closes.
+        let frames = futures_util::stream::iter(["ab"].map(|s| {
+            Ok::<_, body::BoxError>(http_body::Frame::data(Bytes::from_static(s.as_bytes())))
+        }));
+        let response = Response::new(body::boxed(http_body_util::StreamBody::new(frames)));
+        let http10 = Reply {
+            http11: false,
+            ..KEEP
+        };
+        let (writes, keep_alive) = record(response, http10, usize::MAX);
+        assert!(writes.concat().ends_with(b"\r\n\r\nab") && !keep_alive);
+    }
+
+    #[test]
+    fn a_body_shorter_or_longer_than_declared_is_an_error() {
+        let frames = futures_util::stream::iter(["abc"].map(|s| {
+            Ok::<_, body::BoxError>(http_body::Frame::data(Bytes::from_static(s.as_bytes())))
+        }));
+        let short = Response::builder()
+            .header("content-length", "5")
+            .body(body::boxed(http_body_util::StreamBody::new(frames)))
+            .unwrap();
+        let mut out = Vec::new();
+        let mut writer = Writer::new(&mut out, short, KEEP);
+        let mut sink = Recorder {
+            writes: Vec::new(),
+            limit: usize::MAX,
+        };
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let result = loop {
+            if let Poll::Ready(result) = writer.poll_write(&mut cx, &mut sink, &mut out) {
+                break result;
+            }
+        };
+        assert!(result.is_err());
     }
 
     #[test]
