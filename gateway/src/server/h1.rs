@@ -128,13 +128,6 @@ struct Conn {
     names: NameCache,
 }
 
-/// What writing a request's response needs to know about the request.
-struct Asked {
-    head_request: bool,
-    http11: bool,
-    keep_alive: bool,
-}
-
 impl Connection<'_> {
     /// Serves requests on `stream` until either side closes the connection.
     ///
@@ -166,16 +159,12 @@ impl Connection<'_> {
                 }
             };
             activity.head();
-            let (call, asked) = conn.start(&mut stack, head);
+            let (call, mut reply) = conn.start(&mut stack, head);
             let Some(response) = self.wait(call, &mut conn).await else {
                 tracing::debug!("client went away before its response");
                 return;
             };
-            let reply = respond::Reply {
-                head_request: asked.head_request,
-                http11: asked.http11,
-                keep_alive: asked.keep_alive && !self.drain.is_cancelled(),
-            };
+            reply.keep_alive &= !self.drain.is_cancelled();
             let mut writer = respond::Writer::new(&mut conn.write, response, reply);
             let written = poll_fn(|cx| writer.poll_write(cx, &mut conn.io, &mut conn.write)).await;
             drop(writer);
@@ -294,7 +283,7 @@ impl Connection<'_> {
 impl Conn {
     /// Turns a request head into a request (its body whole, or streaming from the socket) and
     /// calls the stack with it.
-    fn start<S: Stack>(&mut self, stack: &mut S, head: Head) -> (S::Call, Asked) {
+    fn start<S: Stack>(&mut self, stack: &mut S, head: Head) -> (S::Call, respond::Reply) {
         let Head {
             parts,
             framing,
@@ -302,7 +291,7 @@ impl Conn {
             expect_continue,
             mut rest,
         } = head;
-        let asked = Asked {
+        let reply = respond::Reply {
             head_request: parts.method == Method::HEAD,
             http11: parts.version == Version::HTTP_11,
             keep_alive,
@@ -335,7 +324,7 @@ impl Conn {
             self.read.extend_from_slice(&rest);
         }
         drop(rest);
-        (Stack::call(stack, Request::from_parts(parts, body)), asked)
+        (Stack::call(stack, Request::from_parts(parts, body)), reply)
     }
 
     /// Drops the buffers for a long wait.
