@@ -86,15 +86,39 @@ impl ProxyError {
     }
 }
 
-/// Classifies a failure of the upstream client: connect errors mean the request was not sent.
+/// Classifies a failure of the upstream client: connect errors mean the request was not sent;
+/// a failure of the client's own body (the size limit included) is the client's.
 pub(crate) fn classify_client_error(error: crate::upstream::ClientError) -> ProxyError {
     use crate::upstream::ClientError;
     match error {
         ClientError::Connect(error) => ProxyError::Connect(Box::new(error)),
+        // h2 reports a failed request body inside its own error.
+        ClientError::Exchange(error) if is_length_limit(&*error) => ProxyError::BodyTooLarge,
         ClientError::Exchange(error) => ProxyError::Upstream(error),
         ClientError::Timeout => ProxyError::Timeout,
-        ClientError::ClientBody(error) => ProxyError::ClientBody(error),
+        ClientError::ClientBody(error) => client_body_error(error),
     }
+}
+
+/// A failure reading the client's request body: over the size limit (413), or broken (400).
+pub(crate) fn client_body_error(error: BoxError) -> ProxyError {
+    if is_length_limit(&*error) {
+        ProxyError::BodyTooLarge
+    } else {
+        ProxyError::ClientBody(error)
+    }
+}
+
+/// Whether `error`, or one of its sources, is the body size limit's.
+fn is_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 #[cfg(test)]

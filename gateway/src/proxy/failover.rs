@@ -181,13 +181,7 @@ async fn buffer(mut body: Body, limit: u64) -> Result<Buffered, ProxyError> {
     let mut chunks: Vec<Bytes> = Vec::new();
     let mut total = 0u64;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            if is_length_limit(&*e) {
-                ProxyError::BodyTooLarge
-            } else {
-                ProxyError::ClientBody(e)
-            }
-        })?;
+        let frame = frame.map_err(crate::error::client_body_error)?;
         // Trailers are not carried on the queue path; request trailers are vanishingly rare.
         let Ok(data) = frame.into_data() else {
             continue;
@@ -212,15 +206,4 @@ async fn buffer(mut body: Body, limit: u64) -> Result<Buffered, ProxyError> {
         1 => chunks.pop().expect("one chunk"),
         _ => chunks.concat().into(),
     }))
-}
-
-fn is_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(error);
-    while let Some(e) = source {
-        if e.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        source = e.source();
-    }
-    false
 }

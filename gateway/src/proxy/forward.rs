@@ -92,10 +92,7 @@ pub(crate) async fn forward(
             }
             Err(error) => {
                 let error = classify_client_error(error);
-                if body_limit_exceeded(&error) {
-                    return Err(ProxyError::BodyTooLarge);
-                }
-                if matches!(error, ProxyError::ClientBody(_)) {
+                if matches!(error, ProxyError::BodyTooLarge | ProxyError::ClientBody(_)) {
                     // The client's doing: the endpoint is not to blame.
                     return Err(error);
                 }
@@ -239,16 +236,4 @@ fn upstream_path(uri: &Uri, route: &RouteEntry, base_path: &str) -> http::uri::P
 /// The path and query of a request URI (`/` when it has none).
 pub(crate) fn path_and_query(uri: &Uri) -> &str {
     uri.path_and_query().map_or("/", |pq| pq.as_str())
-}
-
-/// Whether a failed exchange failed because the client's body passed the size limit.
-fn body_limit_exceeded(error: &ProxyError) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = source {
-        if e.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        source = e.source();
-    }
-    false
 }
