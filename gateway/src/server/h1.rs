@@ -25,7 +25,7 @@ mod head;
 mod inbound;
 mod respond;
 
-use super::head_timeout::{Activity, Watchdog};
+use super::head_timeout::Watchdog;
 use super::protocol::Stack;
 use crate::body;
 use crate::http1::NameCache;
@@ -141,7 +141,6 @@ impl Connection<'_> {
             write: Vec::new(),
             names: NameCache::default(),
         };
-        let activity = Activity::default();
         let mut watchdog = Watchdog::new(self.header_read_timeout);
         let mut stopping = std::pin::pin!(self.drain.cancelled());
         loop {
@@ -149,7 +148,7 @@ impl Connection<'_> {
             if let Err(never) = poll_fn(|cx| Stack::poll_ready(&mut stack, cx)).await {
                 match never {}
             }
-            let head = self.read_head(&mut conn, &mut watchdog, &activity, stopping.as_mut());
+            let head = self.read_head(&mut conn, &mut watchdog, stopping.as_mut());
             let head = match head.await {
                 Ok(head) => head,
                 Err(NoHead::Closed) => return,
@@ -158,7 +157,7 @@ impl Connection<'_> {
                     return Box::pin(refuse(conn.io, &error)).await;
                 }
             };
-            activity.head();
+            watchdog.head();
             let (call, mut reply) = conn.start(&mut stack, head);
             let Some(response) = self.wait(call, &mut conn).await else {
                 tracing::debug!("client went away before its response");
@@ -168,7 +167,6 @@ impl Connection<'_> {
             let mut writer = respond::Writer::new(&mut conn.write, response, reply);
             let written = poll_fn(|cx| writer.poll_write(cx, &mut conn.io, &mut conn.write)).await;
             drop(writer);
-            activity.finish();
             let reclaimed = conn.reclaim();
             match (written, reclaimed) {
                 (Ok(true), true) => {}
@@ -188,7 +186,6 @@ impl Connection<'_> {
         &self,
         conn: &mut Conn,
         watchdog: &mut Watchdog,
-        activity: &Activity,
         mut stopping: Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
     ) -> Result<Head, NoHead> {
         let Conn {
@@ -219,7 +216,7 @@ impl Connection<'_> {
                 if read.is_empty() && stopping.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Ok(0));
                 }
-                if watchdog.poll_expired(cx, activity).is_ready() {
+                if watchdog.poll_expired(cx).is_ready() {
                     tracing::debug!("no request head within the header read timeout, closing");
                     return Poll::Ready(Ok(0));
                 }
