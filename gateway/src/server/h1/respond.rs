@@ -373,11 +373,7 @@ mod tests {
     #[test]
     fn frames_by_exact_size_declared_length_or_chunks() {
         // A body of unknown length.
-        let streaming = || {
-            body::boxed(http_body_util::StreamBody::new(
-                futures_util::stream::empty::<Result<http_body::Frame<Bytes>, body::BoxError>>(),
-            ))
-        };
+        let streaming = || streamed(&[]);
         let (_, framing) = head(Response::new(body::empty()), KEEP);
         assert_eq!(framing, Framing::Length(0));
         let declared = Response::builder()
@@ -458,8 +454,13 @@ mod tests {
         }
     }
 
-    /// Writes `response` to a recorder, polling with a no-op waker until done; the writes.
-    fn record(response: Response<Body>, reply: Reply, limit: usize) -> (Vec<Vec<u8>>, bool) {
+    /// Writes `response` to a recorder, polling with a no-op waker until done: the writes, and
+    /// how writing ended.
+    fn try_record(
+        response: Response<Body>,
+        reply: Reply,
+        limit: usize,
+    ) -> (Vec<Vec<u8>>, io::Result<bool>) {
         let mut sink = Recorder {
             writes: Vec::new(),
             limit,
@@ -469,9 +470,25 @@ mod tests {
         let mut cx = Context::from_waker(std::task::Waker::noop());
         loop {
             if let Poll::Ready(result) = writer.poll_write(&mut cx, &mut sink, &mut out) {
-                return (sink.writes, result.expect("written"));
+                return (sink.writes, result);
             }
         }
+    }
+
+    /// The writes of a response written whole, and whether the connection may go on.
+    fn record(response: Response<Body>, reply: Reply, limit: usize) -> (Vec<Vec<u8>>, bool) {
+        let (writes, result) = try_record(response, reply, limit);
+        (writes, result.expect("written"))
+    }
+
+    /// A body of unknown length made of `frames`, each ready when polled.
+    fn streamed(frames: &[&'static str]) -> Body {
+        let frames = frames.iter().map(|s| {
+            Ok::<_, body::BoxError>(http_body::Frame::data(Bytes::from_static(s.as_bytes())))
+        });
+        body::boxed(http_body_util::StreamBody::new(futures_util::stream::iter(
+            frames.collect::<Vec<_>>(),
+        )))
     }
 
     #[test]
@@ -501,10 +518,7 @@ mod tests {
 
     #[test]
     fn streamed_frames_are_chunked_and_the_last_chunk_closes_them() {
-        let frames = futures_util::stream::iter(["ab", "cde"].map(|s| {
-            Ok::<_, body::BoxError>(http_body::Frame::data(Bytes::from_static(s.as_bytes())))
-        }));
-        let response = Response::new(body::boxed(http_body_util::StreamBody::new(frames)));
+        let response = Response::new(streamed(&["ab", "cde"]));
         let (writes, keep_alive) = record(response, KEEP, usize::MAX);
         let joined = String::from_utf8(writes.concat()).unwrap();
         assert!(
@@ -520,10 +534,7 @@ mod tests {
         assert!(keep_alive);
 
         // An HTTP/1.0 client: the body as it comes, then the connection closes.
-        let frames = futures_util::stream::iter(["ab"].map(|s| {
-            Ok::<_, body::BoxError>(http_body::Frame::data(Bytes::from_static(s.as_bytes())))
-        }));
-        let response = Response::new(body::boxed(http_body_util::StreamBody::new(frames)));
+        let response = Response::new(streamed(&["ab"]));
         let http10 = Reply {
             http11: false,
             ..KEEP
@@ -534,26 +545,18 @@ mod tests {
 
     #[test]
     fn a_body_shorter_or_longer_than_declared_is_an_error() {
-        let frames = futures_util::stream::iter(["abc"].map(|s| {
-            Ok::<_, body::BoxError>(http_body::Frame::data(Bytes::from_static(s.as_bytes())))
-        }));
-        let short = Response::builder()
-            .header("content-length", "5")
-            .body(body::boxed(http_body_util::StreamBody::new(frames)))
-            .unwrap();
-        let mut out = Vec::new();
-        let mut writer = Writer::new(&mut out, short, KEEP);
-        let mut sink = Recorder {
-            writes: Vec::new(),
-            limit: usize::MAX,
-        };
-        let mut cx = Context::from_waker(std::task::Waker::noop());
-        let result = loop {
-            if let Poll::Ready(result) = writer.poll_write(&mut cx, &mut sink, &mut out) {
-                break result;
-            }
-        };
-        assert!(result.is_err());
+        for (declared, frames) in [
+            ("5", &["abc"][..]),
+            ("2", &["abc"][..]),
+            ("4", &["ab", "cde"][..]),
+        ] {
+            let response = Response::builder()
+                .header("content-length", declared)
+                .body(streamed(frames))
+                .unwrap();
+            let (_, result) = try_record(response, KEEP, usize::MAX);
+            assert!(result.is_err(), "{declared} declared, {frames:?} sent");
+        }
     }
 
     #[test]
