@@ -148,9 +148,9 @@ impl tower::Service<Request<Body>> for Proxy {
             });
         }
         let Some(route) = snapshot.routes.find(request_host(&request), path) else {
+            let gateway = Outcome::gateway();
             let result = Err(ProxyError::NoRoute);
-            let finished = Finish::new(observation, &metrics, &request_id);
-            return ready(finished.finish(result, Outcome::gateway()));
+            return ready(finish(result, gateway, observation, &metrics, &request_id));
         };
         let route = route.clone();
         let service = snapshot
@@ -166,8 +166,13 @@ impl tower::Service<Request<Body>> for Proxy {
         let limit = snapshot.config.limits.max_body_bytes;
         drop(snapshot);
         if let Err(error) = body_within_limit(&request, limit) {
-            let finished = Finish::new(observation, &metrics, &request_id);
-            return ready(finished.finish(Err(error), outcome));
+            return ready(finish(
+                Err(error),
+                outcome,
+                observation,
+                &metrics,
+                &request_id,
+            ));
         }
         let request = forward::limit_body(request, limit);
         let conn = self.conn.clone();
@@ -205,14 +210,20 @@ impl tower::Service<Request<Body>> for Proxy {
                         }
                         Err(error) => Err(error),
                     };
-                    Ok(Finish::new(observation, &metrics, &request_id).finish(served, outcome))
+                    Ok(finish(served, outcome, observation, &metrics, &request_id))
                 })
             }
             _ => Box::pin(async move {
                 let forwarded = forward::forward(&service.upstream, &route, &conn, request)
                     .await
                     .map(|f| (f.response, DeliveryPath::Sync, Some(f.endpoint)));
-                Ok(Finish::new(observation, &metrics, &request_id).finish(forwarded, outcome))
+                Ok(finish(
+                    forwarded,
+                    outcome,
+                    observation,
+                    &metrics,
+                    &request_id,
+                ))
             }),
         }
     }
@@ -225,49 +236,34 @@ fn ready(response: Response<Body>) -> ProxyFuture {
 
 type ProxyFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
-/// The end of every routed request: its response, with the delivery path in a header, observed.
-struct Finish<'a> {
+/// The end of every routed request: the response for its result (an error becomes its JSON
+/// response), with the delivery path in a header, observed.
+fn finish(
+    result: Result<(Response<Body>, DeliveryPath, Option<SocketAddr>), ProxyError>,
+    mut outcome: Outcome,
     observation: Observation,
-    metrics: &'a Metrics,
-    request_id: &'a HeaderValue,
-}
-
-impl<'a> Finish<'a> {
-    fn new(observation: Observation, metrics: &'a Metrics, request_id: &'a HeaderValue) -> Self {
-        Self {
-            observation,
-            metrics,
-            request_id,
+    metrics: &Metrics,
+    request_id: &HeaderValue,
+) -> Response<Body> {
+    let mut response = match result {
+        Ok((response, path, upstream)) => {
+            outcome.path = path;
+            outcome.upstream = upstream;
+            response
         }
-    }
-
-    /// The response for a request's result (an error becomes its JSON response), recorded.
-    fn finish(
-        self,
-        result: Result<(Response<Body>, DeliveryPath, Option<SocketAddr>), ProxyError>,
-        mut outcome: Outcome,
-    ) -> Response<Body> {
-        let mut response = match result {
-            Ok((response, path, upstream)) => {
-                outcome.path = path;
-                outcome.upstream = upstream;
-                response
-            }
-            Err(error) => {
-                outcome.path = DeliveryPath::Gateway;
-                error.into_response(self.request_id)
-            }
-        };
-        if outcome.path != DeliveryPath::Gateway {
-            response.headers_mut().insert(
-                crate::PATH_HEADER.clone(),
-                HeaderValue::from_static(outcome.path.as_str()),
-            );
+        Err(error) => {
+            outcome.path = DeliveryPath::Gateway;
+            error.into_response(request_id)
         }
-        self.observation
-            .finish(self.metrics, &response, &outcome, self.request_id);
-        response
+    };
+    if outcome.path != DeliveryPath::Gateway {
+        response.headers_mut().insert(
+            crate::PATH_HEADER.clone(),
+            HeaderValue::from_static(outcome.path.as_str()),
+        );
     }
+    observation.finish(metrics, &response, &outcome, request_id);
+    response
 }
 
 /// Serves `GET /_holdline/results/SERVICE/ID`.
