@@ -9,7 +9,7 @@ use std::path::PathBuf;
 // A faster allocator than glibc's for many small, short-lived allocations per request.
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: holdline_alloc::MiMalloc = holdline_alloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(version, about = "Holdline API gateway")]

@@ -32,15 +32,17 @@ impl Observation {
         }
     }
 
-    /// Records the request's `response`: metrics, and the access-log line if one is due.
+    /// Records the request's `response`, whose head was ready at `ended`: metrics, and the
+    /// access-log line if one is due.
     pub(crate) fn finish(
         self,
         metrics: &Metrics,
         response: &Response<Body>,
         outcome: &Outcome,
         request_id: &HeaderValue,
+        ended: Instant,
     ) {
-        let elapsed = self.started.elapsed();
+        let elapsed = ended.saturating_duration_since(self.started);
         record(metrics, response, outcome, request_id, elapsed, self.access);
     }
 }

@@ -25,6 +25,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use tokio::time::Instant;
 
 /// How a response was delivered, reported in the `holdline-path` header and in metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,7 +129,7 @@ impl tower::Service<Request<Body>> for Proxy {
     /// Routing is synchronous, so it happens here and each kind of request gets a future of
     /// its own size: a held queue call must not carry the sync path's state, nor the other way
     /// round, and either is boxed exactly once.
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         let request_id = request
             .headers()
             .get(&X_REQUEST_ID)
@@ -143,21 +144,17 @@ impl tower::Service<Request<Body>> for Proxy {
             let (method, path) = (request.method().clone(), path.to_owned());
             return Box::pin(async move {
                 let response = fetch_result(&shared, &snapshot, &method, &path, &request_id).await;
-                observation.finish(&metrics, &response, &Outcome::gateway(), &request_id);
+                let ended = Instant::now();
+                observation.finish(&metrics, &response, &Outcome::gateway(), &request_id, ended);
                 Ok(response)
             });
         }
-        let Some(route) = snapshot.routes.find(request_host(&request), path) else {
+        let Some((route, service)) = snapshot.route(request_host(&request), path) else {
             let gateway = Outcome::gateway();
             let result = Err(ProxyError::NoRoute);
             return ready(finish(result, gateway, observation, &metrics, &request_id));
         };
-        let route = route.clone();
-        let service = snapshot
-            .services
-            .get(&*route.service)
-            .expect("validated: every route names a service")
-            .clone();
+        let (route, service) = (route.clone(), service.clone());
         let outcome = Outcome {
             route: Some(route.clone()),
             path: DeliveryPath::Sync,
@@ -174,7 +171,7 @@ impl tower::Service<Request<Body>> for Proxy {
                 &request_id,
             ));
         }
-        let request = forward::limit_body(request, limit);
+        forward::limit_body(&mut request, limit);
         let conn = self.conn.clone();
         match (&service.queue, self.shared.queue()) {
             (Some(_), Some(queue)) => {
@@ -201,12 +198,18 @@ impl tower::Service<Request<Body>> for Proxy {
                             answer,
                             path,
                             endpoint,
+                            answered,
                         }) => {
-                            let response = match answer {
-                                Delivery::Answered(response) => response,
-                                Delivery::Held(held) => held.wait().await,
+                            let (response, at) = match answer {
+                                Delivery::Answered(response) => (response, answered),
+                                Delivery::Held(held) => (held.wait().await, None),
                             };
-                            Ok((response, path, endpoint))
+                            Ok(Answered {
+                                response,
+                                path,
+                                endpoint,
+                                at,
+                            })
                         }
                         Err(error) => Err(error),
                     };
@@ -216,7 +219,12 @@ impl tower::Service<Request<Body>> for Proxy {
             _ => Box::pin(async move {
                 let forwarded = forward::forward(&service.upstream, &route, &conn, request)
                     .await
-                    .map(|f| (f.response, DeliveryPath::Sync, Some(f.endpoint)));
+                    .map(|f| Answered {
+                        response: f.response,
+                        path: DeliveryPath::Sync,
+                        endpoint: Some(f.endpoint),
+                        at: Some(f.answered),
+                    });
                 Ok(finish(
                     forwarded,
                     outcome,
@@ -236,24 +244,34 @@ fn ready(response: Response<Body>) -> ProxyFuture {
 
 type ProxyFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
+/// A response for the client, and how it came.
+struct Answered {
+    response: Response<Body>,
+    path: DeliveryPath,
+    /// The endpoint that answered, for sync responses.
+    endpoint: Option<SocketAddr>,
+    /// When the response head arrived, if the path read the clock then (sync does).
+    at: Option<Instant>,
+}
+
 /// The end of every routed request: the response for its result (an error becomes its JSON
 /// response), with the delivery path in a header, observed.
 fn finish(
-    result: Result<(Response<Body>, DeliveryPath, Option<SocketAddr>), ProxyError>,
+    result: Result<Answered, ProxyError>,
     mut outcome: Outcome,
     observation: Observation,
     metrics: &Metrics,
     request_id: &HeaderValue,
 ) -> Response<Body> {
-    let mut response = match result {
-        Ok((response, path, upstream)) => {
-            outcome.path = path;
-            outcome.upstream = upstream;
-            response
+    let (mut response, at) = match result {
+        Ok(answered) => {
+            outcome.path = answered.path;
+            outcome.upstream = answered.endpoint;
+            (answered.response, answered.at)
         }
         Err(error) => {
             outcome.path = DeliveryPath::Gateway;
-            error.into_response(request_id)
+            (error.into_response(request_id), None)
         }
     };
     if outcome.path != DeliveryPath::Gateway {
@@ -262,7 +280,8 @@ fn finish(
             HeaderValue::from_static(outcome.path.as_str()),
         );
     }
-    observation.finish(metrics, &response, &outcome, request_id);
+    let ended = at.unwrap_or_else(Instant::now);
+    observation.finish(metrics, &response, &outcome, request_id, ended);
     response
 }
 

@@ -88,9 +88,10 @@ impl RouteTable {
         }
     }
 
-    /// The route for a host (without port, any case) and path.
-    pub fn find(&self, host: Option<&str>, path: &str) -> Option<&Arc<RouteEntry>> {
-        self.routes.iter().find(|r| {
+    /// The route for a host (without port, any case) and path, with its place in
+    /// [`Self::iter`]'s order.
+    pub fn find(&self, host: Option<&str>, path: &str) -> Option<(usize, &Arc<RouteEntry>)> {
+        self.routes.iter().enumerate().find(|(_, r)| {
             let host_ok = match (&r.host, host) {
                 (None, _) => true,
                 (Some(want), Some(got)) => want.eq_ignore_ascii_case(got),
@@ -98,6 +99,11 @@ impl RouteTable {
             };
             host_ok && prefix_matches(&r.prefix, path)
         })
+    }
+
+    /// Every route, in matching order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<RouteEntry>> {
+        self.routes.iter()
     }
 }
 
@@ -148,7 +154,7 @@ mod tests {
             route("/api/v2", None, "v2", true),
             route("/", Some("Admin.Example"), "admin", false),
         ]);
-        let svc = |host, path| table.find(host, path).map(|r| &*r.service);
+        let svc = |host, path| table.find(host, path).map(|(_, r)| &*r.service);
         assert_eq!(svc(None, "/api/x"), Some("api"));
         assert_eq!(svc(None, "/api/v2/x"), Some("v2"));
         assert_eq!(svc(None, "/apix"), Some("root"));
@@ -156,7 +162,7 @@ mod tests {
         assert_eq!(
             RouteTable::new(&[route("/a", None, "a", false)])
                 .find(None, "/b")
-                .map(|r| &*r.service),
+                .map(|(_, r)| &*r.service),
             None
         );
     }
@@ -164,7 +170,7 @@ mod tests {
     #[test]
     fn strips_prefixes_at_segment_boundaries() {
         let table = RouteTable::new(&[route("/echo", None, "echo", true)]);
-        let r = table.find(None, "/echo").unwrap();
+        let (_, r) = table.find(None, "/echo").unwrap();
         assert_eq!(r.rewrite("/echo"), "/");
         assert_eq!(r.rewrite("/echo?x=1"), "/?x=1");
         assert_eq!(r.rewrite("/echo/a/b?x"), "/a/b?x");

@@ -129,6 +129,8 @@ impl Gateway {
 
         shutdown.await;
         tracing::info!(grace = ?config.shutdown_grace, "shutting down: draining in-flight requests");
+        // The flag before the token: plain HTTP/1 connections read the flag between requests
+        // and count on the token's wake-up to look again (`server/h1.rs`).
         self.shared.start_draining();
         stop_accepting.cancel();
         while tasks.join_next().await.is_some() {}

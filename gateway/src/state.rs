@@ -4,7 +4,7 @@
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::queue::{Queue, ServiceQueue};
-use crate::routing::RouteTable;
+use crate::routing::{RouteEntry, RouteTable};
 use crate::upstream::Upstream;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
@@ -27,6 +27,9 @@ pub struct Snapshot {
     pub routes: RouteTable,
     /// Services by name.
     pub services: HashMap<String, Arc<ServiceEntry>>,
+    /// Each route's service, in the route table's order: resolved once here rather than looked
+    /// up by name for every request.
+    route_services: Vec<Arc<ServiceEntry>>,
 }
 
 /// State shared by every connection and background task.
@@ -94,14 +97,15 @@ impl Shared {
         self.snapshot.store(Arc::new(next));
     }
 
-    /// Marks the gateway as draining: `/readyz` fails from now on.
+    /// Marks the gateway as draining: `/readyz` fails from now on, and plain HTTP/1 connections
+    /// answer with `connection: close`. Called before the listeners' stop token is cancelled.
     pub fn start_draining(&self) {
-        self.draining.store(true, Ordering::Relaxed);
+        self.draining.store(true, Ordering::Release);
     }
 
     /// Whether the gateway is draining.
     pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Relaxed)
+        self.draining.load(Ordering::Acquire)
     }
 }
 
@@ -114,7 +118,7 @@ impl Snapshot {
         metrics: &Arc<Metrics>,
         queue: Option<&Arc<Queue>>,
     ) -> Self {
-        let services = config
+        let services: HashMap<String, Arc<ServiceEntry>> = config
             .services
             .iter()
             .map(|(name, service_config)| {
@@ -141,10 +145,30 @@ impl Snapshot {
             .collect();
         let mut routes = RouteTable::new(&config.routes);
         routes.attach_metrics(metrics);
+        let route_services = routes
+            .iter()
+            .map(|route| {
+                services
+                    .get(&*route.service)
+                    .cloned()
+                    .expect("validated: every route names a service")
+            })
+            .collect();
         Self {
             routes,
             services,
+            route_services,
             config,
         }
+    }
+
+    /// The route for a host (without port, any case) and path, and its service.
+    pub fn route(
+        &self,
+        host: Option<&str>,
+        path: &str,
+    ) -> Option<(&Arc<RouteEntry>, &Arc<ServiceEntry>)> {
+        let (i, route) = self.routes.find(host, path)?;
+        Some((route, self.route_services.get(i)?))
     }
 }

@@ -5,8 +5,9 @@
 # the gateway (workers = 1) on 18083, nginx on 18081 and haproxy on 18082 proxy to it, with the
 # reference configs of /work/shared/peers copied and adapted into a temporary directory. Each is
 # driven by the same `wrk -t1 -c50 -d5s`, alternating between them for several rounds, and the
-# script prints requests/s, p50 and p99 per run, the medians, the ratios gateway/nginx and
-# gateway/haproxy, and the machine.
+# script prints requests/s, p50, p99 and the proxy's own CPU time per request (user + system of
+# its processes, from /proc) per run, the medians, the ratios gateway/nginx and gateway/haproxy,
+# and the machine.
 #
 # Usage: tests/load/bench-sync.sh [--rounds N] [--duration 5s] [--connections 50]
 #                                 [--upstream-delay-ms N] [--upstream-capacity N]
@@ -38,7 +39,7 @@ while [ $# -gt 0 ]; do
         --skip-build) SKIP_BUILD=1; shift ;;
         --peers) PEERS="$2"; shift 2 ;;
         --base-port) BASE_PORT="$2"; shift 2 ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -128,6 +129,7 @@ sed -e "s|/tmp/lab-nginx.pid|$WORK/nginx.pid|" \
     "$PEERS/nginx.conf" >"$WORK/nginx.conf"
 nginx -p "$WORK" -c "$WORK/nginx.conf" >"$WORK/nginx.log" 2>&1 &
 PIDS+=($!)
+declare -A PID_OF=([nginx]=$!)
 
 # haproxy: the peer config; the server's maxconn follows the upstream's capacity when it has one.
 sed -e "s|127.0.0.1:18082|127.0.0.1:$HAPROXY_PORT|" \
@@ -138,6 +140,7 @@ if [ -n "$UPSTREAM_CAPACITY" ]; then
 fi
 haproxy -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
 PIDS+=($!)
+PID_OF[haproxy]=$!
 
 TARGETS=(nginx haproxy)
 declare -A PORT=([nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT [gateway]=$GATEWAY_PORT)
@@ -162,6 +165,7 @@ strip_prefix = false
 EOF
     RUST_LOG=warn "$GATEWAY_BIN" --config "$WORK/gateway.toml" >"$WORK/gateway.log" 2>&1 &
     PIDS+=($!)
+    PID_OF[gateway]=$!
     TARGETS=(gateway nginx haproxy)
 fi
 for t in "${TARGETS[@]}"; do
@@ -184,15 +188,32 @@ to_ms() {
 }
 RESULTS="$WORK/results.tsv"
 : >"$RESULTS"
-run_wrk() { # target duration -> "req/s p50_ms p99_ms"
-    local out
+# CPU time (user + system, clock ticks) of a target: its process and its child processes
+# (nginx's worker). The proxies share two cores with wrk and the upstream, so req/s depends on
+# them too; CPU per request is each proxy's own cost.
+cpu_ticks() {
+    local total=0 pid ticks
+    for pid in "$1" $(pgrep -P "$1" || true); do
+        ticks="$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)"
+        total=$((total + ticks))
+    done
+    echo "$total"
+}
+TICKS_PER_SECOND="$(getconf CLK_TCK)"
+run_wrk() { # target duration -> "req/s p50_ms p99_ms errors cpu_us_per_request"
+    local out before after
+    before="$(cpu_ticks "${PID_OF[$1]}")"
     out="$(wrk -t1 -c"$CONNECTIONS" -d"$2" --latency "http://127.0.0.1:${PORT[$1]}/")"
-    local rps p50 p99 errors
+    after="$(cpu_ticks "${PID_OF[$1]}")"
+    local rps p50 p99 errors requests cpu
     rps="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
     p50="$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")"
     p99="$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")"
     errors="$(awk '/Non-2xx or 3xx responses:/ {print $5}' <<<"$out")"
-    echo "$rps $p50 $p99 ${errors:-0}"
+    requests="$(awk '/requests in/ {print $1}' <<<"$out")"
+    cpu="$(awk -v t=$((after - before)) -v hz="$TICKS_PER_SECOND" -v n="$requests" \
+        'BEGIN { printf "%.2f", (n > 0 ? t / hz * 1e6 / n : 0) }')"
+    echo "$rps $p50 $p99 ${errors:-0} $cpu"
 }
 
 echo "== machine: $(nproc) x $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r)"
@@ -201,12 +222,12 @@ echo "== upstream: holdline-load upstream, delay ${UPSTREAM_DELAY_MS} ms, capaci
 for t in "${TARGETS[@]}"; do
     run_wrk "$t" 1s >/dev/null # warm-up: connections, caches, the kernel's socket buffers
 done
-printf '%-6s %-8s %12s %10s %10s %8s\n' round target "req/s" "p50 ms" "p99 ms" non-2xx
+printf '%-6s %-8s %12s %10s %10s %8s %12s\n' round target "req/s" "p50 ms" "p99 ms" non-2xx "cpu us/req"
 for round in $(seq 1 "$ROUNDS"); do
     for t in "${TARGETS[@]}"; do
-        read -r rps p50 p99 errors < <(run_wrk "$t" "$DURATION")
-        printf '%-6s %-8s %12.0f %10.3f %10.3f %8s\n' "$round" "$t" "$rps" "$p50" "$p99" "$errors"
-        printf '%s\t%s\t%s\t%s\n' "$t" "$rps" "$p50" "$p99" >>"$RESULTS"
+        read -r rps p50 p99 errors cpu < <(run_wrk "$t" "$DURATION")
+        printf '%-6s %-8s %12.0f %10.3f %10.3f %8s %12s\n' "$round" "$t" "$rps" "$p50" "$p99" "$errors" "$cpu"
+        printf '%s\t%s\t%s\t%s\t%s\n' "$t" "$rps" "$p50" "$p99" "$cpu" >>"$RESULTS"
     done
 done
 
@@ -216,18 +237,20 @@ median() { # target column
 }
 echo
 echo "== medians"
-printf '%-8s %12s %10s %10s\n' target "req/s" "p50 ms" "p99 ms"
-declare -A MED_RPS MED_P99
+printf '%-8s %12s %10s %10s %12s\n' target "req/s" "p50 ms" "p99 ms" "cpu us/req"
+declare -A MED_RPS MED_P99 MED_CPU
 for t in "${TARGETS[@]}"; do
     MED_RPS[$t]="$(median "$t" 2)"
     MED_P99[$t]="$(median "$t" 4)"
-    printf '%-8s %12.0f %10.3f %10.3f\n' "$t" "${MED_RPS[$t]}" "$(median "$t" 3)" "${MED_P99[$t]}"
+    MED_CPU[$t]="$(median "$t" 5)"
+    printf '%-8s %12.0f %10.3f %10.3f %12.2f\n' "$t" "${MED_RPS[$t]}" "$(median "$t" 3)" "${MED_P99[$t]}" "${MED_CPU[$t]}"
 done
 if [ "$SKIP_GATEWAY" -eq 0 ]; then
     echo
-    echo "== ratios (gateway / peer): req/s higher is better, p99 lower is better"
+    echo "== ratios (gateway / peer): req/s higher is better, p99 and cpu/req lower are better"
     for peer in nginx haproxy; do
         awk -v g="${MED_RPS[gateway]}" -v p="${MED_RPS[$peer]}" -v gl="${MED_P99[gateway]}" -v pl="${MED_P99[$peer]}" \
-            -v name="$peer" 'BEGIN { printf "gateway/%-8s req/s %.3f   p99 %.3f\n", name, g / p, (pl > 0 ? gl / pl : 0) }'
+            -v gc="${MED_CPU[gateway]}" -v pc="${MED_CPU[$peer]}" -v name="$peer" \
+            'BEGIN { printf "gateway/%-8s req/s %.3f   p99 %.3f   cpu/req %.3f\n", name, g / p, (pl > 0 ? gl / pl : 0), (pc > 0 ? gc / pc : 0) }'
     done
 fi

@@ -25,7 +25,8 @@ pub struct ServiceConfig {
     /// Longest wait for the response head once the request is sent (`504` after).
     #[serde(with = "humantime_serde")]
     pub first_byte_timeout: Duration,
-    /// Longest time for the whole exchange, response body included.
+    /// Longest time for the whole exchange with an endpoint, from sending the request to the
+    /// end of the response body.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
     /// How often endpoint hostnames are resolved again.

@@ -22,6 +22,7 @@ use http_body::Body as _;
 use http_body_util::BodyExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tokio::time::Instant;
 
 /// What a queue-enabled service produced.
 pub(super) struct Served {
@@ -29,6 +30,8 @@ pub(super) struct Served {
     pub(super) answer: Delivery,
     pub(super) path: DeliveryPath,
     pub(super) endpoint: Option<SocketAddr>,
+    /// When a sync response's head arrived.
+    pub(super) answered: Option<Instant>,
 }
 
 /// Serves one request of a queue-enabled service.
@@ -104,6 +107,7 @@ fn sync(forwarded: forward::Forwarded) -> Served {
         answer: Delivery::Answered(forwarded.response),
         path: DeliveryPath::Sync,
         endpoint: Some(forwarded.endpoint),
+        answered: Some(forwarded.answered),
     }
 }
 
@@ -152,6 +156,7 @@ async fn enqueue(
         answer,
         path: DeliveryPath::Queue,
         endpoint: None,
+        answered: None,
     })
 }
 

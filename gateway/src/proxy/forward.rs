@@ -17,11 +17,13 @@ use tokio::time::Instant;
 
 /// Caps a streamed body of unknown length at `limit` bytes. A declared length was checked
 /// already, and hyper enforces declared lengths itself.
-pub(super) fn limit_body(request: Request<Body>, limit: u64) -> Request<Body> {
+/// In place: the request is not moved for the common case, a body that needs no limit.
+pub(super) fn limit_body(request: &mut Request<Body>, limit: u64) {
     if request.body().is_end_stream() || request.headers().contains_key(header::CONTENT_LENGTH) {
-        return request;
+        return;
     }
-    request.map(|b| body::boxed(http_body_util::Limited::new(b, limit as usize)))
+    let unlimited = std::mem::replace(request.body_mut(), body::empty());
+    *request.body_mut() = body::boxed(http_body_util::Limited::new(unlimited, limit as usize));
 }
 
 /// The parts of a request needed to send it again.
@@ -40,6 +42,8 @@ pub(crate) struct Forwarded {
     pub(crate) endpoint: SocketAddr,
     /// Time from sending the request to the response head.
     pub(crate) latency: std::time::Duration,
+    /// When the response head arrived.
+    pub(crate) answered: Instant,
 }
 
 /// Forwards the request to an endpoint of `upstream` and returns its response. A connect failure, which means the request was not sent, is retried on
@@ -50,7 +54,6 @@ pub(crate) async fn forward(
     conn: &ConnInfo,
     request: Request<Body>,
 ) -> Result<Forwarded, ProxyError> {
-    let started = Instant::now();
     let config = upstream.config();
     let (parts, mut body) = request.into_parts();
     let mut head = Some(Head::from_parts(parts));
@@ -122,18 +125,21 @@ pub(crate) async fn forward(
             // failure of the endpoint.
             return Err(ProxyError::UpstreamFull);
         }
-        let latency = sent.elapsed();
+        let answered = Instant::now();
+        let latency = answered - sent;
         if parts.status.is_server_error() {
             endpoint.record_failure();
         } else {
-            endpoint.record_success(latency);
+            endpoint.record_success(latency, answered);
         }
-        let deadline = started + config.request_timeout;
+        // The whole exchange with the endpoint that answered, from sending the request.
+        let deadline = sent + config.request_timeout;
         let body = body::boxed(Guarded::new(incoming, deadline, lease));
         return Ok(Forwarded {
             response: Response::from_parts(parts, body),
             endpoint: endpoint.addr(),
             latency,
+            answered,
         });
     }
     unreachable!("the last try always returns")

@@ -87,7 +87,11 @@ pub fn new_request_id() -> HeaderValue {
         pair[0] = HEX[usize::from(byte >> 4)];
         pair[1] = HEX[usize::from(byte & 0xf)];
     }
-    HeaderValue::from_bytes(&id).expect("hex is a valid header value")
+    // Owned by its `Bytes`: the id is cloned (for the response, the access log) and a clone of
+    // an owner costs a reference count, where a clone of copied bytes allocates a shared header
+    // first.
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(id))
+        .expect("hex is a valid header value")
 }
 
 #[cfg(test)]

@@ -67,9 +67,10 @@ pub(super) async fn accept_loop(l: AcceptLoop) {
         // held call keeps its connection's task alive for as long as it waits.
         match l.tls.clone() {
             None => {
+                let shared = l.shared.clone();
                 tokio::spawn(async move {
                     let _permit = permit;
-                    protocols.serve_plain(drain, stream, stack).await;
+                    protocols.serve_plain(drain, shared, stream, stack).await;
                 });
             }
             Some(acceptor) => {

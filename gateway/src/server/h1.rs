@@ -108,6 +108,16 @@ pub(super) struct Connection<'a> {
     pub(super) parked: &'a prometheus::IntGauge,
     /// Cancelled when the gateway shuts down.
     pub(super) drain: CancellationToken,
+    /// Its draining flag says the same as `drain` (it is set first) with one atomic load, where
+    /// every look at the token takes the token's lock.
+    pub(super) shared: Arc<crate::state::Shared>,
+}
+
+/// A connection's view of the gateway's shutdown while it waits for request heads.
+struct Stopping<'t, 'p> {
+    cancelled: Pin<&'p mut tokio_util::sync::WaitForCancellationFuture<'t>>,
+    /// Whether `cancelled` was polled, and so holds the task's waker.
+    watched: bool,
 }
 
 /// Why no request head came.
@@ -142,13 +152,16 @@ impl Connection<'_> {
             names: NameCache::default(),
         };
         let mut watchdog = Watchdog::new(self.header_read_timeout);
-        let mut stopping = std::pin::pin!(self.drain.cancelled());
+        let mut stopping = Stopping {
+            cancelled: std::pin::pin!(self.drain.cancelled()),
+            watched: false,
+        };
         loop {
             // The stack's layers never limit; one that is not ready is waited for all the same.
             if let Err(never) = poll_fn(|cx| Stack::poll_ready(&mut stack, cx)).await {
                 match never {}
             }
-            let head = self.read_head(&mut conn, &mut watchdog, stopping.as_mut());
+            let head = self.read_head(&mut conn, &mut watchdog, &mut stopping);
             let head = match head.await {
                 Ok(head) => head,
                 Err(NoHead::Closed) => return,
@@ -163,7 +176,7 @@ impl Connection<'_> {
                 tracing::debug!("client went away before its response");
                 return;
             };
-            reply.keep_alive &= !self.drain.is_cancelled();
+            reply.keep_alive &= !self.shared.is_draining();
             let mut writer = respond::Writer::new(&mut conn.write, response, reply);
             let written = poll_fn(|cx| writer.poll_write(cx, &mut conn.io, &mut conn.write)).await;
             drop(writer);
@@ -186,7 +199,7 @@ impl Connection<'_> {
         &self,
         conn: &mut Conn,
         watchdog: &mut Watchdog,
-        mut stopping: Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
+        stopping: &mut Stopping<'_, '_>,
     ) -> Result<Head, NoHead> {
         let Conn {
             io: Io::Own(stream),
@@ -213,7 +226,7 @@ impl Connection<'_> {
                 if poll.is_ready() {
                     return poll;
                 }
-                if read.is_empty() && stopping.as_mut().poll(cx).is_ready() {
+                if read.is_empty() && self.is_stopping(stopping, cx) {
                     return Poll::Ready(Ok(0));
                 }
                 if watchdog.poll_expired(cx).is_ready() {
@@ -232,6 +245,20 @@ impl Connection<'_> {
                 }
             }
         }
+    }
+
+    /// Whether the gateway is shutting down, for a connection about to wait for a request head.
+    /// The token's future is polled once per connection, which registers the task to be woken
+    /// when the token is cancelled; after that, a look is the draining flag's atomic load.
+    fn is_stopping(&self, stopping: &mut Stopping<'_, '_>, cx: &mut Context<'_>) -> bool {
+        if self.shared.is_draining() {
+            return true;
+        }
+        if stopping.watched {
+            return false;
+        }
+        stopping.watched = true;
+        stopping.cancelled.as_mut().poll(cx).is_ready()
     }
 
     /// Waits for a call's response; `None` when the client goes away first.

@@ -16,6 +16,7 @@
 use super::h1;
 use crate::body::Body;
 use crate::config::Config;
+use crate::state::Shared;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
@@ -24,6 +25,7 @@ use hyper_util::service::TowerToHyperService;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -79,8 +81,13 @@ impl Protocols {
 
     /// Serves a plain TCP connection in whichever protocol it opens with. A client that sends
     /// nothing within the header read timeout is disconnected.
-    pub(super) async fn serve_plain<S>(&self, drain: CancellationToken, stream: TcpStream, stack: S)
-    where
+    pub(super) async fn serve_plain<S>(
+        &self,
+        drain: CancellationToken,
+        shared: Arc<Shared>,
+        stream: TcpStream,
+        stack: S,
+    ) where
         S: Stack,
     {
         match tokio::time::timeout(self.header_read_timeout, sniff(&stream)).await {
@@ -90,6 +97,7 @@ impl Protocols {
                     max_head: self.max_head,
                     parked: &self.parked,
                     drain,
+                    shared,
                 };
                 Box::pin(connection.serve(stream, stack)).await;
             }

@@ -52,6 +52,13 @@ impl Upstream {
         self: &Arc<Self>,
         wait: Duration,
     ) -> Result<Lease, ProxyError> {
+        // The common case first: an endpoint has room, and no waiter needs registering (which
+        // takes the `Notify`'s lock twice) nor the clock reading.
+        match self.try_pick() {
+            Pick::Leased(endpoint) => return Ok(self.lease(endpoint)),
+            Pick::NoneAvailable => return Err(ProxyError::NoEndpoint),
+            Pick::Unresolved | Pick::AllFull => {}
+        }
         let started = Instant::now();
         let deadline = started + wait;
         loop {
@@ -60,12 +67,7 @@ impl Upstream {
             // Register before looking, so a release between the look and the wait is not missed.
             notified.as_mut().enable();
             match self.try_pick() {
-                Pick::Leased(endpoint) => {
-                    return Ok(Lease {
-                        endpoint,
-                        upstream: self.clone(),
-                    });
-                }
+                Pick::Leased(endpoint) => return Ok(self.lease(endpoint)),
                 Pick::Unresolved => {
                     // A resolution installs the endpoints and notifies waiters; a lookup is part
                     // of connecting, so it gets the connect timeout at least.
@@ -84,6 +86,13 @@ impl Upstream {
         }
     }
 
+    fn lease(self: &Arc<Self>, endpoint: Arc<Endpoint>) -> Lease {
+        Lease {
+            endpoint,
+            upstream: self.clone(),
+        }
+    }
+
     fn try_pick(&self) -> Pick {
         let endpoints = self.endpoints.load();
         let n = endpoints.len();
@@ -93,12 +102,14 @@ impl Upstream {
             return Pick::Unresolved;
         }
         let mut any_available = false;
-        if n >= 2 {
+        // Comparing costs needs the time; one endpoint needs no comparing.
+        let now = (n >= 2).then(Instant::now);
+        if let Some(now) = now {
             // Two random distinct candidates; the cheaper one that has room wins.
             let mut rng = rand::rng();
             let a = rng.random_range(0..n);
             let b = (a + rng.random_range(1..n)) % n;
-            let (first, second) = if endpoints[a].cost() <= endpoints[b].cost() {
+            let (first, second) = if endpoints[a].cost_at(now) <= endpoints[b].cost_at(now) {
                 (&endpoints[a], &endpoints[b])
             } else {
                 (&endpoints[b], &endpoints[a])
@@ -112,14 +123,26 @@ impl Upstream {
                 }
             }
         }
-        // Fewer than two endpoints, or both candidates unusable: take the cheapest of the rest.
-        let mut usable: Vec<&Arc<Endpoint>> =
-            endpoints.iter().filter(|e| e.is_available()).collect();
-        any_available |= !usable.is_empty();
-        usable.sort_by(|x, y| x.cost().total_cmp(&y.cost()));
-        for candidate in usable {
-            if candidate.try_acquire() {
-                return Pick::Leased(candidate.clone());
+        // Fewer than two endpoints, or both candidates unusable: take the cheapest of the rest
+        // that has room (looking again if another thread took its last slot first).
+        loop {
+            let mut cheapest: Option<(&Arc<Endpoint>, f64)> = None;
+            for candidate in endpoints.iter().filter(|e| e.is_available()) {
+                any_available = true;
+                if !candidate.has_room() {
+                    continue;
+                }
+                let cost = now.map_or(0.0, |now| candidate.cost_at(now));
+                if cheapest.is_none_or(|(_, least)| cost < least) {
+                    cheapest = Some((candidate, cost));
+                }
+            }
+            match cheapest {
+                Some((candidate, _)) if candidate.try_acquire() => {
+                    return Pick::Leased(candidate.clone());
+                }
+                Some(_) => {}
+                None => break,
             }
         }
         if any_available {

@@ -157,9 +157,15 @@ impl Endpoint {
         over
     }
 
-    /// Load cost for the balancer: latency estimate times (in-flight + 1).
-    pub(super) fn cost(&self) -> f64 {
-        self.decayed_rtt_ns() * (self.inflight() as f64 + 1.0)
+    /// Load cost for the balancer as of `now`: latency estimate times (in-flight + 1). The
+    /// caller reads the clock once for all the endpoints it compares.
+    pub(super) fn cost_at(&self, now: Instant) -> f64 {
+        self.decayed_rtt_at(self.ns_at(now)) * (self.inflight() as f64 + 1.0)
+    }
+
+    /// Whether an in-flight slot is free (another thread may take it first).
+    pub(super) fn has_room(&self) -> bool {
+        self.inflight.load(Relaxed) < self.max_inflight
     }
 
     /// Takes one in-flight slot if one is free.
@@ -187,9 +193,10 @@ impl Endpoint {
         self.inflight_gauge.dec();
     }
 
-    /// Records a completed exchange's time to first byte.
-    pub(crate) fn record_success(&self, rtt: Duration) {
-        self.observe_rtt(rtt.as_nanos() as f64);
+    /// Records a completed exchange's time to first byte, which ended at `answered` (the
+    /// caller's clock reading, so that the estimate does not read the clock again).
+    pub(crate) fn record_success(&self, rtt: Duration, answered: Instant) {
+        self.observe_rtt_at(rtt.as_nanos() as f64, self.ns_at(answered));
         self.consecutive_failures.store(0, Relaxed);
         if self.ejections_in_a_row.load(Relaxed) != 0 && self.ejected_until_ns.load(Relaxed) != 0 {
             // The first success after an ejection ends the streak.
@@ -237,13 +244,21 @@ impl Endpoint {
     }
 
     fn now_ns(&self) -> u64 {
-        self.epoch.elapsed().as_nanos() as u64
+        self.ns_at(Instant::now())
+    }
+
+    /// Nanoseconds since this endpoint was created, the time base of its atomics.
+    fn ns_at(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch).as_nanos() as u64
     }
 
     /// Peak EWMA: a sample above the estimate replaces it at once (react to trouble fast); below,
     /// the estimate decays toward it with time (recover smoothly).
     fn observe_rtt(&self, sample_ns: f64) {
-        let now = self.now_ns();
+        self.observe_rtt_at(sample_ns, self.now_ns());
+    }
+
+    fn observe_rtt_at(&self, sample_ns: f64, now: u64) {
         let current = self.decayed_rtt_at(now);
         let next = if sample_ns > current {
             sample_ns
@@ -254,10 +269,6 @@ impl Endpoint {
         };
         self.rtt_ns.store(next as u64, Relaxed);
         self.rtt_at_ns.store(now, Relaxed);
-    }
-
-    fn decayed_rtt_ns(&self) -> f64 {
-        self.decayed_rtt_at(self.now_ns())
     }
 
     /// The estimate as of `now`: a peak decays toward the default when no sample arrives.
@@ -333,10 +344,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn latency_estimate_jumps_to_peaks_and_decays() {
         let e = endpoint(1);
-        e.record_success(Duration::from_millis(100));
-        let peak = e.cost();
+        e.record_success(Duration::from_millis(100), Instant::now());
+        let peak = e.cost_at(Instant::now());
         assert!(peak >= 99e6, "{peak}");
         tokio::time::advance(Duration::from_secs(30)).await;
-        assert!(e.cost() < peak / 10.0);
+        assert!(e.cost_at(Instant::now()) < peak / 10.0);
     }
 }

@@ -10,7 +10,7 @@ use clap::Parser;
 // A faster allocator than glibc's for the many small allocations per request (Redis replies,
 // headers, JSON); any service built on the SDK can do the same.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: holdline_alloc::MiMalloc = holdline_alloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
