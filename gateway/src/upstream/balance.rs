@@ -55,10 +55,16 @@ impl Upstream {
         // The common case first: an endpoint has room, and no waiter needs registering (which
         // takes the `Notify`'s lock twice) nor the clock reading.
         match self.try_pick() {
-            Pick::Leased(endpoint) => return Ok(self.lease(endpoint)),
-            Pick::NoneAvailable => return Err(ProxyError::NoEndpoint),
-            Pick::Unresolved | Pick::AllFull => {}
+            Pick::Leased(endpoint) => Ok(self.lease(endpoint)),
+            Pick::NoneAvailable => Err(ProxyError::NoEndpoint),
+            // Boxed: the wait's state (a `Notify` registration, a timer) is not carried in every
+            // request's future for the rare request that waits.
+            Pick::Unresolved | Pick::AllFull => Box::pin(self.wait_for_room(wait)).await,
         }
+    }
+
+    /// The slow path of [`Self::acquire_within`]: wait for an endpoint with room.
+    async fn wait_for_room(self: &Arc<Self>, wait: Duration) -> Result<Lease, ProxyError> {
         let started = Instant::now();
         let deadline = started + wait;
         loop {

