@@ -7,7 +7,7 @@
 # driven by the same `wrk -t1 -c50 -d5s`, alternating between them for several rounds, and the
 # script prints requests/s, p50, p99 and the proxy's own CPU time per request (user + system of
 # its processes, from /proc) per run, the medians, the ratios gateway/nginx and gateway/haproxy,
-# and the machine.
+# in how many rounds the gateway did better than each peer, and the machine.
 #
 # Usage: tests/load/bench-sync.sh [--rounds N] [--duration 5s] [--connections 50]
 #                                 [--upstream-delay-ms N] [--upstream-capacity N]
@@ -227,7 +227,7 @@ for round in $(seq 1 "$ROUNDS"); do
     for t in "${TARGETS[@]}"; do
         read -r rps p50 p99 errors cpu < <(run_wrk "$t" "$DURATION")
         printf '%-6s %-8s %12.0f %10.3f %10.3f %8s %12s\n' "$round" "$t" "$rps" "$p50" "$p99" "$errors" "$cpu"
-        printf '%s\t%s\t%s\t%s\t%s\n' "$t" "$rps" "$p50" "$p99" "$cpu" >>"$RESULTS"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$rps" "$p50" "$p99" "$cpu" "$round" >>"$RESULTS"
     done
 done
 
@@ -252,5 +252,21 @@ if [ "$SKIP_GATEWAY" -eq 0 ]; then
         awk -v g="${MED_RPS[gateway]}" -v p="${MED_RPS[$peer]}" -v gl="${MED_P99[gateway]}" -v pl="${MED_P99[$peer]}" \
             -v gc="${MED_CPU[gateway]}" -v pc="${MED_CPU[$peer]}" -v name="$peer" \
             'BEGIN { printf "gateway/%-8s req/s %.3f   p99 %.3f   cpu/req %.3f\n", name, g / p, (pl > 0 ? gl / pl : 0), (pc > 0 ? gc / pc : 0) }'
+    done
+    # Paired by round (each round measures every target back to back, so they share the
+    # machine's state): in how many rounds the gateway did better than each peer.
+    echo
+    echo "== rounds the gateway did better (paired by round): more req/s, lower p99, lower cpu/req"
+    for peer in nginx haproxy; do
+        awk -F'\t' -v peer="$peer" '
+            $1 == "gateway" { g_rps[$6] = $2; g_p99[$6] = $4; g_cpu[$6] = $5 }
+            $1 == peer      { p_rps[$6] = $2; p_p99[$6] = $4; p_cpu[$6] = $5 }
+            END {
+                for (r in g_rps) if (r in p_rps) {
+                    n++
+                    rps += g_rps[r] > p_rps[r]; p99 += g_p99[r] < p_p99[r]; cpu += g_cpu[r] < p_cpu[r]
+                }
+                printf "gateway vs %-8s req/s %d/%d   p99 %d/%d   cpu/req %d/%d\n", peer, rps, n, p99, n, cpu, n
+            }' "$RESULTS"
     done
 fi
