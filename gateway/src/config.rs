@@ -68,8 +68,24 @@ pub struct Tls {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Admin {
-    /// Address of the admin listener; `None` disables it.
+    /// Address of the admin listener; `None` (`listen = "off"` in the file) disables it.
+    #[serde(deserialize_with = "address_or_off")]
     pub listen: Option<SocketAddr>,
+}
+
+/// A socket address, or `"off"` for none (TOML has no null).
+fn address_or_off<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    if text == "off" {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "expected an address such as \"127.0.0.1:9090\", or \"off\"; got {text:?}"
+        ))
+    })
 }
 
 /// Limits on client requests.

@@ -384,9 +384,26 @@ fn schema_errors_name_the_key() {
             ),
             "http",
         ),
+        (
+            format!("[admin]\nlisten = \"nowhere\"\n{}", service("", "")),
+            "listen",
+        ),
     ];
     for (toml, key) in cases {
         let message = parse_error(&toml);
         assert!(message.contains(key), "{key} not named in: {message}");
     }
+}
+
+#[test]
+fn the_admin_listener_can_be_turned_off_or_moved() {
+    let off = accepted(&format!("[admin]\nlisten = \"off\"\n{}", service("", "")));
+    assert_eq!(off.admin.listen, None);
+    let moved = accepted(&format!(
+        "[admin]\nlisten = \"127.0.0.1:9191\"\n{}",
+        service("", "")
+    ));
+    assert_eq!(moved.admin.listen, Some("127.0.0.1:9191".parse().unwrap()));
+    let message = parse_error(&format!("[admin]\nlisten = \"of\"\n{}", service("", "")));
+    assert!(message.contains("\"off\""), "{message}");
 }
