@@ -1,5 +1,8 @@
 //! Test support shared by the workspace's test suites: a real `redis-server` started on a free
-//! port and stopped when dropped. Tests never share the machine's Redis on 6379.
+//! port and stopped when dropped (tests never share the machine's Redis on 6379), child
+//! processes, free ports, and a one-request HTTP client ([`client`]).
+
+pub mod client;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;

@@ -5,11 +5,12 @@
 mod support;
 
 use example_redact::Args;
+use holdline_testkit::client::{request, send, wait_ready};
 use holdline_testkit::{RedisServer, free_port, wait_for_port};
 use http::{Method, StatusCode};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::{request, send, through_queue, wait_ready};
+use support::through_queue;
 
 const RULES: &str = r#"
 [builtins]

@@ -3,15 +3,13 @@
 //! `202 Accepted` and a result fetch; a shorter one is answered within the held call. Also the
 //! direct HTTP path, without the gateway.
 
-mod support;
-
 use example_scan::Args;
 use holdline_gateway::{Config, Gateway, Listeners};
+use holdline_testkit::client::{Answer, request, send, wait_ready};
 use holdline_testkit::{RedisServer, free_port};
 use http::{Method, StatusCode};
 use std::path::Path;
 use std::time::Duration;
-use support::{Answer, request, send, wait_ready};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;

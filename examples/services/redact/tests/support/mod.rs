@@ -1,80 +1,11 @@
-//! Test helpers: a one-request HTTP client, and a stand-in for the gateway's side of the queue
-//! (enqueue a request exactly as the protocol describes, then wait for the worker's reply).
+//! A stand-in for the gateway's side of the queue: enqueue a request exactly as the protocol
+//! describes, then wait for the worker's reply. (The HTTP client is `holdline_testkit::client`.)
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(unreachable_pub)]
 
 use bytes::Bytes;
 use holdline_protocol::{QueuedRequest, QueuedResponse, Reply, keys};
-use http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
-use std::time::Duration;
-
-/// A response, read whole.
-#[derive(Debug)]
-pub struct Answer {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-/// Sends one HTTP/1.1 request to `127.0.0.1:port`.
-pub async fn send(port: u16, request: Request<Full<Bytes>>) -> Answer {
-    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("handshake");
-    tokio::spawn(conn);
-    let response = sender.send_request(request).await.expect("response");
-    let (parts, body) = response.into_parts();
-    Answer {
-        status: parts.status,
-        headers: parts.headers,
-        body: body.collect().await.expect("body").to_bytes(),
-    }
-}
-
-/// A request with a body and the given extra headers.
-pub fn request(
-    method: Method,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: impl Into<Bytes>,
-) -> Request<Full<Bytes>> {
-    let mut builder = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "127.0.0.1");
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    builder.body(Full::new(body.into())).expect("request")
-}
-
-/// Polls `/readyz` on the admin port until it answers `200` (bounded).
-pub async fn wait_ready(admin: u16) {
-    for _ in 0..300 {
-        if let Ok(Ok(stream)) = tokio::time::timeout(
-            Duration::from_secs(1),
-            tokio::net::TcpStream::connect(("127.0.0.1", admin)),
-        )
-        .await
-        {
-            drop(stream);
-            if send(admin, request(Method::GET, "/readyz", &[], Bytes::new()))
-                .await
-                .status
-                == StatusCode::OK
-            {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the service never became ready");
-}
+use http::{HeaderMap, Method};
 
 /// Enqueues a request on `service`'s stream the way the gateway does and waits (bounded) for
 /// the reply a worker publishes on the made-up gateway's reply stream.

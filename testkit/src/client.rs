@@ -1,6 +1,5 @@
-//! Test helpers: a one-request HTTP client and a readiness wait.
-
-#![allow(dead_code, unreachable_pub)]
+//! A one-request HTTP/1.1 client for tests that drive a server from outside, and a readiness
+//! wait on an admin port.
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
@@ -16,7 +15,10 @@ pub struct Answer {
     pub body: Bytes,
 }
 
-/// Sends one HTTP/1.1 request to `127.0.0.1:port`.
+/// Sends one HTTP/1.1 request to `127.0.0.1:port` on a new connection.
+///
+/// # Panics
+/// If the connection or the exchange fails.
 pub async fn send(port: u16, request: Request<Full<Bytes>>) -> Answer {
     let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
@@ -34,7 +36,10 @@ pub async fn send(port: u16, request: Request<Full<Bytes>>) -> Answer {
     }
 }
 
-/// A request with a body and the given extra headers.
+/// A request with a body and the given extra headers (`host` is set).
+///
+/// # Panics
+/// If a header name or value is invalid.
 pub fn request(
     method: Method,
     path: &str,
@@ -51,7 +56,10 @@ pub fn request(
     builder.body(Full::new(body.into())).expect("request")
 }
 
-/// Polls `/readyz` on the admin port until it answers `200` (bounded).
+/// Polls `/readyz` on the admin port until it answers `200`.
+///
+/// # Panics
+/// If it does not within about five minutes of tries.
 pub async fn wait_ready(admin: u16) {
     for _ in 0..300 {
         if let Ok(Ok(stream)) = tokio::time::timeout(
