@@ -5,6 +5,8 @@ use crate::capacity::Capacity;
 use crate::handler::DynHandler;
 use crate::metrics::Metrics;
 use crate::{Config, Error, Handler, admin, http_path, listener, queue};
+use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -87,6 +89,24 @@ impl<H: Handler> Runner<H> {
     pub fn admin(mut self, listener: TcpListener) -> Self {
         self.admin = Some(listener);
         self
+    }
+
+    /// Binds `addr` and serves the handler there, as [`http`](Self::http) does; logs the bound
+    /// address (port 0 picks a free one).
+    ///
+    /// # Errors
+    /// When the address cannot be bound; the error names it.
+    pub async fn bind_http(self, addr: SocketAddr) -> io::Result<Self> {
+        Ok(self.http(bind(addr, "http").await?))
+    }
+
+    /// Binds `addr` and serves the admin endpoints there, as [`admin`](Self::admin) does; logs
+    /// the bound address.
+    ///
+    /// # Errors
+    /// When the address cannot be bound; the error names it.
+    pub async fn bind_admin(self, addr: SocketAddr) -> io::Result<Self> {
+        Ok(self.admin(bind(addr, "admin").await?))
     }
 
     /// The paths this runner will serve, or `None` if it has nothing to serve.
@@ -191,4 +211,13 @@ impl<H: Handler> Runner<H> {
         tracing::info!("runner stopped");
         Ok(())
     }
+}
+
+/// Binds one of the runner's listeners, naming the address in the error.
+async fn bind(addr: SocketAddr, what: &str) -> io::Result<TcpListener> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr} ({what}): {e}")))?;
+    tracing::info!(addr = %listener.local_addr()?, "{what} listening");
+    Ok(listener)
 }

@@ -184,6 +184,37 @@ async fn start_up_errors_are_reported() {
 }
 
 #[tokio::test]
+async fn bind_http_and_bind_admin_serve_on_the_address_or_name_it() {
+    logs();
+    // A free port, released so that the runner can bind it.
+    let free = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = free.local_addr().unwrap();
+    drop(free);
+    let runner = Runner::new(describe, config(2, None))
+        .bind_http(addr)
+        .await
+        .expect("a free address binds");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(runner.run(async {
+        let _ = stopped.await;
+    }));
+    assert_eq!(get(addr, "/").await.body, "http GET / ");
+
+    // The address is taken now: both binds fail and say which address.
+    let taken = Runner::new(describe, config(2, None)).bind_http(addr).await;
+    let error = taken.err().expect("a taken address fails");
+    assert!(error.to_string().contains(&addr.to_string()), "{error}");
+    let taken = Runner::new(describe, config(2, None))
+        .bind_admin(addr)
+        .await;
+    let error = taken.err().expect("a taken address fails");
+    assert!(error.to_string().contains("admin"), "{error}");
+
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
 async fn shutdown_stops_accepting_connections() {
     logs();
     let running = start(describe, config(2, None), HTTP).await;

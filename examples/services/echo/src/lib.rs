@@ -18,7 +18,6 @@ use http::{HeaderValue, Request, Response, header};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
 
 /// The echo service's flags; each can also be set through the environment variable shown.
 #[derive(Debug, Clone, Parser)]
@@ -123,14 +122,10 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> anyhow::Resu
     };
     let mut runner = Runner::new(echo(instance, Duration::from_millis(args.work_ms)), config);
     if !args.no_http {
-        let listener = TcpListener::bind(args.listen).await?;
-        tracing::info!(addr = %listener.local_addr()?, "http listening");
-        runner = runner.http(listener);
+        runner = runner.bind_http(args.listen).await?;
     }
     if let Some(admin) = args.admin {
-        let listener = TcpListener::bind(admin).await?;
-        tracing::info!(addr = %listener.local_addr()?, "admin listening");
-        runner = runner.admin(listener);
+        runner = runner.bind_admin(admin).await?;
     }
     runner.run(shutdown).await?;
     Ok(())

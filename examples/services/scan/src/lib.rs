@@ -15,7 +15,6 @@ pub use report::Report;
 
 use holdline_sdk::{Config, QueueConfig, Runner};
 use std::time::Duration;
-use tokio::net::TcpListener;
 
 /// Binds the listeners the flags ask for and serves until `shutdown` resolves.
 pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
@@ -40,14 +39,10 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> anyhow::Resu
     };
     let mut runner = Runner::new(handler(instance, scan_time), config);
     if !args.no_http {
-        let listener = TcpListener::bind(args.listen).await?;
-        tracing::info!(addr = %listener.local_addr()?, "http listening");
-        runner = runner.http(listener);
+        runner = runner.bind_http(args.listen).await?;
     }
     if let Some(admin) = args.admin {
-        let listener = TcpListener::bind(admin).await?;
-        tracing::info!(addr = %listener.local_addr()?, "admin listening");
-        runner = runner.admin(listener);
+        runner = runner.bind_admin(admin).await?;
     }
     runner.run(shutdown).await?;
     Ok(())
