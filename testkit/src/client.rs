@@ -59,7 +59,7 @@ pub fn request(
 /// Polls `/readyz` on the admin port until it answers `200`.
 ///
 /// # Panics
-/// If it does not within about five minutes of tries.
+/// If it does not within 300 tries, 50 ms apart (each connect may take up to 1 s).
 pub async fn wait_ready(admin: u16) {
     for _ in 0..300 {
         if let Ok(Ok(stream)) = tokio::time::timeout(
