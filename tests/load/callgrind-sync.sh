@@ -1,13 +1,28 @@
 #!/usr/bin/env bash
 # Instructions per proxied request, counted by callgrind (repeatable on a noisy machine): the
 # gateway (release, workers = 1) under `valgrind --tool=callgrind`, driven by `wrk -t1 -c10 -d8s`
-# through an nginx upstream that answers `200 ok`. Startup is included (about 1.2M instructions,
-# under 0.5% of a run). Installs valgrind, nginx and wrk from Debian's packages if missing.
+# through an nginx upstream that answers `200 ok`. With --nginx, nginx as the proxy (the peer
+# config of ../shared/peers, one worker, no master process) is counted the same way in the same
+# run, for the comparison. Startup is included (about 1.2M instructions, under 0.5% of a run).
+# Installs valgrind, nginx and wrk from Debian's packages if missing.
 #
-# Usage: tests/load/callgrind-sync.sh [GATEWAY_BINARY]   (default: build target/release/gateway)
-# Set CALLGRIND_OUT=FILE to keep the profile (then `callgrind_annotate FILE`).
+# Usage: tests/load/callgrind-sync.sh [--nginx] [--peers DIR] [GATEWAY_BINARY]
+#        (default binary: build target/release/gateway)
+# Set CALLGRIND_OUT=FILE to keep the gateway's profile (then `callgrind_annotate FILE`).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+PEERS="${PEERS:-$ROOT/../shared/peers}"
+NGINX=0
+BIN=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --nginx) NGINX=1; shift ;;
+        --peers) PEERS="$2"; shift 2 ;;
+        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+        -*) echo "unknown option $1" >&2; exit 2 ;;
+        *) BIN="$1"; shift ;;
+    esac
+done
 for tool in valgrind nginx wrk; do
     if ! command -v "$tool" >/dev/null && [ ! -x "/usr/sbin/$tool" ]; then
         [ "$(id -u)" = 0 ] || { echo "missing $tool" >&2; exit 1; }
@@ -15,7 +30,10 @@ for tool in valgrind nginx wrk; do
     fi
 done
 export PATH="$PATH:/usr/sbin"
-BIN="${1:-}"
+if [ "$NGINX" = 1 ] && [ ! -f "$PEERS/nginx.conf" ]; then
+    echo "missing $PEERS/nginx.conf (set --peers DIR)" >&2
+    exit 2
+fi
 if [ -z "$BIN" ]; then
     cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p holdline-gateway
     BIN="$ROOT/target/release/gateway"
@@ -25,33 +43,59 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 wait_port() { for _ in $(seq 300); do (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
-UP=28480 GW=28481
-cat > "$WORK/nginx.conf" <<CONF
+UP=28480 PROXY=28481
+
+# The upstream: nginx answering `200 ok` itself.
+cat > "$WORK/upstream.conf" <<CONF
 worker_processes 1;
 daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log warn;
+pid $WORK/upstream.pid;
+error_log $WORK/upstream-error.log warn;
 events { worker_connections 1024; }
 http { access_log off; server { listen 127.0.0.1:$UP; location / { return 200 "ok"; } } }
 CONF
-nginx -c "$WORK/nginx.conf" & PIDS+=($!)
+nginx -c "$WORK/upstream.conf" & PIDS+=($!)
+wait_port $UP
+
+# measure NAME COMMAND...: runs COMMAND (a proxy listening on $PROXY) under callgrind, drives it
+# with wrk, stops it, and prints its instructions per request.
+measure() {
+    local name="$1" out requests total vg
+    shift
+    valgrind --tool=callgrind --callgrind-out-file="$WORK/$name.out" "$@" >"$WORK/$name.log" 2>&1 &
+    vg=$!
+    wait_port $PROXY
+    out=$(wrk -t1 -c10 -d8s "http://127.0.0.1:$PROXY/")
+    requests=$(awk '/requests in/{print $1}' <<<"$out")
+    kill -INT $vg; wait $vg 2>/dev/null || true
+    total=$(callgrind_annotate "$WORK/$name.out" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}')
+    echo "$name: requests $requests, instructions $total, per request $((total / requests))"
+}
+
 cat > "$WORK/gateway.toml" <<TOML
 workers = 1
 [listen]
-http = "127.0.0.1:$GW"
+http = "127.0.0.1:$PROXY"
+[admin]
+listen = "off"
 [services.up]
 endpoints = ["http://127.0.0.1:$UP"]
 [[routes]]
 prefix = "/"
 service = "up"
 TOML
-valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out" "$BIN" --config "$WORK/gateway.toml" >/dev/null 2>&1 &
-VG=$!
-wait_port $UP; wait_port $GW
-out=$(wrk -t1 -c10 -d8s "http://127.0.0.1:$GW/")
-requests=$(awk '/requests in/{print $1}' <<<"$out")
-kill -INT $VG; wait $VG 2>/dev/null || true
-total=$(callgrind_annotate "$WORK/callgrind.out" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}')
-[ -n "${CALLGRIND_OUT:-}" ] && cp "$WORK/callgrind.out" "$CALLGRIND_OUT"
 echo "binary $BIN"
-echo "requests $requests, instructions $total, per request $((total / requests))"
+measure gateway "$BIN" --config "$WORK/gateway.toml"
+[ -n "${CALLGRIND_OUT:-}" ] && cp "$WORK/gateway.out" "$CALLGRIND_OUT"
+
+if [ "$NGINX" = 1 ]; then
+    # The peer config, one process (callgrind follows the worker only when it is the master).
+    sed -e "s|/tmp/lab-nginx.pid|$WORK/nginx.pid|" \
+        -e "s|/tmp/lab-nginx-error.log|$WORK/nginx-error.log|" \
+        -e "s|127.0.0.1:18081|127.0.0.1:$PROXY|" \
+        -e "s|127.0.0.1:18080|127.0.0.1:$UP|" \
+        -e "s|^daemon off;|daemon off;\nmaster_process off;|" \
+        "$PEERS/nginx.conf" >"$WORK/nginx.conf"
+    echo "nginx $(nginx -v 2>&1 | sed 's|.*/||')"
+    measure nginx nginx -c "$WORK/nginx.conf"
+fi
