@@ -24,20 +24,12 @@ while [ $# -gt 0 ]; do
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
-for tool in nginx haproxy wrk redis-server; do
-    if ! command -v "$tool" >/dev/null && [ ! -x "/usr/sbin/$tool" ]; then
-        [ "$(id -u)" = 0 ] || { echo "missing $tool" >&2; exit 1; }
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx haproxy wrk redis-server >/dev/null
-    fi
-done
-export PATH="$PATH:/usr/sbin"
+# shellcheck source=tests/load/lib.sh
+source "$ROOT/tests/load/lib.sh"
+require_tools nginx haproxy wrk redis-server
 [ "$SKIP_BUILD" = 1 ] || cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p holdline-gateway -p example-echo -p holdline-load
 BIN="$ROOT/target/release"
-WORK="$(mktemp -d)"
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-wait_port() { for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+start_work
 rss_kb() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
 
 REDIS=28180 ECHO=28181 SYNC=28182 QUEUE=28183 UP=28184 NGINX=28185 HAPROXY=28186 HOLD=28187

@@ -55,16 +55,9 @@ GATEWAY_PORT=$((BASE_PORT + 3))
 GATEWAY_ADMIN_PORT=$((BASE_PORT + 13))
 
 # --- tools ---------------------------------------------------------------------------------
-missing=()
-for tool in nginx haproxy wrk; do
-    command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing+=("$tool")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "== installing ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-export PATH="$PATH:/usr/sbin"
+# shellcheck source=tests/load/lib.sh
+source "$ROOT/tests/load/lib.sh"
+require_tools nginx haproxy wrk
 
 if [ "$SKIP_BUILD" -eq 0 ]; then
     echo "== building release binaries"
@@ -86,28 +79,7 @@ for f in nginx.conf haproxy.cfg; do
 done
 
 # --- processes -----------------------------------------------------------------------------
-WORK="$(mktemp -d /tmp/holdline-bench.XXXXXX)"
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-wait_port() {
-    for _ in $(seq 1 250); do
-        port_busy "$1" && return 0
-        sleep 0.02
-    done
-    echo "nothing listens on 127.0.0.1:$1 after 5 s; logs in $WORK" >&2
-    exit 1
-}
+start_work
 for p in $UPSTREAM_PORT $NGINX_PORT $HAPROXY_PORT $GATEWAY_PORT $GATEWAY_ADMIN_PORT; do
     if port_busy "$p"; then
         echo "port $p is already in use" >&2

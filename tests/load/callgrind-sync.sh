@@ -23,13 +23,9 @@ while [ $# -gt 0 ]; do
         *) BIN="$1"; shift ;;
     esac
 done
-for tool in valgrind nginx wrk; do
-    if ! command -v "$tool" >/dev/null && [ ! -x "/usr/sbin/$tool" ]; then
-        [ "$(id -u)" = 0 ] || { echo "missing $tool" >&2; exit 1; }
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind nginx wrk >/dev/null
-    fi
-done
-export PATH="$PATH:/usr/sbin"
+# shellcheck source=tests/load/lib.sh
+source "$ROOT/tests/load/lib.sh"
+require_tools valgrind nginx wrk
 if [ "$NGINX" = 1 ] && [ ! -f "$PEERS/nginx.conf" ]; then
     echo "missing $PEERS/nginx.conf (set --peers DIR)" >&2
     exit 2
@@ -38,11 +34,7 @@ if [ -z "$BIN" ]; then
     cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p holdline-gateway
     BIN="$ROOT/target/release/gateway"
 fi
-WORK="$(mktemp -d)"
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-wait_port() { for _ in $(seq 300); do (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+start_work
 UP=28480 PROXY=28481
 
 # The upstream: nginx answering `200 ok` itself.
@@ -64,7 +56,7 @@ measure() {
     shift
     valgrind --tool=callgrind --callgrind-out-file="$WORK/$name.out" "$@" >"$WORK/$name.log" 2>&1 &
     vg=$!
-    wait_port $PROXY
+    wait_port $PROXY 60 # valgrind starts slowly
     out=$(wrk -t1 -c10 -d8s "http://127.0.0.1:$PROXY/")
     requests=$(awk '/requests in/{print $1}' <<<"$out")
     kill -INT $vg; wait $vg 2>/dev/null || true

@@ -14,17 +14,13 @@ if [ "${1:-}" = "--targets" ]; then
     shift 2
 fi
 cd "$ROOT"
-missing=()
+# shellcheck source=tests/load/lib.sh
+source "$ROOT/tests/load/lib.sh"
+peers=()
 for tool in nginx haproxy; do
-    case ",$TARGETS," in *",$tool,"*)
-        command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing+=("$tool") ;;
-    esac
+    case ",$TARGETS," in *",$tool,"*) peers+=("$tool") ;; esac
 done
-if [ ${#missing[@]} -gt 0 ]; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-export PATH="$PATH:/usr/sbin"
+[ ${#peers[@]} -eq 0 ] || require_tools "${peers[@]}"
 cargo build --release -q -p holdline-gateway -p example-echo -p holdline-load || exit 2
 
 if [ $# -eq 0 ]; then

@@ -1,0 +1,55 @@
+# Helpers shared by the benchmark scripts of tests/load (sourced, not run).
+#
+#   require_tools TOOL...   installs the missing ones from Debian's packages (the package has the
+#                           tool's name: nginx, haproxy, wrk, valgrind, redis-server); needs root
+#   start_work              makes $WORK (a temporary directory) and $PIDS; on exit every PID in
+#                           $PIDS is killed and waited for, and $WORK removed
+#   port_busy PORT          whether something listens on 127.0.0.1:PORT
+#   wait_port PORT [SECS]   waits up to SECS (10) seconds for a listener on 127.0.0.1:PORT, else
+#                           exits
+
+require_tools() {
+    local missing=() tool
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing+=("$tool")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        if [ "$(id -u)" != 0 ]; then
+            echo "missing ${missing[*]}: install with 'sudo apt-get install ${missing[*]}'" >&2
+            exit 2
+        fi
+        echo "== installing ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+    export PATH="$PATH:/usr/sbin"
+}
+
+start_work() {
+    WORK="$(mktemp -d /tmp/holdline-bench.XXXXXX)"
+    PIDS=()
+    trap stop_work EXIT
+}
+
+stop_work() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() {
+    local seconds="${2:-10}"
+    for _ in $(seq 1 $((seconds * 50))); do
+        port_busy "$1" && return 0
+        sleep 0.02
+    done
+    echo "nothing listens on 127.0.0.1:$1 after $seconds s; logs in $WORK" >&2
+    exit 1
+}
