@@ -33,6 +33,9 @@ pub(crate) async fn serve(
     stop: CancellationToken,
     grace: Duration,
 ) {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(listener = name, %addr, "listening");
+    }
     let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();

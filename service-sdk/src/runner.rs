@@ -91,8 +91,7 @@ impl<H: Handler> Runner<H> {
         self
     }
 
-    /// Binds `addr` and serves the handler there, as [`http`](Self::http) does; logs the bound
-    /// address (port 0 picks a free one).
+    /// Binds `addr` and serves the handler there, as [`http`](Self::http) does.
     ///
     /// # Errors
     /// When the address cannot be bound; the error names it.
@@ -100,8 +99,7 @@ impl<H: Handler> Runner<H> {
         Ok(self.http(bind(addr, "http").await?))
     }
 
-    /// Binds `addr` and serves the admin endpoints there, as [`admin`](Self::admin) does; logs
-    /// the bound address.
+    /// Binds `addr` and serves the admin endpoints there, as [`admin`](Self::admin) does.
     ///
     /// # Errors
     /// When the address cannot be bound; the error names it.
@@ -213,11 +211,10 @@ impl<H: Handler> Runner<H> {
     }
 }
 
-/// Binds one of the runner's listeners, naming the address in the error.
+/// Binds one of the runner's listeners, naming the address in the error. (Every listener's
+/// address is logged when it starts serving, in `listener::serve`.)
 async fn bind(addr: SocketAddr, what: &str) -> io::Result<TcpListener> {
-    let listener = TcpListener::bind(addr)
+    TcpListener::bind(addr)
         .await
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr} ({what}): {e}")))?;
-    tracing::info!(addr = %listener.local_addr()?, "{what} listening");
-    Ok(listener)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr} ({what}): {e}")))
 }

@@ -160,7 +160,8 @@ impl Endpoint {
     /// Load cost for the balancer as of `now`: latency estimate times (in-flight + 1). The
     /// caller reads the clock once for all the endpoints it compares.
     pub(super) fn cost_at(&self, now: Instant) -> f64 {
-        self.decayed_rtt_at(self.ns_at(now)) * (self.inflight() as f64 + 1.0)
+        let weight = self.weight_at(self.ns_at(now));
+        self.decayed_rtt(weight) * (self.inflight() as f64 + 1.0)
     }
 
     /// Whether an in-flight slot is free (another thread may take it first).
@@ -271,12 +272,8 @@ impl Endpoint {
         self.rtt_at_ns.store(now, Relaxed);
     }
 
-    /// The estimate as of `now`: a peak decays toward the default when no sample arrives.
-    fn decayed_rtt_at(&self, now: u64) -> f64 {
-        self.decayed_rtt(self.weight_at(now))
-    }
-
-    /// The estimate decayed by `weight` (from [`Self::weight_at`]).
+    /// The estimate decayed by `weight` (from [`Self::weight_at`]): a peak decays toward the
+    /// default when no sample arrives.
     fn decayed_rtt(&self, weight: f64) -> f64 {
         let rtt = self.rtt_ns.load(Relaxed) as f64;
         let floor = DEFAULT_RTT.as_nanos() as f64;
