@@ -43,7 +43,7 @@ fn respond<B>(shared: &Shared, request: &Request<B>) -> Response<Body> {
         (&Method::GET, "/metrics") => (
             StatusCode::OK,
             "text/plain; version=0.0.4",
-            shared.metrics().render(),
+            shared.render_metrics(),
         ),
         (&Method::GET, "/healthz") => (StatusCode::OK, "text/plain", "ok\n".into()),
         (&Method::GET, "/readyz") if shared.is_draining() => (

@@ -42,7 +42,7 @@ impl NameCache {
         raw: &[u8],
     ) -> Result<HeaderName, http::header::InvalidHeaderName> {
         if let Some((spelled, name)) = self.names.get(index)
-            && **spelled == *raw
+            && same_bytes(spelled, raw)
         {
             return Ok(name.clone());
         }
@@ -60,6 +60,25 @@ impl NameCache {
     pub(crate) fn clear(&mut self) {
         self.names = Vec::new();
     }
+}
+
+/// Whether two byte strings are equal, compared a word at a time in line. For the few bytes of
+/// a header name this is cheaper than the call into libc's `memcmp` that `==` on slices makes
+/// (its size dispatch mispredicts when names of different lengths alternate).
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let len = a.len();
+    if len < 8 {
+        let packed = |s: &[u8]| s.iter().fold(0u64, |w, &byte| w << 8 | u64::from(byte));
+        return packed(a) == packed(b);
+    }
+    let word =
+        |s: &[u8], at: usize| u64::from_ne_bytes(s[at..at + 8].try_into().expect("eight bytes"));
+    // Whole words, then the last eight bytes (overlapping the last whole word).
+    (0..len - 8).step_by(8).all(|at| word(a, at) == word(b, at))
+        && word(a, len - 8) == word(b, len - 8)
 }
 
 /// Puts bytes taken out of `buf` back in front of it.
@@ -273,6 +292,37 @@ mod tests {
         assert!(cache.name(0, b"bad name").is_err());
         cache.clear();
         assert_eq!(cache.name(0, b"Content-Type").unwrap(), "content-type");
+    }
+
+    #[test]
+    fn bytes_compare_equal_exactly_when_they_are_equal() {
+        let names: [&[u8]; 9] = [
+            b"",
+            b"a",
+            b"host",
+            b"Server",
+            b"content-",
+            b"content-type",
+            b"content-typf",
+            b"x-forwarded-for-the-long-name-17",
+            b"x-forwarded-for-the-long-name-18",
+        ];
+        for a in names {
+            for b in names {
+                assert_eq!(same_bytes(a, b), a == b, "{a:?} {b:?}");
+            }
+        }
+        // A difference in every position, for every length up to 40.
+        let base: Vec<u8> = (0..40u8).map(|i| b'a' + i % 26).collect();
+        for len in 0..=base.len() {
+            let a = &base[..len];
+            assert!(same_bytes(a, a));
+            for at in 0..len {
+                let mut b = a.to_vec();
+                b[at] ^= 0x20;
+                assert!(!same_bytes(a, &b), "len {len}, differing at {at}");
+            }
+        }
     }
 
     #[test]

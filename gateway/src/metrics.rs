@@ -18,7 +18,7 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     /// Request duration by service and path.
     pub duration: HistogramVec,
-    /// In-flight requests per endpoint.
+    /// In-flight requests per endpoint, as of the last scrape (`Shared::render_metrics` sets it).
     pub endpoint_inflight: IntGaugeVec,
     /// 1 while an endpoint is healthy (active checks), 0 otherwise.
     pub endpoint_healthy: IntGaugeVec,

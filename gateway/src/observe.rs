@@ -38,7 +38,7 @@ impl Observation {
         self,
         metrics: &Metrics,
         response: &Response<Body>,
-        outcome: &Outcome,
+        outcome: &Outcome<'_>,
         request_id: &HeaderValue,
         ended: Instant,
     ) {
@@ -50,12 +50,12 @@ impl Observation {
 fn record(
     metrics: &Metrics,
     response: &Response<Body>,
-    outcome: &Outcome,
+    outcome: &Outcome<'_>,
     request_id: &HeaderValue,
     elapsed: std::time::Duration,
     access: Option<(http::Method, Box<str>)>,
 ) {
-    let entry = outcome.route.as_deref();
+    let entry = outcome.route;
     let route = entry.map_or("", |r| &*r.label);
     let service = entry.map_or("", |r| &*r.service);
     let path = outcome.path;

@@ -53,20 +53,25 @@ impl DeliveryPath {
 }
 
 /// What the proxy knows about a response, for its metrics and access-log line.
-#[derive(Debug, Clone)]
-pub struct Outcome {
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome<'a> {
     /// The route that matched (its label, service name and pre-resolved metric handles).
-    pub route: Option<Arc<crate::routing::RouteEntry>>,
+    pub route: Option<&'a crate::routing::RouteEntry>,
     /// How the response was delivered.
     pub path: DeliveryPath,
     /// The endpoint that answered, for sync responses.
     pub upstream: Option<SocketAddr>,
 }
 
-impl Outcome {
+impl<'a> Outcome<'a> {
     fn gateway() -> Self {
+        Self::routed(None)
+    }
+
+    /// A request that matched `route` (if any), before it is answered.
+    fn routed(route: Option<&'a crate::routing::RouteEntry>) -> Self {
         Self {
-            route: None,
+            route,
             path: DeliveryPath::Gateway,
             upstream: None,
         }
@@ -129,6 +134,11 @@ impl tower::Service<Request<Body>> for Proxy {
     /// Routing is synchronous, so it happens here and each kind of request gets a future of
     /// its own size: a held queue call must not carry the sync path's state, nor the other way
     /// round, and either is boxed exactly once.
+    ///
+    /// A sync request holds its snapshot and finds its route, service and metrics there by
+    /// reference: one reference count for the request where a handle each would cost an atomic
+    /// operation on the way in and another on the way out. A held call keeps only its route and
+    /// service, so that a call held for minutes does not keep a replaced configuration alive.
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         let request_id = request
             .headers()
@@ -137,45 +147,54 @@ impl tower::Service<Request<Body>> for Proxy {
             .unwrap_or_else(|| HeaderValue::from_static(""));
         let snapshot = self.shared.snapshot();
         let observation = Observation::start(&request, snapshot.config.log.access);
-        let metrics = self.shared.metrics().clone();
         let path = request.uri().path();
         if path.starts_with(crate::queue::RESULTS_PREFIX) {
             let shared = self.shared.clone();
             let (method, path) = (request.method().clone(), path.to_owned());
             return Box::pin(async move {
-                let response = fetch_result(&shared, &snapshot, &method, &path, &request_id).await;
+                let (response, path) =
+                    fetch_result(&shared, &snapshot, &method, &path, &request_id).await;
                 let ended = Instant::now();
-                observation.finish(&metrics, &response, &Outcome::gateway(), &request_id, ended);
+                let outcome = Outcome {
+                    path,
+                    ..Outcome::gateway()
+                };
+                observation.finish(&snapshot.metrics, &response, &outcome, &request_id, ended);
                 Ok(response)
             });
         }
-        let Some((route, service)) = snapshot.route(request_host(&request), path) else {
-            let gateway = Outcome::gateway();
+        let Some(index) = snapshot.find_route(request_host(&request), path) else {
             let result = Err(ProxyError::NoRoute);
-            return ready(finish(result, gateway, observation, &metrics, &request_id));
-        };
-        let (route, service) = (route.clone(), service.clone());
-        let outcome = Outcome {
-            route: Some(route.clone()),
-            path: DeliveryPath::Sync,
-            upstream: None,
+            let response = finish(
+                result,
+                Outcome::gateway(),
+                observation,
+                &snapshot.metrics,
+                &request_id,
+            );
+            return ready(response);
         };
         let limit = snapshot.config.limits.max_body_bytes;
-        drop(snapshot);
-        if let Err(error) = body_within_limit(&request, limit) {
-            return ready(finish(
+        if let Err(error) = forward::limit_body(&mut request, limit) {
+            let outcome = Outcome::routed(Some(snapshot.route_at(index).0));
+            let response = finish(
                 Err(error),
                 outcome,
                 observation,
-                &metrics,
+                &snapshot.metrics,
                 &request_id,
-            ));
+            );
+            return ready(response);
         }
-        forward::limit_body(&mut request, limit);
         let conn = self.conn.clone();
+        let (route, service) = snapshot.route_at(index);
         match (&service.queue, self.shared.queue()) {
             (Some(_), Some(queue)) => {
                 let queue = queue.clone();
+                let (route, service) = (route.clone(), service.clone());
+                let metrics = snapshot.metrics.clone();
+                drop(snapshot);
+                let route_for_outcome = route.clone();
                 // Two allocations: everything up to the queue's answer, freed once a call is
                 // held; then the wait, which is all a call held for minutes keeps.
                 let handled = Box::pin(async move {
@@ -213,11 +232,13 @@ impl tower::Service<Request<Body>> for Proxy {
                         }
                         Err(error) => Err(error),
                     };
+                    let outcome = Outcome::routed(Some(&route_for_outcome));
                     Ok(finish(served, outcome, observation, &metrics, &request_id))
                 })
             }
             _ => Box::pin(async move {
-                let forwarded = forward::forward(&service.upstream, &route, &conn, request)
+                let (route, service) = snapshot.route_at(index);
+                let forwarded = forward::forward(&service.upstream, route, &conn, request)
                     .await
                     .map(|f| Answered {
                         response: f.response,
@@ -225,11 +246,12 @@ impl tower::Service<Request<Body>> for Proxy {
                         endpoint: Some(f.endpoint),
                         at: Some(f.answered),
                     });
+                let outcome = Outcome::routed(Some(route));
                 Ok(finish(
                     forwarded,
                     outcome,
                     observation,
-                    &metrics,
+                    &snapshot.metrics,
                     &request_id,
                 ))
             }),
@@ -258,7 +280,7 @@ struct Answered {
 /// response), with the delivery path in a header, observed.
 fn finish(
     result: Result<Answered, ProxyError>,
-    mut outcome: Outcome,
+    mut outcome: Outcome<'_>,
     observation: Observation,
     metrics: &Metrics,
     request_id: &HeaderValue,
@@ -285,14 +307,15 @@ fn finish(
     response
 }
 
-/// Serves `GET /_holdline/results/SERVICE/ID`.
+/// Serves `GET /_holdline/results/SERVICE/ID`; `async` when it answers with the stored result or
+/// the still-pending answer, `gateway` when it refuses.
 async fn fetch_result(
     shared: &Shared,
     snapshot: &crate::state::Snapshot,
     method: &http::Method,
     path: &str,
     request_id: &HeaderValue,
-) -> Response<Body> {
+) -> (Response<Body>, DeliveryPath) {
     let is_queued = |name: &str| {
         snapshot
             .services
@@ -313,24 +336,7 @@ async fn fetch_result(
             HeaderValue::from_static("async"),
         );
     }
-    response.extensions_mut().insert(Outcome {
-        path,
-        ..Outcome::gateway()
-    });
-    response
-}
-
-/// Rejects a declared body length over the limit before anything is sent upstream.
-fn body_within_limit(request: &Request<Body>, limit: u64) -> Result<(), ProxyError> {
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    match declared {
-        Some(length) if length > limit => Err(ProxyError::BodyTooLarge),
-        _ => Ok(()),
-    }
+    (response, path)
 }
 
 /// The request's host without port: the `Host` header, or the URI authority (HTTP/2). Routes

@@ -101,6 +101,11 @@ impl RouteTable {
         })
     }
 
+    /// The route at `index` of [`Self::iter`]'s order.
+    pub fn get(&self, index: usize) -> Option<&Arc<RouteEntry>> {
+        self.routes.get(index)
+    }
+
     /// Every route, in matching order.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<RouteEntry>> {
         self.routes.iter()

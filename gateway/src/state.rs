@@ -30,6 +30,9 @@ pub struct Snapshot {
     /// Each route's service, in the route table's order: resolved once here rather than looked
     /// up by name for every request.
     route_services: Vec<Arc<ServiceEntry>>,
+    /// The metrics registry (the same for every snapshot), here so that a request holding its
+    /// snapshot needs no handle of its own.
+    pub metrics: Arc<Metrics>,
 }
 
 /// State shared by every connection and background task.
@@ -70,6 +73,15 @@ impl Shared {
     /// The metrics registry.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// The metrics in Prometheus' text format, with the gauges that are published only when
+    /// read (each endpoint's in-flight count) brought up to date first.
+    pub fn render_metrics(&self) -> String {
+        for service in self.snapshot().services.values() {
+            service.upstream.publish_gauges();
+        }
+        self.metrics.render()
     }
 
     /// The Redis queue, if configured.
@@ -159,16 +171,20 @@ impl Snapshot {
             services,
             route_services,
             config,
+            metrics: metrics.clone(),
         }
     }
 
-    /// The route for a host (without port, any case) and path, and its service.
-    pub fn route(
-        &self,
-        host: Option<&str>,
-        path: &str,
-    ) -> Option<(&Arc<RouteEntry>, &Arc<ServiceEntry>)> {
-        let (i, route) = self.routes.find(host, path)?;
-        Some((route, self.route_services.get(i)?))
+    /// The index of the route for a host (without port, any case) and path, for [`Self::route_at`]: a request that holds
+    /// its snapshot finds its route and service again by index, where holding them apart would
+    /// cost a reference count each (an atomic operation) on the way in and out.
+    pub fn find_route(&self, host: Option<&str>, path: &str) -> Option<usize> {
+        self.routes.find(host, path).map(|(i, _)| i)
+    }
+
+    /// The route at `index` (from [`Self::find_route`]) and its service.
+    pub fn route_at(&self, index: usize) -> (&Arc<RouteEntry>, &Arc<ServiceEntry>) {
+        let route = self.routes.get(index).expect("an index find_route gave");
+        (route, &self.route_services[index])
     }
 }

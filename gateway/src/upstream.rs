@@ -102,6 +102,18 @@ impl Upstream {
         &self.config
     }
 
+    /// Publishes each endpoint's in-flight count to its gauge, for a metrics scrape.
+    pub(crate) fn publish_gauges(&self) {
+        for endpoint in self.endpoints.load().iter() {
+            endpoint.publish_inflight();
+        }
+    }
+
+    /// How many endpoints there are now (without taking a counted handle on the list).
+    pub fn endpoint_count(&self) -> usize {
+        self.endpoints.load().len()
+    }
+
     /// The current endpoints.
     pub fn endpoints(&self) -> Arc<Vec<Arc<Endpoint>>> {
         self.endpoints.load_full()

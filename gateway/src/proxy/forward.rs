@@ -15,15 +15,24 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::time::Instant;
 
-/// Caps a streamed body of unknown length at `limit` bytes. A declared length was checked
-/// already, and hyper enforces declared lengths itself.
-/// In place: the request is not moved for the common case, a body that needs no limit.
-pub(super) fn limit_body(request: &mut Request<Body>, limit: u64) {
-    if request.body().is_end_stream() || request.headers().contains_key(header::CONTENT_LENGTH) {
-        return;
+/// Holds the request body to `limit` bytes: a declared `Content-Length` over it is refused
+/// before anything is sent upstream (the server side enforces declared lengths), and a streamed
+/// body of unknown length is capped as it streams. In place: the request is not moved, and a
+/// request without a body (the common case) costs no header lookup at all.
+pub(super) fn limit_body(request: &mut Request<Body>, limit: u64) -> Result<(), ProxyError> {
+    if request.body().is_end_stream() {
+        return Ok(());
+    }
+    if let Some(declared) = request.headers().get(header::CONTENT_LENGTH) {
+        let length = declared.to_str().ok().and_then(|v| v.parse::<u64>().ok());
+        return match length {
+            Some(length) if length > limit => Err(ProxyError::BodyTooLarge),
+            _ => Ok(()),
+        };
     }
     let unlimited = std::mem::replace(request.body_mut(), body::empty());
     *request.body_mut() = body::boxed(http_body_util::Limited::new(unlimited, limit as usize));
+    Ok(())
 }
 
 /// The parts of a request needed to send it again.
@@ -57,10 +66,12 @@ pub(crate) async fn forward(
     let config = upstream.config();
     let (parts, mut body) = request.into_parts();
     let mut head = Some(Head::from_parts(parts));
-    let tries = upstream.endpoints().len().clamp(1, 3);
+    let tries = upstream.endpoint_count().clamp(1, 3);
     for attempt in 1..=tries {
         let lease = upstream.acquire().await?;
-        let endpoint = lease.endpoint().clone();
+        // Borrowed from the lease, not counted again: the lease outlives every use.
+        let endpoint: &Endpoint = lease.endpoint();
+        let addr = endpoint.addr();
         // The head is copied only while another try may need it.
         let this_head = if attempt < tries {
             head.clone()
@@ -79,14 +90,14 @@ pub(crate) async fn forward(
             sendable,
             route,
             conn,
-            &endpoint,
+            endpoint,
             config.protocol,
         );
         let sent = Instant::now();
         let deadline = sent + config.first_byte_timeout;
         let result = upstream
             .client()
-            .send(&endpoint, request, deadline, forwarding.as_ref())
+            .send(endpoint, request, deadline, forwarding.as_ref())
             .await;
         let response = match result {
             Err(ClientError::Timeout) => {
@@ -106,7 +117,7 @@ pub(crate) async fn forward(
                     slot.map_or_else(|| Some(body::empty()), reclaim::Slot::reclaim),
                 ) {
                     (ProxyError::Connect(_), Some(unsent)) if attempt < tries => {
-                        tracing::debug!(endpoint = %endpoint.addr(), %error, "connect failed, trying another endpoint");
+                        tracing::debug!(endpoint = %addr, %error, "connect failed, trying another endpoint");
                         body = unsent;
                         continue;
                     }
@@ -137,7 +148,7 @@ pub(crate) async fn forward(
         let body = body::boxed(Guarded::new(incoming, deadline, lease));
         return Ok(Forwarded {
             response: Response::from_parts(parts, body),
-            endpoint: endpoint.addr(),
+            endpoint: addr,
             latency,
             answered,
         });

@@ -180,10 +180,7 @@ impl Endpoint {
                 .inflight
                 .compare_exchange_weak(current, current + 1, Relaxed, Relaxed)
             {
-                Ok(_) => {
-                    self.inflight_gauge.inc();
-                    return true;
-                }
+                Ok(_) => return true,
                 Err(actual) => current = actual,
             }
         }
@@ -191,7 +188,13 @@ impl Endpoint {
 
     pub(super) fn release(&self) {
         self.inflight.fetch_sub(1, Relaxed);
-        self.inflight_gauge.dec();
+    }
+
+    /// Sets the in-flight gauge from the count. Done when metrics are scraped rather than with
+    /// every lease: two atomic operations fewer per request, for a gauge only a scrape reads.
+    pub(super) fn publish_inflight(&self) {
+        self.inflight_gauge
+            .set(i64::try_from(self.inflight()).unwrap_or(i64::MAX));
     }
 
     /// Records a completed exchange's time to first byte, which ended at `answered` (the

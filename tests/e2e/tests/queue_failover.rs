@@ -341,6 +341,14 @@ async fn respond_async_is_honoured_while_the_service_is_healthy() {
     let done = client.follow(&gw.url(""), &accepted).await.unwrap();
     done.check_echo("async-1", "later").unwrap();
     assert_eq!(done.path(), "async");
+    // The fetch that answered with the result counts as delivered `async` in the metrics too.
+    let fetched = metric(
+        &client,
+        gw.admin,
+        "holdline_requests_total{path=\"async\",route=\"\",service=\"\",status=\"200\"}",
+    )
+    .await;
+    assert!(fetched >= 1.0, "fetched results counted: {fetched}");
     gw.stop().await;
 }
 

@@ -20,7 +20,8 @@ pub(crate) struct Exchange {
     /// The request head, kept while the request could still be sent elsewhere unsent.
     parts: Option<request::Parts>,
     head_request: bool,
-    pool: Pool,
+    /// Handed to the response body with the connection (taken, not counted again).
+    pool: Option<Pool>,
     /// A write that failed while an answer was still possible: the upstream stopped reading the
     /// request (it may answer early, say `413`, and close).
     write_error: Option<H1Error>,
@@ -55,7 +56,7 @@ impl Exchange {
             upload: Some(Upload::new(buffer, body, framing)),
             head_request: parts.method == Method::HEAD,
             parts: Some(parts),
-            pool,
+            pool: Some(pool),
             write_error: None,
         }
     }
@@ -118,7 +119,7 @@ impl Future for Exchange {
                         &head,
                         keep_alive,
                         this.upload.take(),
-                        this.pool.clone(),
+                        this.pool.take().expect("present until the head arrives"),
                     );
                     return Poll::Ready(Ok(Response::from_parts(head.parts, body)));
                 }
