@@ -8,6 +8,7 @@ pub mod admin;
 pub mod body;
 pub mod config;
 pub mod error;
+mod forwarding;
 mod hop_by_hop;
 mod http1;
 pub mod metrics;

@@ -7,7 +7,6 @@ mod forward;
 mod guard;
 pub(crate) mod headers;
 mod prefer;
-mod reclaim;
 
 pub use guard::BodyTimeout;
 pub use headers::{X_REQUEST_ID, new_request_id};

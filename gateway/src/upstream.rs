@@ -17,9 +17,8 @@ mod resolve;
 mod url;
 
 pub use balance::{Lease, NoCapacity};
-pub(crate) use client::{ClientError, UpstreamClient};
+pub(crate) use client::{ClientError, SendError, UpstreamClient};
 pub use endpoint::Endpoint;
-pub(crate) use h1::Forwarding;
 pub use url::EndpointUrl;
 
 use crate::config::ServiceConfig;

@@ -49,13 +49,16 @@ service = "dead"
     assert!(json["error"].is_string() && json["request_id"].is_string());
 }
 
-#[tokio::test]
-async fn connect_failures_are_retried_and_the_dead_endpoint_is_ejected() {
+/// A service of two endpoints: a dead one, and a live one with a single slot that answers after
+/// `delay`, so that requests find it full and try the dead one. A connect failure ejects the
+/// dead endpoint for `ejection`. Returns the gateway, the live upstream and the dead address.
+async fn dead_and_live(
+    delay: Duration,
+    ejection: &str,
+) -> (TestGateway, Upstream, std::net::SocketAddr) {
     let dead = dead_addr();
-    // One slot on the live endpoint and a slow answer: requests of a burst find it full and try
-    // the dead endpoint, then wait for the live one.
-    let live = Upstream::start(|request| async move {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let live = Upstream::start(move |request| async move {
+        tokio::time::sleep(delay).await;
         echo("live", request).await
     })
     .await;
@@ -67,8 +70,8 @@ max_inflight_per_endpoint = 1
 accept_timeout = "20s"
 [services.svc.outlier]
 consecutive_failures = 1
-base_ejection = "120s"
-max_ejection = "120s"
+base_ejection = "{ejection}"
+max_ejection = "{ejection}"
 [[routes]]
 prefix = "/"
 service = "svc"
@@ -76,6 +79,14 @@ service = "svc"
         live.url()
     ))
     .await;
+    (gw, live, dead)
+}
+
+#[tokio::test]
+async fn connect_failures_are_retried_and_the_dead_endpoint_is_ejected() {
+    // Requests of a burst find the live endpoint full and try the dead one, then wait for the
+    // live one.
+    let (gw, _live, dead) = dead_and_live(Duration::from_millis(100), "120s").await;
 
     for reply in burst(&gw, 8).await {
         assert_eq!(reply.status, 200, "{}", reply.text());
@@ -93,6 +104,48 @@ service = "svc"
         assert_eq!(reply.echo().upstream(), "live");
     }
     assert_eq!(revived.hits(), 0, "an ejected endpoint got traffic");
+}
+
+/// The request that a connect failure left unsent goes to the next endpoint whole, its body
+/// included: a body of known length and a streamed one of unknown length.
+#[tokio::test]
+async fn a_body_survives_a_connect_failure_and_reaches_the_next_endpoint() {
+    // The dead endpoint is ejected only for a moment, so that the next upload finds it again.
+    let (gw, _live, _) = dead_and_live(Duration::from_millis(300), "1ms").await;
+    let client = client();
+    let sized = || body::full(vec![b'x'; 100_000]);
+    let streamed = || {
+        let chunks = (0..10).map(|_| {
+            Ok::<_, std::io::Error>(http_body::Frame::data(bytes::Bytes::from(vec![
+                b'y';
+                7_000
+            ])))
+        });
+        body::boxed(http_body_util::StreamBody::new(futures_util::stream::iter(
+            chunks,
+        )))
+    };
+    for (name, body, length) in [
+        ("sized", sized(), 100_000),
+        ("streamed", streamed(), 70_000),
+    ] {
+        // The live endpoint's only slot is taken, so the upload finds room only on the dead one
+        // first; its failure ejects it, and the retry waits for the live one.
+        let occupier = tokio::spawn({
+            let client = client.clone();
+            let url = gw.url("/occupy");
+            async move { get(&client, url).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let request = Request::post(gw.url(&format!("/upload/{name}")))
+            .body(body)
+            .unwrap();
+        let reply = send(&client, request).await;
+        assert_eq!(reply.status, 200, "{name}: {}", reply.text());
+        assert_eq!(reply.echo().upstream(), "live", "{name}");
+        assert_eq!(reply.echo().body_bytes(), length, "{name}");
+        assert_eq!(occupier.await.unwrap().status, 200);
+    }
 }
 
 #[tokio::test]

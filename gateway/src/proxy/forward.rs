@@ -1,14 +1,14 @@
 //! The synchronous path: lease an endpoint, rewrite the request, send it, and check the answer.
 
+use super::ConnInfo;
 use super::guard::Guarded;
-use super::headers::{original_host, prepare_headers};
-use super::{ConnInfo, reclaim};
+use super::headers::forwarding_for;
 use crate::body::{self, Body};
-use crate::config::UpstreamProtocol;
 use crate::error::{ProxyError, classify_client_error};
+use crate::forwarding::Forwarding;
 use crate::hop_by_hop::remove_hop_by_hop;
 use crate::routing::RouteEntry;
-use crate::upstream::{ClientError, Endpoint, Forwarding, Upstream};
+use crate::upstream::{ClientError, Endpoint, SendError, Upstream};
 use http::{Request, Response, StatusCode, Uri, Version, header};
 use http_body::Body as _;
 use std::net::SocketAddr;
@@ -55,8 +55,11 @@ pub(crate) struct Forwarded {
     pub(crate) answered: Instant,
 }
 
-/// Forwards the request to an endpoint of `upstream` and returns its response. A connect failure, which means the request was not sent, is retried on
-/// another endpoint (up to three tries); nothing that may have reached an endpoint is retried.
+/// Forwards the request to an endpoint of `upstream` and returns its response. A connect
+/// failure, which means the request was not sent, is retried on another endpoint (up to three
+/// tries) with the same request, which the client hands back; nothing that may have reached an
+/// endpoint is retried. The request is built once: what differs by endpoint (base path, and for
+/// h2 the authority and fallback `Host`) the client adds as it sends.
 pub(crate) async fn forward(
     upstream: &Arc<Upstream>,
     route: &RouteEntry,
@@ -64,47 +67,30 @@ pub(crate) async fn forward(
     request: Request<Body>,
 ) -> Result<Forwarded, ProxyError> {
     let config = upstream.config();
-    let (parts, mut body) = request.into_parts();
-    let mut head = Some(Head::from_parts(parts));
-    let tries = upstream.endpoint_count().clamp(1, 3);
-    for attempt in 1..=tries {
+    let (parts, body) = request.into_parts();
+    let (mut request, forwarding) = rewrite(Head::from_parts(parts), body, route, conn);
+    let mut attempt = 1;
+    loop {
         let lease = upstream.acquire().await?;
         // Borrowed from the lease, not counted again: the lease outlives every use.
         let endpoint: &Endpoint = lease.endpoint();
         let addr = endpoint.addr();
-        // The head is copied only while another try may need it.
-        let this_head = if attempt < tries {
-            head.clone()
-        } else {
-            head.take()
-        };
-        // An empty body needs no slot: a retry simply sends another empty body.
-        let (slot, sendable) = if body.is_end_stream() {
-            (None, body)
-        } else {
-            let (slot, sendable) = reclaim::wrap(body);
-            (Some(slot), body::boxed(sendable))
-        };
-        let (request, forwarding) = rewrite(
-            this_head.expect("kept while needed"),
-            sendable,
-            route,
-            conn,
-            endpoint,
-            config.protocol,
-        );
         let sent = Instant::now();
         let deadline = sent + config.first_byte_timeout;
         let result = upstream
             .client()
-            .send(endpoint, request, deadline, forwarding.as_ref())
+            .send_or_return(endpoint, request, deadline, Some(&forwarding))
             .await;
         let response = match result {
-            Err(ClientError::Timeout) => {
+            Ok(response) => response,
+            Err(SendError {
+                error: ClientError::Timeout,
+                ..
+            }) => {
                 endpoint.record_failure();
                 return Err(ProxyError::Timeout);
             }
-            Err(error) => {
+            Err(SendError { error, unsent }) => {
                 let error = classify_client_error(error);
                 if matches!(error, ProxyError::BodyTooLarge | ProxyError::ClientBody(_)) {
                     // The client's doing: the endpoint is not to blame.
@@ -112,19 +98,19 @@ pub(crate) async fn forward(
                 }
                 endpoint.record_failure();
                 drop(lease);
-                match (
-                    &error,
-                    slot.map_or_else(|| Some(body::empty()), reclaim::Slot::reclaim),
-                ) {
-                    (ProxyError::Connect(_), Some(unsent)) if attempt < tries => {
+                match unsent {
+                    Some(unsent)
+                        if matches!(error, ProxyError::Connect(_))
+                            && attempt < upstream.endpoint_count().clamp(1, 3) =>
+                    {
                         tracing::debug!(endpoint = %addr, %error, "connect failed, trying another endpoint");
-                        body = unsent;
+                        request = *unsent;
+                        attempt += 1;
                         continue;
                     }
                     _ => return Err(error),
                 }
             }
-            Ok(response) => response,
         };
         let (parts, incoming) = response.into_parts();
         if parts.status == StatusCode::SERVICE_UNAVAILABLE
@@ -153,7 +139,6 @@ pub(crate) async fn forward(
             answered,
         });
     }
-    unreachable!("the last try always returns")
 }
 
 // === impl Head ===
@@ -178,74 +163,47 @@ impl Head {
     }
 }
 
-/// Builds the request sent to an endpoint from the client's request head. For HTTP/1.1 the
-/// forwarding headers are returned apart, for the encoder to write ([`Forwarding`]); for h2 they
-/// are set in the header map.
+/// Builds the request sent upstream from the client's request head, the same for every
+/// endpoint: the route's prefix stripped from the path (origin form), the headers a `Connection`
+/// header names removed, and the forwarding headers apart ([`Forwarding`]), for the client to
+/// write or apply.
 fn rewrite<'a>(
     head: Head,
     body: Body,
     route: &RouteEntry,
     conn: &'a ConnInfo,
-    endpoint: &'a Endpoint,
-    protocol: UpstreamProtocol,
-) -> (Request<Body>, Option<Forwarding<'a>>) {
+) -> (Request<Body>, Forwarding<'a>) {
     let Head {
         method,
         uri,
         mut headers,
         ..
     } = head;
-    let path = upstream_path(&uri, route, endpoint.base_path());
+    // The encoder skips the fixed hop-by-hop headers (and h2's map has them all removed);
+    // those a `Connection` header names must leave the map first.
+    if headers.contains_key(header::CONNECTION) {
+        remove_hop_by_hop(&mut headers);
+    }
+    let forwarding = forwarding_for(conn, &headers, &uri);
     let mut request = Request::new(body);
     *request.method_mut() = method;
-    // HTTP/1.1 sends the origin form (`Host` carries the authority); h2 needs the scheme and the
-    // authority as pseudo-headers.
-    let (target, version, forwarding) = match protocol {
-        UpstreamProtocol::Http1 => {
-            // The encoder skips the fixed hop-by-hop headers; those a `Connection` header names
-            // must leave the map first.
-            if headers.contains_key(header::CONNECTION) {
-                remove_hop_by_hop(&mut headers);
-            }
-            let forwarding = Forwarding {
-                client: conn.client_ip(),
-                https: conn.https,
-                host: original_host(&headers, &uri),
-                fallback_host: endpoint.host(),
-            };
-            (Uri::from(path), Version::HTTP_11, Some(forwarding))
-        }
-        UpstreamProtocol::H2 => {
-            prepare_headers(&mut headers, &uri, conn, endpoint.host());
-            let mut target = http::uri::Parts::default();
-            target.scheme = Some(http::uri::Scheme::HTTP);
-            target.authority = Some(endpoint.authority().clone());
-            target.path_and_query = Some(path);
-            // Scheme, authority and path are all present and each was parsed already.
-            let uri = Uri::from_parts(target).expect("complete upstream URI");
-            (uri, Version::HTTP_2, None)
-        }
-    };
-    *request.uri_mut() = target;
-    *request.version_mut() = version;
+    *request.uri_mut() = Uri::from(upstream_path(&uri, route));
     *request.headers_mut() = headers;
     (request, forwarding)
 }
 
-/// The path and query an endpoint receives: the client's, with the route's prefix stripped and the
-/// endpoint's base path prepended. The common case (neither) reuses the parsed original.
-fn upstream_path(uri: &Uri, route: &RouteEntry, base_path: &str) -> http::uri::PathAndQuery {
+/// The path and query an endpoint receives (before its base path): the client's, with the
+/// route's prefix stripped. The common case (no prefix stripped) reuses the parsed original.
+fn upstream_path(uri: &Uri, route: &RouteEntry) -> http::uri::PathAndQuery {
     let original = path_and_query(uri);
     let rewritten = route.rewrite(original);
     // `rewrite` borrows from the original also when it strips a prefix, so compare lengths.
-    if base_path.is_empty()
-        && rewritten.len() == original.len()
+    if rewritten.len() == original.len()
         && let Some(pq) = uri.path_and_query()
     {
         return pq.clone();
     }
-    let joined = format!("{base_path}{rewritten}");
-    joined
+    rewritten
         .parse()
         .unwrap_or_else(|_| http::uri::PathAndQuery::from_static("/"))
 }

@@ -1,15 +1,25 @@
 //! Header rewriting for forwarded requests and returned responses.
 
 use super::ConnInfo;
-use crate::hop_by_hop::remove_hop_by_hop;
+use crate::forwarding::{self, Forwarding};
 use http::Uri;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 
-pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-pub(crate) static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-pub(crate) static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 /// The request id header, generated when absent and returned on every response.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What forwarding adds to a request from `conn` with these headers and URI.
+pub(crate) fn forwarding_for<'a>(
+    conn: &'a ConnInfo,
+    headers: &http::HeaderMap,
+    uri: &Uri,
+) -> Forwarding<'a> {
+    Forwarding {
+        client: conn.client_ip(),
+        https: conn.https,
+        host: original_host(headers, uri),
+    }
+}
 
 /// Turns client request headers into the headers a service receives: hop-by-hop headers
 /// removed, `x-forwarded-*` set, and `Host` kept as the client sent it (or `fallback_host`).
@@ -19,19 +29,8 @@ pub(crate) fn prepare_headers(
     conn: &ConnInfo,
     fallback_host: &str,
 ) {
-    let original_host = original_host(headers, uri);
-    remove_hop_by_hop(headers);
-    set_forwarded(
-        headers,
-        conn.client_ip(),
-        conn.https,
-        original_host.as_ref(),
-    );
-    let host = original_host.unwrap_or_else(|| {
-        HeaderValue::from_str(fallback_host)
-            .unwrap_or_else(|_| HeaderValue::from_static("localhost"))
-    });
-    headers.insert(header::HOST, host);
+    let forwarding = forwarding_for(conn, headers, uri);
+    forwarding::apply(headers, &forwarding, fallback_host);
 }
 
 /// The host the client asked for: its `Host` header, or the URI's authority (HTTP/2).
@@ -40,42 +39,6 @@ pub(crate) fn original_host(headers: &http::HeaderMap, uri: &Uri) -> Option<Head
         uri.authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     })
-}
-
-/// Sets `x-forwarded-for` (appending the client), `x-forwarded-proto` and `x-forwarded-host`.
-/// The gateway is the edge: a client's own `x-forwarded-proto` and `-host` are replaced.
-/// `client` is the client's address as a header value, made once per connection.
-pub(crate) fn set_forwarded(
-    headers: &mut HeaderMap,
-    client: &HeaderValue,
-    https: bool,
-    host: Option<&HeaderValue>,
-) {
-    // Every `x-forwarded-for` line counts: several lines mean the same as one comma-joined line.
-    let mut joined = Vec::new();
-    for previous in headers.get_all(&X_FORWARDED_FOR).iter() {
-        if !previous.is_empty() {
-            joined.extend_from_slice(previous.as_bytes());
-            joined.extend_from_slice(b", ");
-        }
-    }
-    let forwarded_for = if joined.is_empty() {
-        Some(client.clone())
-    } else {
-        joined.extend_from_slice(client.as_bytes());
-        HeaderValue::from_bytes(&joined).ok()
-    };
-    if let Some(value) = forwarded_for {
-        headers.insert(X_FORWARDED_FOR.clone(), value);
-    }
-    headers.insert(
-        X_FORWARDED_PROTO.clone(),
-        HeaderValue::from_static(if https { "https" } else { "http" }),
-    );
-    match host {
-        Some(value) => headers.insert(X_FORWARDED_HOST.clone(), value.clone()),
-        None => headers.remove(&X_FORWARDED_HOST),
-    };
 }
 
 /// A fresh request id: 128 random bits as 32 hex digits.
@@ -99,20 +62,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn appends_forwarded_for_and_replaces_proto_and_host() {
-        let mut h = HeaderMap::new();
-        h.insert(&X_FORWARDED_FOR, "10.0.0.1".parse().unwrap());
-        h.insert(&X_FORWARDED_PROTO, "https".parse().unwrap());
-        let host = HeaderValue::from_static("example.com");
-        set_forwarded(
-            &mut h,
-            &HeaderValue::from_static("127.0.0.1"),
-            false,
-            Some(&host),
-        );
-        assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.1, 127.0.0.1");
-        assert_eq!(h[&X_FORWARDED_PROTO], "http");
-        assert_eq!(h[&X_FORWARDED_HOST], "example.com");
-        assert_eq!(new_request_id().len(), 32);
+    fn request_ids_are_32_hex_digits() {
+        let id = new_request_id();
+        assert_eq!(id.len(), 32);
+        assert!(id.as_bytes().iter().all(u8::is_ascii_hexdigit));
+        assert_ne!(id, new_request_id());
     }
 }

@@ -11,6 +11,7 @@ use super::h1;
 use super::pool::{H2Connect, H2Sender};
 use crate::body::{Body, BoxError};
 use crate::config::{ServiceConfig, UpstreamProtocol};
+use crate::forwarding::Forwarding;
 use crate::hop_by_hop::remove_hop_by_hop;
 use bytes::Bytes;
 use futures_util::FutureExt;
@@ -51,6 +52,24 @@ pub(crate) enum ClientError {
     ClientBody(BoxError),
 }
 
+/// A request that failed, and the request itself when none of it left the gateway because no
+/// connection could be made: it may go to another endpoint as it is. (Boxed: it is rare, and the
+/// error stays small in every request's future.)
+#[derive(Debug)]
+pub(crate) struct SendError {
+    pub(crate) error: ClientError,
+    pub(crate) unsent: Option<Box<Request<Body>>>,
+}
+
+impl From<ClientError> for SendError {
+    fn from(error: ClientError) -> Self {
+        Self {
+            error,
+            unsent: None,
+        }
+    }
+}
+
 /// A response body from an endpoint, of either protocol.
 #[derive(Debug)]
 pub(crate) enum UpstreamBody {
@@ -76,45 +95,62 @@ impl UpstreamClient {
     }
 
     /// Sends `request` to `endpoint` and returns the response head, hop-by-hop headers removed;
-    /// the body streams.
+    /// the body streams. See [`Self::send_or_return`]; this is it for callers that do not send
+    /// a request elsewhere when connecting fails.
+    pub(crate) async fn send(
+        &self,
+        endpoint: &Endpoint,
+        request: Request<Body>,
+        deadline: Instant,
+        forwarding: Option<&Forwarding<'_>>,
+    ) -> Result<Response<UpstreamBody>, ClientError> {
+        self.send_or_return(endpoint, request, deadline, forwarding)
+            .await
+            .map_err(|failed| failed.error)
+    }
+
+    /// Sends `request` to `endpoint` and returns the response head, hop-by-hop headers removed;
+    /// the body streams. When no connection could be made the request comes back unsent in the
+    /// error, as it was given, for the caller to send to another endpoint.
     ///
-    /// For HTTP/1.1 the request-target is sent in origin form (the path and query of the URI),
-    /// for h2 the URI gets the endpoint as authority if it has none. The `Host` header is sent as
-    /// the caller set it.
+    /// The request is the same whichever endpoint it goes to; the endpoint's part is added here.
+    /// An origin-form URI gets the endpoint's base path: for HTTP/1.1 it is written before the
+    /// request-target, for h2 it goes into the absolute URI h2 requires, with the endpoint as
+    /// authority. An absolute URI (a request the gateway makes itself) is sent as it is.
+    ///
+    /// `forwarding` is written into an HTTP/1.1 request head as it is encoded (see
+    /// [`Forwarding`]), with the endpoint's host as `Host` when the client named none; for h2
+    /// it is applied to the header map once a connection is there.
     ///
     /// A request that a reused connection failed before any of it was written (and before its
     /// body was read) is sent again on another connection; nothing else is retried here.
-    ///
-    /// `forwarding` is written into an HTTP/1.1 request head as it is encoded (see
-    /// [`h1::Forwarding`]); for h2 the caller sets those headers in the map and passes `None`.
     ///
     /// `deadline` bounds everything up to the response head ([`ClientError::Timeout`]). An
     /// HTTP/1.1 connection keeps one timer for all its exchanges and pushes it forward for each
     /// (an atomic update, where a new timer per request would be registered in the runtime's
     /// timer wheel and taken out again).
-    pub(crate) async fn send(
+    pub(crate) async fn send_or_return(
         &self,
         endpoint: &Endpoint,
-        mut request: Request<Body>,
+        request: Request<Body>,
         deadline: Instant,
-        forwarding: Option<&h1::Forwarding<'_>>,
-    ) -> Result<Response<UpstreamBody>, ClientError> {
+        forwarding: Option<&Forwarding<'_>>,
+    ) -> Result<Response<UpstreamBody>, SendError> {
         match self.protocol {
             UpstreamProtocol::Http1 => {
                 self.send_http1(endpoint, request, deadline, forwarding)
                     .await
             }
             UpstreamProtocol::H2 => {
-                if request.uri().authority().is_none() {
-                    *request.uri_mut() = absolute_form(request.uri(), endpoint);
-                }
                 // Boxed: hyper's h2 send and the timer would otherwise size every request's
                 // future, h1 ones included (each await moves that whole future).
                 let send = Box::pin(tokio::time::timeout_at(
                     deadline,
-                    self.send_h2(endpoint, request),
+                    self.send_h2(endpoint, request, forwarding),
                 ));
-                let mut response = send.await.map_err(|_| ClientError::Timeout)??;
+                let mut response = send
+                    .await
+                    .map_err(|_| SendError::from(ClientError::Timeout))??;
                 remove_hop_by_hop(response.headers_mut());
                 Ok(response.map(UpstreamBody::H2))
             }
@@ -126,8 +162,8 @@ impl UpstreamClient {
         endpoint: &Endpoint,
         mut request: Request<Body>,
         deadline: Instant,
-        forwarding: Option<&h1::Forwarding<'_>>,
-    ) -> Result<Response<UpstreamBody>, ClientError> {
+        forwarding: Option<&Forwarding<'_>>,
+    ) -> Result<Response<UpstreamBody>, SendError> {
         let pool = endpoint.pool();
         loop {
             let (conn, reused) = match pool.checkout_http1() {
@@ -138,17 +174,25 @@ impl UpstreamClient {
                         deadline,
                         self.connect_http1(endpoint.addr()),
                     ));
-                    let conn = connect.await.map_err(|_| ClientError::Timeout)??;
-                    (conn, false)
+                    match connect.await {
+                        Ok(Ok(conn)) => (conn, false),
+                        Ok(Err(error)) => {
+                            return Err(SendError {
+                                error,
+                                unsent: Some(Box::new(request)),
+                            });
+                        }
+                        // Past the deadline nothing is tried again, sent or not.
+                        Err(_) => return Err(ClientError::Timeout.into()),
+                    }
                 }
             };
-            match h1::Exchange::new(conn, request, forwarding, pool.clone(), deadline).await {
+            match h1::Exchange::new(conn, request, endpoint, forwarding, deadline).await {
                 Ok(response) => return Ok(response.map(UpstreamBody::H1)),
-                // Past the deadline nothing is tried again, sent or not.
                 Err(h1::Failed {
                     error: h1::H1Error::Timeout,
                     ..
-                }) => return Err(ClientError::Timeout),
+                }) => return Err(ClientError::Timeout.into()),
                 Err(h1::Failed {
                     error,
                     unsent: Some(unsent),
@@ -159,8 +203,8 @@ impl UpstreamClient {
                 Err(h1::Failed {
                     error: h1::H1Error::RequestBody(error),
                     ..
-                }) => return Err(ClientError::ClientBody(error)),
-                Err(failed) => return Err(ClientError::Exchange(failed.error.into())),
+                }) => return Err(ClientError::ClientBody(error).into()),
+                Err(failed) => return Err(ClientError::Exchange(failed.error.into()).into()),
             }
         }
     }
@@ -169,16 +213,34 @@ impl UpstreamClient {
         &self,
         endpoint: &Endpoint,
         mut request: Request<Body>,
-    ) -> Result<Response<Incoming>, ClientError> {
+        forwarding: Option<&Forwarding<'_>>,
+    ) -> Result<Response<Incoming>, SendError> {
         let pool = endpoint.pool();
         let mut stale = None;
+        // Whether the endpoint's part was added to the request: once, when the first
+        // connection is there. Only a request without it can go to another endpoint.
+        let mut prepared = false;
         loop {
             let (generation, mut sender) = match pool.checkout_h2().filter(|_| stale.is_none()) {
                 Some(found) => found,
-                None => Box::pin(pool.connect_h2(stale, || self.connect_h2(endpoint.addr())))
-                    .await
-                    .map_err(ClientError::Connect)?,
+                None => {
+                    match Box::pin(pool.connect_h2(stale, || self.connect_h2(endpoint.addr())))
+                        .await
+                    {
+                        Ok(found) => found,
+                        Err(error) => {
+                            return Err(SendError {
+                                error: ClientError::Connect(error),
+                                unsent: (!prepared).then(|| Box::new(request)),
+                            });
+                        }
+                    }
+                }
             };
+            if !prepared {
+                prepare_h2(&mut request, endpoint, forwarding);
+                prepared = true;
+            }
             match sender.try_send_request(request).await {
                 Ok(response) => return Ok(response),
                 Err(mut error) => match error.take_message() {
@@ -189,7 +251,10 @@ impl UpstreamClient {
                         stale = Some(generation);
                         request = unsent;
                     }
-                    _ => return Err(ClientError::Exchange(error.into_error().into())),
+                    _ => {
+                        let error = ClientError::Exchange(error.into_error().into());
+                        return Err(error.into());
+                    }
                 },
             }
         }
@@ -250,16 +315,42 @@ impl UpstreamClient {
     }
 }
 
-/// An origin-form URI completed with the endpoint as authority, as h2 requires.
+/// Adds the endpoint's part to a request for h2: an origin-form URI becomes the absolute URI h2
+/// requires (the endpoint as authority, its base path before the path), and `forwarding` goes
+/// into the header map with the endpoint's host as the fallback `Host`.
+fn prepare_h2(
+    request: &mut Request<Body>,
+    endpoint: &Endpoint,
+    forwarding: Option<&Forwarding<'_>>,
+) {
+    if request.uri().authority().is_none() {
+        *request.uri_mut() = absolute_form(request.uri(), endpoint);
+    }
+    *request.version_mut() = http::Version::HTTP_2;
+    if let Some(forwarding) = forwarding {
+        crate::forwarding::apply(request.headers_mut(), forwarding, endpoint.host());
+    }
+}
+
+/// An origin-form URI completed with the endpoint as authority and its base path, as h2
+/// requires.
 fn absolute_form(uri: &Uri, endpoint: &Endpoint) -> Uri {
+    let path = uri
+        .path_and_query()
+        .map_or("/", http::uri::PathAndQuery::as_str);
+    let path_and_query = if endpoint.base_path().is_empty() {
+        uri.path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"))
+    } else {
+        format!("{}{path}", endpoint.base_path())
+            .parse()
+            .unwrap_or_else(|_| http::uri::PathAndQuery::from_static("/"))
+    };
     let mut parts = http::uri::Parts::default();
     parts.scheme = Some(http::uri::Scheme::HTTP);
     parts.authority = Some(endpoint.authority().clone());
-    parts.path_and_query = Some(
-        uri.path_and_query()
-            .cloned()
-            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
-    );
+    parts.path_and_query = Some(path_and_query);
     Uri::from_parts(parts).expect("scheme, authority and path are all set")
 }
 

@@ -25,7 +25,6 @@ mod exchange;
 mod response;
 mod upload;
 
-pub(crate) use encode::Forwarding;
 pub(crate) use exchange::{Exchange, Failed};
 pub(crate) use response::ResponseBody;
 

@@ -1,28 +1,11 @@
 //! Writing a request head in HTTP/1.1 form, and deciding how its body is framed.
 
 use crate::body::Body;
+use crate::forwarding::Forwarding;
 use crate::hop_by_hop::is_hop_by_hop;
 use crate::http1::{field, push_decimal};
 use http::{HeaderValue, Method, header, request};
 use http_body::Body as _;
-
-/// What a proxy adds to a request it forwards (RFC 7239's de-facto headers), for the encoder to
-/// write while it writes the head: the same result as `proxy::headers::prepare_headers` on
-/// the header map, without inserting four headers into it first.
-///
-/// Headers the client's `Connection` header names must already be gone from the map; the fixed
-/// hop-by-hop headers, `Host` and the client's `x-forwarded-proto`/`-host` are skipped here.
-#[derive(Debug)]
-pub(crate) struct Forwarding<'a> {
-    /// The client's address, appended to `x-forwarded-for`.
-    pub(crate) client: &'a HeaderValue,
-    pub(crate) https: bool,
-    /// The host the client asked for (`Host`, or the URI's authority): sent as `Host` and as
-    /// `x-forwarded-host`.
-    pub(crate) host: Option<HeaderValue>,
-    /// `Host` when the client named none.
-    pub(crate) fallback_host: &'a str,
-}
 
 /// How a request body is delimited on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,20 +48,38 @@ fn expects_body(method: &Method) -> bool {
     matches!(*method, Method::POST | Method::PUT | Method::PATCH)
 }
 
+/// The endpoint a head is written for: what it adds to an endpoint-independent request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct To<'a> {
+    /// Prepended to an origin-form target (usually empty).
+    pub(crate) base_path: &'a str,
+    /// `Host` when forwarding a request whose client named none.
+    pub(crate) host: &'a str,
+}
+
 /// Appends the request line and headers to `out`. The request-target is the URI's path and
-/// query (origin form); `Content-Length` and `Transfer-Encoding` are written from `framing`,
-/// whatever the headers said; with `forwarding`, the forwarding headers are written from it.
+/// query (origin form), after `to`'s base path unless the URI is absolute (a request the
+/// gateway makes itself names the endpoint's whole URL); `Content-Length` and
+/// `Transfer-Encoding` are written from `framing`, whatever the headers said; with
+/// `forwarding`, the forwarding headers are written from it.
 pub(super) fn head(
     parts: &request::Parts,
     framing: Framing,
+    to: To<'_>,
     forwarding: Option<&Forwarding<'_>>,
     out: &mut Vec<u8>,
 ) {
     let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let target = if target.is_empty() { "/" } else { target };
-    out.reserve(160 + target.len() + 48 * parts.headers.len());
+    let base_path = if parts.uri.authority().is_none() {
+        to.base_path
+    } else {
+        ""
+    };
+    out.reserve(160 + base_path.len() + target.len() + 48 * parts.headers.len());
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
+    out.extend_from_slice(base_path.as_bytes());
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     // Where the client's own `x-forwarded-for` values go, to be joined with its address.
@@ -105,7 +106,7 @@ pub(super) fn head(
         field(
             out,
             "host",
-            host.map_or(forwarding.fallback_host.as_bytes(), HeaderValue::as_bytes),
+            host.map_or(to.host.as_bytes(), HeaderValue::as_bytes),
         );
         out.extend_from_slice(b"x-forwarded-for: ");
         for previous in forwarded_for.iter().filter(|v| !v.is_empty()) {
@@ -141,6 +142,11 @@ mod tests {
         request.into_parts().0
     }
 
+    const TO: To<'static> = To {
+        base_path: "",
+        host: "fallback.internal",
+    };
+
     #[test]
     fn writes_origin_form_headers_and_framing() {
         let p = parts(
@@ -151,7 +157,7 @@ mod tests {
                 .unwrap(),
         );
         let mut out = Vec::new();
-        head(&p, Framing::Length(12), None, &mut out);
+        head(&p, Framing::Length(12), TO, None, &mut out);
         assert_eq!(
             out,
             b"POST /x?y=1 HTTP/1.1\r\nhost: svc\r\ncontent-length: 12\r\n\r\n"
@@ -160,10 +166,23 @@ mod tests {
         head(
             &parts(http::Request::get("/").body(()).unwrap()),
             Framing::None,
+            TO,
             None,
             &mut out,
         );
         assert_eq!(out, b"GET / HTTP/1.1\r\n\r\n");
+        // An origin-form target goes under the endpoint's base path; an absolute one is whole.
+        let based = To {
+            base_path: "/v1",
+            host: "svc",
+        };
+        let mut out = Vec::new();
+        let origin = parts(http::Request::get("/").body(()).unwrap());
+        head(&origin, Framing::None, based, None, &mut out);
+        assert_eq!(out, b"GET /v1/ HTTP/1.1\r\n\r\n");
+        let mut out = Vec::new();
+        head(&p, Framing::None, based, None, &mut out);
+        assert!(out.starts_with(b"POST /x?y=1 HTTP/1.1\r\n"));
     }
 
     /// The header lines of an encoded head, sorted (order across names is not meaningful; within
@@ -224,15 +243,17 @@ mod tests {
                 "fallback.internal",
             );
             let mut expected = Vec::new();
-            head(&by_map, Framing::None, None, &mut expected);
-            let forwarding = Forwarding {
-                client: conn.client_ip(),
-                https: true,
-                host: crate::proxy::headers::original_host(&by_encoder.headers, &by_encoder.uri),
-                fallback_host: "fallback.internal",
-            };
+            head(&by_map, Framing::None, TO, None, &mut expected);
+            let forwarding =
+                crate::proxy::headers::forwarding_for(&conn, &by_encoder.headers, &by_encoder.uri);
             let mut actual = Vec::new();
-            head(&by_encoder, Framing::None, Some(&forwarding), &mut actual);
+            head(
+                &by_encoder,
+                Framing::None,
+                TO,
+                Some(&forwarding),
+                &mut actual,
+            );
             assert_eq!(lines(&actual), lines(&expected), "{by_encoder:?}");
         }
     }

@@ -1,11 +1,13 @@
 //! One exchange on a connection, up to the response head: the request is written while the
 //! response is read, and the response takes the connection (and any body still being written).
 
-use super::encode::{self, Forwarding};
+use super::encode::{self, To};
 use super::response::ResponseBody;
 use super::upload::Upload;
 use super::{Conn, H1Error, decode};
 use crate::body::Body;
+use crate::forwarding::Forwarding;
+use crate::upstream::Endpoint;
 use crate::upstream::pool::Pool;
 use http::{Method, Request, Response, request};
 use std::pin::Pin;
@@ -36,27 +38,31 @@ pub(crate) struct Failed {
 }
 
 impl Exchange {
-    /// Starts sending `request` on `conn` (with `forwarding`'s headers written as it goes), to
-    /// have its response head by `deadline`; the connection goes back to `pool` when the
-    /// exchange ends cleanly.
+    /// Starts sending `request` to `endpoint` on `conn` (with `forwarding`'s headers written as
+    /// it goes), to have its response head by `deadline`; the connection goes back to the
+    /// endpoint's pool when the exchange ends cleanly.
     pub(crate) fn new(
         mut conn: Conn,
         request: Request<Body>,
+        endpoint: &Endpoint,
         forwarding: Option<&Forwarding<'_>>,
-        pool: Pool,
         deadline: Instant,
     ) -> Self {
         conn.arm(deadline);
         let (parts, body) = request.into_parts();
         let framing = encode::framing(&parts, &body);
         let mut buffer = std::mem::take(&mut conn.write);
-        encode::head(&parts, framing, forwarding, &mut buffer);
+        let to = To {
+            base_path: endpoint.base_path(),
+            host: endpoint.host(),
+        };
+        encode::head(&parts, framing, to, forwarding, &mut buffer);
         Self {
             conn: Some(conn),
             upload: Some(Upload::new(buffer, body, framing)),
             head_request: parts.method == Method::HEAD,
             parts: Some(parts),
-            pool: Some(pool),
+            pool: Some(endpoint.pool().clone()),
             write_error: None,
         }
     }
