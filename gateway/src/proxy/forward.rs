@@ -56,9 +56,9 @@ pub(crate) struct Forwarded {
 }
 
 /// Forwards the request to an endpoint of `upstream` and returns its response. A connect
-/// failure, which means the request was not sent, is retried on another endpoint (up to three
-/// tries) with the same request, which the client hands back; nothing that may have reached an
-/// endpoint is retried. The request is built once: what differs by endpoint (base path, and for
+/// failure, which means the request was not sent, is retried on another endpoint, one not tried
+/// yet (up to three tries), with the same request, which the client hands back; nothing that
+/// may have reached an endpoint is retried. The request is built once: what differs by endpoint (base path, and for
 /// h2 the authority and fallback `Host`) the client adds as it sends.
 pub(crate) async fn forward(
     upstream: &Arc<Upstream>,
@@ -69,9 +69,18 @@ pub(crate) async fn forward(
     let config = upstream.config();
     let (parts, body) = request.into_parts();
     let (mut request, forwarding) = rewrite(Head::from_parts(parts), body, route, conn);
-    let mut attempt = 1;
+    // Endpoints this request failed to connect to, and the last such failure (reported if no
+    // other endpoint is left to try).
+    let mut tried: Vec<SocketAddr> = Vec::new();
+    let mut refused = None;
     loop {
-        let lease = upstream.acquire().await?;
+        let lease = match upstream.acquire_excluding(&tried).await {
+            Ok(lease) => lease,
+            Err(ProxyError::NoEndpoint) if refused.is_some() => {
+                return Err(refused.expect("checked"));
+            }
+            Err(error) => return Err(error),
+        };
         // Borrowed from the lease, not counted again: the lease outlives every use.
         let endpoint: &Endpoint = lease.endpoint();
         let addr = endpoint.addr();
@@ -101,11 +110,12 @@ pub(crate) async fn forward(
                 match unsent {
                     Some(unsent)
                         if matches!(error, ProxyError::Connect(_))
-                            && attempt < upstream.endpoint_count().clamp(1, 3) =>
+                            && tried.len() + 1 < upstream.endpoint_count().clamp(1, 3) =>
                     {
                         tracing::debug!(endpoint = %addr, %error, "connect failed, trying another endpoint");
                         request = *unsent;
-                        attempt += 1;
+                        tried.push(addr);
+                        refused = Some(error);
                         continue;
                     }
                     _ => return Err(error),

@@ -3,6 +3,7 @@
 use super::{Endpoint, Upstream};
 use crate::error::ProxyError;
 use rand::Rng;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -45,26 +46,35 @@ impl Upstream {
     /// whose host names have not resolved yet (just started or reloaded): the request waits for
     /// the first answer, up to the longer of the wait and the connect timeout.
     pub async fn acquire(self: &Arc<Self>) -> Result<Lease, ProxyError> {
-        self.acquire_within(self.config.accept_timeout).await
+        self.acquire_excluding(&[]).await
     }
 
-    pub(crate) async fn acquire_within(
+    /// [`Self::acquire`] among the endpoints other than `tried` (those the request already failed
+    /// to connect to): a retry goes to another endpoint, or waits for one, rather than back to the
+    /// one that just refused it. With no other endpoint available it fails at once.
+    pub(crate) async fn acquire_excluding(
         self: &Arc<Self>,
-        wait: Duration,
+        tried: &[SocketAddr],
     ) -> Result<Lease, ProxyError> {
         // The common case first: an endpoint has room, and no waiter needs registering (which
         // takes the `Notify`'s lock twice) nor the clock reading.
-        match self.try_pick() {
+        match self.try_pick(tried) {
             Pick::Leased(endpoint) => Ok(self.lease(endpoint)),
             Pick::NoneAvailable => Err(ProxyError::NoEndpoint),
             // Boxed: the wait's state (a `Notify` registration, a timer) is not carried in every
             // request's future for the rare request that waits.
-            Pick::Unresolved | Pick::AllFull => Box::pin(self.wait_for_room(wait)).await,
+            Pick::Unresolved | Pick::AllFull => {
+                Box::pin(self.wait_for_room(self.config.accept_timeout, tried)).await
+            }
         }
     }
 
-    /// The slow path of [`Self::acquire_within`]: wait for an endpoint with room.
-    async fn wait_for_room(self: &Arc<Self>, wait: Duration) -> Result<Lease, ProxyError> {
+    /// The slow path of [`Self::acquire_excluding`]: wait for an endpoint with room.
+    async fn wait_for_room(
+        self: &Arc<Self>,
+        wait: Duration,
+        tried: &[SocketAddr],
+    ) -> Result<Lease, ProxyError> {
         let started = Instant::now();
         let deadline = started + wait;
         loop {
@@ -72,7 +82,7 @@ impl Upstream {
             tokio::pin!(notified);
             // Register before looking, so a release between the look and the wait is not missed.
             notified.as_mut().enable();
-            match self.try_pick() {
+            match self.try_pick(tried) {
                 Pick::Leased(endpoint) => return Ok(self.lease(endpoint)),
                 Pick::Unresolved => {
                     // A resolution installs the endpoints and notifies waiters; a lookup is part
@@ -99,7 +109,8 @@ impl Upstream {
         }
     }
 
-    fn try_pick(&self) -> Pick {
+    /// Picks an endpoint with room among those not in `tried`.
+    fn try_pick(&self, tried: &[SocketAddr]) -> Pick {
         let endpoints = self.endpoints.load();
         let n = endpoints.len();
         // Decided on this one load of the set: looking again could see a resolution that landed
@@ -121,7 +132,7 @@ impl Upstream {
                 (&endpoints[b], &endpoints[a])
             };
             for candidate in [first, second] {
-                if candidate.is_available() {
+                if candidate.is_available() && !tried.contains(&candidate.addr()) {
                     any_available = true;
                     if candidate.try_acquire() {
                         return Pick::Leased(candidate.clone());
@@ -133,7 +144,8 @@ impl Upstream {
         // that has room (looking again if another thread took its last slot first).
         loop {
             let mut cheapest: Option<(&Arc<Endpoint>, f64)> = None;
-            for candidate in endpoints.iter().filter(|e| e.is_available()) {
+            let untried = |e: &&Arc<Endpoint>| e.is_available() && !tried.contains(&e.addr());
+            for candidate in endpoints.iter().filter(untried) {
                 any_available = true;
                 if !candidate.has_room() {
                     continue;
@@ -188,7 +200,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn spreads_load_and_waits_for_capacity() {
         let up = upstream(&["http://127.0.0.1:1", "http://127.0.0.1:2"], 2, 100);
-        let leases: Vec<_> = [0; 4].iter().map(|_| up.try_pick()).collect();
+        let leases: Vec<_> = [0; 4].iter().map(|_| up.try_pick(&[])).collect();
         assert!(leases.iter().all(|p| matches!(p, Pick::Leased(_))));
         for e in up.endpoints().iter() {
             assert_eq!(e.inflight(), 2);
@@ -228,5 +240,30 @@ mod tests {
             e.retire();
         }
         assert!(matches!(up.acquire().await, Err(ProxyError::NoEndpoint)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_never_gets_an_endpoint_it_tried() {
+        let up = upstream(&["http://127.0.0.1:1", "http://127.0.0.1:2"], 1, 100);
+        let tried: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+        for _ in 0..20 {
+            let lease = up.acquire_excluding(&[tried]).await.unwrap();
+            assert_ne!(lease.endpoint().addr(), tried);
+        }
+        // The other one full: the retry waits for it, though the tried one has room.
+        let _other = up.acquire_excluding(&[tried]).await.unwrap();
+        let start = Instant::now();
+        let waited = up.acquire_excluding(&[tried]).await;
+        assert!(matches!(waited, Err(ProxyError::NoCapacity(_))));
+        assert_eq!(start.elapsed(), Duration::from_millis(100));
+        // Every endpoint tried: nothing to wait for.
+        let all = [
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:2".parse().unwrap(),
+        ];
+        assert!(matches!(
+            up.acquire_excluding(&all).await,
+            Err(ProxyError::NoEndpoint)
+        ));
     }
 }
