@@ -64,18 +64,7 @@ measure() {
     echo "$name: requests $requests, instructions $total, per request $((total / requests))"
 }
 
-cat > "$WORK/gateway.toml" <<TOML
-workers = 1
-[listen]
-http = "127.0.0.1:$PROXY"
-[admin]
-listen = "off"
-[services.up]
-endpoints = ["http://127.0.0.1:$UP"]
-[[routes]]
-prefix = "/"
-service = "up"
-TOML
+plain_gateway_config $PROXY $UP >"$WORK/gateway.toml"
 echo "binary $BIN"
 measure gateway "$BIN" --config "$WORK/gateway.toml"
 [ -n "${CALLGRIND_OUT:-}" ] && cp "$WORK/gateway.out" "$CALLGRIND_OUT"

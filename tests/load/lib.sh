@@ -7,6 +7,9 @@
 #   port_busy PORT          whether something listens on 127.0.0.1:PORT
 #   wait_port PORT [SECS]   waits up to SECS (10) seconds for a listener on 127.0.0.1:PORT, else
 #                           exits
+#   plain_gateway_config PORT UPSTREAM_PORT
+#                           prints a gateway config: one worker on 127.0.0.1:PORT, no admin
+#                           listener, everything proxied to 127.0.0.1:UPSTREAM_PORT
 
 require_tools() {
     local missing=() tool
@@ -52,4 +55,19 @@ wait_port() {
     done
     echo "nothing listens on 127.0.0.1:$1 after $seconds s; logs in $WORK" >&2
     exit 1
+}
+
+plain_gateway_config() {
+    cat <<TOML
+workers = 1
+[listen]
+http = "127.0.0.1:$1"
+[admin]
+listen = "off"
+[services.up]
+endpoints = ["http://127.0.0.1:$2"]
+[[routes]]
+prefix = "/"
+service = "up"
+TOML
 }

@@ -60,18 +60,7 @@ sed -e "s|/tmp/lab-nginx.pid|$WORK/nginx.pid|" \
     -e "s|127.0.0.1:18080|127.0.0.1:$UP|" \
     "$PEERS/nginx.conf" >"$WORK/nginx.conf"
 nginx -p "$WORK" -c "$WORK/nginx.conf" >"$WORK/nginx.log" 2>&1 & PIDS+=($!)
-cat >"$WORK/gateway.toml" <<TOML
-workers = 1
-[listen]
-http = "127.0.0.1:$GATEWAY"
-[admin]
-listen = "off"
-[services.up]
-endpoints = ["http://127.0.0.1:$UP"]
-[[routes]]
-prefix = "/"
-service = "up"
-TOML
+plain_gateway_config $GATEWAY $UP >"$WORK/gateway.toml"
 RUST_LOG=warn "$BIN" --config "$WORK/gateway.toml" >"$WORK/gateway.log" 2>&1 & PIDS+=($!)
 GATEWAY_PID=$!
 wait_port $NGINX
