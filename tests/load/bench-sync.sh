@@ -7,7 +7,7 @@
 # driven by the same `wrk -t1 -c50 -d5s`, alternating between them for several rounds, and the
 # script prints requests/s, p50, p99 and the proxy's own CPU time per request (user + system of
 # its processes, from /proc) per run, the medians, the ratios gateway/nginx and gateway/haproxy,
-# in how many rounds the gateway did better than each peer, and the machine.
+# in how many rounds the gateway did better than each peer (with a sign test), and the machine.
 #
 # Usage: tests/load/bench-sync.sh [--rounds N] [--duration 5s] [--connections 50]
 #                                 [--upstream-delay-ms N] [--upstream-capacity N]
@@ -226,19 +226,38 @@ if [ "$SKIP_GATEWAY" -eq 0 ]; then
             'BEGIN { printf "gateway/%-8s req/s %.3f   p99 %.3f   cpu/req %.3f\n", name, g / p, (pl > 0 ? gl / pl : 0), (pc > 0 ? gc / pc : 0) }'
     done
     # Paired by round (each round measures every target back to back, so they share the
-    # machine's state): in how many rounds the gateway did better than each peer.
+    # machine's state): in how many rounds the gateway did better than each peer, and the
+    # two-sided sign test's p-value for "neither is better" (ties left out): a small p says the
+    # difference is more than this machine's noise, whichever way it goes.
     echo
-    echo "== rounds the gateway did better (paired by round): more req/s, lower p99, lower cpu/req"
+    echo "== rounds the gateway did better (paired by round): more req/s, lower p99, lower cpu/req;"
+    echo "   p: two-sided sign test"
     for peer in nginx haproxy; do
         awk -F'\t' -v peer="$peer" '
+            # P(a split at least as uneven as wins:losses) when each round is a coin flip.
+            function sign_p(wins, losses,    n, k, low, c, tail, i) {
+                n = wins + losses
+                if (n == 0) return 1
+                low = wins < losses ? wins : losses
+                c = 1; tail = 0
+                for (k = 0; k <= low; k++) {
+                    tail += c
+                    c = c * (n - k) / (k + 1)
+                }
+                for (i = 0; i < n; i++) tail /= 2
+                return 2 * tail > 1 ? 1 : 2 * tail
+            }
             $1 == "gateway" { g_rps[$6] = $2; g_p99[$6] = $4; g_cpu[$6] = $5 }
             $1 == peer      { p_rps[$6] = $2; p_p99[$6] = $4; p_cpu[$6] = $5 }
             END {
                 for (r in g_rps) if (r in p_rps) {
                     n++
-                    rps += g_rps[r] > p_rps[r]; p99 += g_p99[r] < p_p99[r]; cpu += g_cpu[r] < p_cpu[r]
+                    rps += g_rps[r] > p_rps[r]; rps_l += g_rps[r] < p_rps[r]
+                    p99 += g_p99[r] < p_p99[r]; p99_l += g_p99[r] > p_p99[r]
+                    cpu += g_cpu[r] < p_cpu[r]; cpu_l += g_cpu[r] > p_cpu[r]
                 }
-                printf "gateway vs %-8s req/s %d/%d   p99 %d/%d   cpu/req %d/%d\n", peer, rps, n, p99, n, cpu, n
+                printf "gateway vs %-8s req/s %d/%d (p %.2f)   p99 %d/%d (p %.2f)   cpu/req %d/%d (p %.2f)\n", \
+                    peer, rps, n, sign_p(rps, rps_l), p99, n, sign_p(p99, p99_l), cpu, n, sign_p(cpu, cpu_l)
             }' "$RESULTS"
     done
 fi
