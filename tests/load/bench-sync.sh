@@ -9,9 +9,16 @@
 # its processes, from /proc) per run, the medians, the ratios gateway/nginx and gateway/haproxy,
 # in how many rounds the gateway did better than each peer (with a sign test), and the machine.
 #
+# The peer configs add no headers, while the gateway sends `x-forwarded-for`, `-proto`, `-host`
+# and `x-request-id` to the upstream and returns `x-request-id` (the issue requires them), and the
+# upstream, on the same two cores, spends about 4k more instructions per request parsing them.
+# --equal-work adds the same headers in nginx's and haproxy's copied configs, to compare the
+# proxies doing the same work (the files in the peers directory are not changed).
+#
 # Usage: tests/load/bench-sync.sh [--rounds N] [--duration 5s] [--connections 50]
 #                                 [--upstream-delay-ms N] [--upstream-capacity N]
 #                                 [--skip-gateway] [--skip-build] [--peers DIR] [--base-port 18080]
+#                                 [--equal-work]
 # --base-port moves all five ports (upstream +0, nginx +1, haproxy +2, gateway +3, its admin +13)
 # when the usual ones are taken.
 # Run from anywhere; it builds the release binaries first unless --skip-build.
@@ -27,6 +34,7 @@ UPSTREAM_CAPACITY=""
 SKIP_GATEWAY=0
 SKIP_BUILD=0
 BASE_PORT=18080
+EQUAL_WORK=0
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -39,7 +47,8 @@ while [ $# -gt 0 ]; do
         --skip-build) SKIP_BUILD=1; shift ;;
         --peers) PEERS="$2"; shift 2 ;;
         --base-port) BASE_PORT="$2"; shift 2 ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        --equal-work) EQUAL_WORK=1; shift ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -99,6 +108,16 @@ sed -e "s|/tmp/lab-nginx.pid|$WORK/nginx.pid|" \
     -e "s|127.0.0.1:18081|127.0.0.1:$NGINX_PORT|" \
     -e "s|127.0.0.1:18080|127.0.0.1:$UPSTREAM_PORT|" \
     "$PEERS/nginx.conf" >"$WORK/nginx.conf"
+if [ "$EQUAL_WORK" -eq 1 ]; then
+    # The gateway's headers, both ways.
+    sed -i 's|proxy_set_header Connection "";|&\
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\
+      proxy_set_header X-Forwarded-Proto $scheme;\
+      proxy_set_header X-Forwarded-Host $host;\
+      proxy_set_header X-Request-ID $request_id;\
+      add_header X-Request-ID $request_id;|' "$WORK/nginx.conf"
+    grep -q X-Request-ID "$WORK/nginx.conf" || { echo "could not add the headers to nginx.conf" >&2; exit 2; }
+fi
 nginx -p "$WORK" -c "$WORK/nginx.conf" >"$WORK/nginx.log" 2>&1 &
 PIDS+=($!)
 declare -A PID_OF=([nginx]=$!)
@@ -109,6 +128,16 @@ sed -e "s|127.0.0.1:18082|127.0.0.1:$HAPROXY_PORT|" \
     "$PEERS/haproxy.cfg" >"$WORK/haproxy.cfg"
 if [ -n "$UPSTREAM_CAPACITY" ]; then
     sed -i -E "s/(server s1 [^ ]+ maxconn )[0-9]+/\1$UPSTREAM_CAPACITY/" "$WORK/haproxy.cfg"
+fi
+if [ "$EQUAL_WORK" -eq 1 ]; then
+    sed -i "s|^  bind 127.0.0.1:$HAPROXY_PORT\$|&\\
+  option forwardfor\\
+  unique-id-format %[uuid()]\\
+  http-request set-header X-Request-ID %[unique-id]\\
+  http-request set-header X-Forwarded-Proto http\\
+  http-request set-header X-Forwarded-Host %[req.hdr(host)]\\
+  http-response set-header X-Request-ID %[unique-id]|" "$WORK/haproxy.cfg"
+    grep -q X-Request-ID "$WORK/haproxy.cfg" || { echo "could not add the headers to haproxy.cfg" >&2; exit 2; }
 fi
 haproxy -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
 PIDS+=($!)
@@ -191,6 +220,11 @@ run_wrk() { # target duration -> "req/s p50_ms p99_ms errors cpu_us_per_request"
 echo "== machine: $(nproc) x $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r)"
 echo "== load: wrk -t1 -c$CONNECTIONS -d$DURATION, $ROUNDS rounds, targets in turn: ${TARGETS[*]}"
 echo "== upstream: holdline-load upstream, delay ${UPSTREAM_DELAY_MS} ms, capacity ${UPSTREAM_CAPACITY:-unlimited}"
+if [ "$EQUAL_WORK" -eq 1 ]; then
+    echo "== equal work: nginx and haproxy add x-forwarded-for/-proto/-host and x-request-id as the gateway does"
+else
+    echo "== peer configs as given: only the gateway adds forwarding headers and request ids"
+fi
 for t in "${TARGETS[@]}"; do
     run_wrk "$t" 1s >/dev/null # warm-up: connections, caches, the kernel's socket buffers
 done
