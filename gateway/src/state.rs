@@ -175,9 +175,10 @@ impl Snapshot {
         }
     }
 
-    /// The index of the route for a host (without port, any case) and path, for [`Self::route_at`]: a request that holds
-    /// its snapshot finds its route and service again by index, where holding them apart would
-    /// cost a reference count each (an atomic operation) on the way in and out.
+    /// The index of the route for a host (without port, any case) and path, for
+    /// [`Self::route_at`]: a request that holds its snapshot finds its route and service again
+    /// by index, where holding them apart would cost a reference count each (an atomic
+    /// operation) on the way in and out.
     pub fn find_route(&self, host: Option<&str>, path: &str) -> Option<usize> {
         self.routes.find(host, path).map(|(i, _)| i)
     }
