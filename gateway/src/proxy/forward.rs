@@ -58,8 +58,8 @@ pub(crate) struct Forwarded {
 /// Forwards the request to an endpoint of `upstream` and returns its response. A connect
 /// failure, which means the request was not sent, is retried on another endpoint, one not tried
 /// yet (up to three tries), with the same request, which the client hands back; nothing that
-/// may have reached an endpoint is retried. The request is built once: what differs by endpoint (base path, and for
-/// h2 the authority and fallback `Host`) the client adds as it sends.
+/// may have reached an endpoint is retried. The request is built once: what differs by endpoint
+/// (base path, and for h2 the authority and fallback `Host`) the client adds as it sends.
 pub(crate) async fn forward(
     upstream: &Arc<Upstream>,
     route: &RouteEntry,
