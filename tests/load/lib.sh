@@ -1,7 +1,7 @@
 # Helpers shared by the benchmark scripts of tests/load (sourced, not run).
 #
-#   require_tools TOOL...   installs the missing ones from Debian's packages (the package has the
-#                           tool's name: nginx, haproxy, wrk, valgrind, redis-server); needs root
+#   require_tools TOOL...   installs the missing ones from Debian's packages (the package of the
+#                           tool's name, except perf: linux-perf, objdump: binutils); needs root
 #   start_work              makes $WORK (a temporary directory) and $PIDS; on exit every PID in
 #                           $PIDS is killed and waited for, and $WORK removed
 #   port_busy PORT          whether something listens on 127.0.0.1:PORT
@@ -14,7 +14,7 @@
 require_tools() {
     local missing=() tool
     for tool in "$@"; do
-        command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing+=("$tool")
+        command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing+=("$(package_of "$tool")")
     done
     if [ ${#missing[@]} -gt 0 ]; then
         if [ "$(id -u)" != 0 ]; then
@@ -26,6 +26,15 @@ require_tools() {
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
     export PATH="$PATH:/usr/sbin"
+}
+
+# The Debian package that provides TOOL.
+package_of() {
+    case "$1" in
+        perf) echo linux-perf ;;
+        objdump) echo binutils ;;
+        *) echo "$1" ;;
+    esac
 }
 
 start_work() {

@@ -30,16 +30,7 @@ while [ $# -gt 0 ]; do
 done
 # shellcheck source=tests/load/lib.sh
 source "$ROOT/tests/load/lib.sh"
-if ! command -v perf >/dev/null 2>&1; then
-    if [ "$(id -u)" != 0 ]; then
-        echo "missing perf: install with 'sudo apt-get install linux-perf'" >&2
-        exit 2
-    fi
-    echo "== installing linux-perf"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null
-fi
-require_tools nginx wrk objdump python3
+require_tools perf nginx wrk objdump python3
 [ -f "$PEERS/nginx.conf" ] || { echo "missing $PEERS/nginx.conf (set --peers DIR)" >&2; exit 2; }
 if [ -z "$BIN" ]; then
     cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p holdline-gateway -p holdline-load
