@@ -1,10 +1,12 @@
 //! What a proxy adds to a request it forwards: the de-facto `x-forwarded-for`, `-proto` and
 //! `-host` headers, and `Host`. It is the same whichever endpoint the request goes to, so it is
 //! worked out once per request ([`Forwarding`]) and applied where the request is written: by the
-//! HTTP/1.1 encoder while it writes the head (`upstream::h1::encode`), without inserting four
-//! headers into the map first; into the header map for h2 and for the queue ([`apply`]).
+//! HTTP/1.1 encoder while it writes the head ([`Forwarded`], a [`Rewrite`]), without inserting
+//! four headers into the map first; into the header map for h2 and for the queue ([`apply`]).
 
-use crate::hop_by_hop::remove_hop_by_hop;
+use crate::hop_by_hop::{is_hop_by_hop, remove_hop_by_hop};
+use crate::http1::client::{FieldRewrite, Rewrite};
+use crate::http1::fields::field;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -24,6 +26,51 @@ pub(crate) struct Forwarding<'a> {
     /// The host the client asked for (`Host`, or the URI's authority): sent as `Host` and as
     /// `x-forwarded-host`. When the client named none, `Host` is the endpoint's own host.
     pub(crate) host: Option<HeaderValue>,
+}
+
+/// A request's forwarding facts as the HTTP/1.1 encoder applies them, for one endpoint: the
+/// fixed hop-by-hop fields, `Host` and the client's `x-forwarded-proto`/`-host` are left out,
+/// the client's `x-forwarded-for` values are joined with its address, and `Host` is the client's
+/// or else `fallback_host` (the endpoint's). The same result as [`apply`] on the map.
+pub(crate) struct Forwarded<'a> {
+    pub(crate) forwarding: &'a Forwarding<'a>,
+    pub(crate) fallback_host: &'a str,
+}
+
+impl Rewrite for Forwarded<'_> {
+    fn field(&self, name: &HeaderName) -> FieldRewrite {
+        match name.as_str() {
+            "host" | "x-forwarded-proto" | "x-forwarded-host" => FieldRewrite::Omit,
+            "x-forwarded-for" => FieldRewrite::Collect,
+            _ if is_hop_by_hop(name) => FieldRewrite::Omit,
+            _ => FieldRewrite::Keep,
+        }
+    }
+
+    fn write(&self, collected: &[&HeaderValue], out: &mut Vec<u8>) {
+        let host = self.forwarding.host.as_ref();
+        field(
+            out,
+            "host",
+            host.map_or(self.fallback_host.as_bytes(), HeaderValue::as_bytes),
+        );
+        out.extend_from_slice(b"x-forwarded-for: ");
+        for previous in collected.iter().filter(|v| !v.is_empty()) {
+            out.extend_from_slice(previous.as_bytes());
+            out.extend_from_slice(b", ");
+        }
+        out.extend_from_slice(self.forwarding.client.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        let proto: &[u8] = if self.forwarding.https {
+            b"https"
+        } else {
+            b"http"
+        };
+        field(out, "x-forwarded-proto", proto);
+        if let Some(host) = host {
+            field(out, "x-forwarded-host", host.as_bytes());
+        }
+    }
 }
 
 /// Applies `forwarding` to a header map: hop-by-hop headers removed, `x-forwarded-*` set, and
@@ -82,6 +129,83 @@ pub(crate) fn set_forwarded(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http1::Framing;
+    use crate::http1::client::encode_request_head;
+
+    fn parts(request: http::Request<()>) -> http::request::Parts {
+        request.into_parts().0
+    }
+
+    /// The header lines of an encoded head, sorted (order across names is not meaningful; within
+    /// a name it is kept).
+    fn lines(head: &[u8]) -> Vec<String> {
+        let text = String::from_utf8(head.to_vec()).unwrap();
+        let mut lines: Vec<String> = text.split("\r\n").skip(1).map(str::to_owned).collect();
+        lines.retain(|l| !l.is_empty());
+        lines.sort();
+        lines
+    }
+
+    #[test]
+    fn forwarding_while_encoding_equals_rewriting_the_map_first() {
+        let conn = crate::proxy::ConnInfo::new("10.1.2.3:5555".parse().unwrap(), true);
+        let requests = [
+            // The usual: a Host, nothing forwarded yet.
+            http::Request::get("/a")
+                .header("host", "api.example")
+                .body(())
+                .unwrap(),
+            // No Host at all: the endpoint's host, and no x-forwarded-host.
+            http::Request::get("/b").body(()).unwrap(),
+            // HTTP/2-style authority instead of a Host header.
+            http::Request::get("http://svc.example:8080/c")
+                .body(())
+                .unwrap(),
+            // Forwarded before (two lines and an empty one), spoofed proto and host,
+            // hop-by-hop headers of every kind.
+            http::Request::post("/d")
+                .header("host", "api.example")
+                .header("x-forwarded-for", "192.0.2.1")
+                .header("x-forwarded-for", "")
+                .header("x-forwarded-for", "192.0.2.2, 192.0.2.3")
+                .header("x-forwarded-proto", "gopher")
+                .header("x-forwarded-host", "evil.example")
+                .header("te", "trailers")
+                .header("keep-alive", "timeout=5")
+                .header("proxy-connection", "keep-alive")
+                .header("upgrade", "websocket")
+                .header("trailer", "x-sum")
+                .header("x-kept", "1")
+                .header("x-kept", "2")
+                .header(
+                    "traceparent",
+                    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                )
+                .body(())
+                .unwrap(),
+        ];
+        for request in requests {
+            let mut by_map = parts(request.map(|()| ()));
+            let by_encoder = by_map.clone();
+            crate::proxy::headers::prepare_headers(
+                &mut by_map.headers,
+                &by_map.uri,
+                &conn,
+                "fallback.internal",
+            );
+            let mut expected = Vec::new();
+            encode_request_head(&by_map, Framing::None, "", &(), &mut expected);
+            let forwarding =
+                crate::proxy::headers::forwarding_for(&conn, &by_encoder.headers, &by_encoder.uri);
+            let mut actual = Vec::new();
+            let rewrite = Forwarded {
+                forwarding: &forwarding,
+                fallback_host: "fallback.internal",
+            };
+            encode_request_head(&by_encoder, Framing::None, "", &rewrite, &mut actual);
+            assert_eq!(lines(&actual), lines(&expected), "{by_encoder:?}");
+        }
+    }
 
     #[test]
     fn appends_forwarded_for_and_replaces_proto_and_host() {

@@ -1,5 +1,6 @@
-//! The client-facing plain HTTP/1.1 server, byte by byte: a raw socket writes exact requests and
-//! a strict parser reads the responses, so what is checked is the framing the gateway puts on the
+//! The client-facing HTTP/1.1 server, byte by byte, on the plain and on the TLS listener alike
+//! (every case runs on both: `plain::` and `tls::`): a raw socket writes exact requests and a
+//! strict parser reads the responses, so what is checked is the framing the gateway puts on the
 //! wire (keep-alive, pipelining, request and response bodies in every framing, `Expect:
 //! 100-continue`, connection close, malformed and ambiguous requests, aborted clients).
 //!
@@ -21,10 +22,9 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
-use support::{LISTEN, TestGateway, Upstream, dead_addr};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use support::{TestGateway, TlsClient, Upstream, dead_addr};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 /// The longest one socket read or write may take before the test fails.
 const IO_LIMIT: Duration = Duration::from_secs(5);
@@ -48,18 +48,46 @@ const SMUGGLED: &str = "GET /up/echo/smuggled HTTP/1.1\r\nHost: h\r\n\r\n";
 struct Fixture {
     gw: TestGateway,
     seen: Seen,
+    transport: Transport,
+    tls: TlsClient,
     _upstream: Upstream,
 }
 
-async fn fixture(limits: &str) -> Fixture {
+/// Which listener a case runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    Plain,
+    Tls,
+}
+
+// === impl Fixture ===
+
+impl Fixture {
+    /// A new client connection to the listener under test.
+    async fn connect(&self) -> Wire {
+        match self.transport {
+            Transport::Plain => Wire::connect(self.gw.addr).await,
+            Transport::Tls => {
+                let addr = self.gw.https.expect("https listener");
+                Wire::connect_tls(addr, &self.tls).await
+            }
+        }
+    }
+}
+
+async fn fixture(transport: Transport, limits: &str) -> Fixture {
     let seen = Seen::default();
     let upstream = Upstream::start({
         let seen = seen.clone();
         move |request| upstream(seen.clone(), request)
     })
     .await;
+    let tls = TlsClient::new();
     let gw = TestGateway::start(&format!(
-        r#"{LISTEN}
+        r#"[listen]
+http = "127.0.0.1:1"
+https = "127.0.0.1:1"
+{}
 [limits]
 {limits}
 [services.up]
@@ -73,6 +101,7 @@ service = "up"
 prefix = "/dead"
 service = "dead"
 "#,
+        tls.server_config(),
         upstream.url(),
         dead_addr()
     ))
@@ -80,6 +109,8 @@ service = "dead"
     Fixture {
         gw,
         seen,
+        transport,
+        tls,
         _upstream: upstream,
     }
 }
@@ -244,8 +275,8 @@ impl Fnv {
 /// A client connection on a raw socket: writes exactly the bytes given and reads responses with
 /// a strict parser, keeping whatever follows the last response read.
 struct Wire {
-    reader: OwnedReadHalf,
-    writer: Option<OwnedWriteHalf>,
+    reader: Box<dyn AsyncRead + Send + Unpin>,
+    writer: Option<Box<dyn AsyncWrite + Send + Unpin>>,
     /// Bytes read and not yet consumed by a response.
     buf: Vec<u8>,
 }
@@ -284,10 +315,29 @@ impl Wire {
             .expect("connect");
         // Small writes must leave as separate segments, as the test wrote them.
         stream.set_nodelay(true).expect("nodelay");
-        let (reader, writer) = stream.into_split();
+        Self::over(stream)
+    }
+
+    /// A TLS connection (ALPN `http/1.1`) trusting the fixture's certificate.
+    async fn connect_tls(addr: SocketAddr, tls: &TlsClient) -> Self {
+        let stream = tokio::time::timeout(IO_LIMIT, TcpStream::connect(addr))
+            .await
+            .expect("connected in time")
+            .expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let stream = tokio::time::timeout(IO_LIMIT, tls.connector.connect(name, stream))
+            .await
+            .expect("handshake in time")
+            .expect("handshake");
+        Self::over(stream)
+    }
+
+    fn over(stream: impl AsyncRead + AsyncWrite + Send + Unpin + 'static) -> Self {
+        let (reader, writer) = tokio::io::split(stream);
         Self {
-            reader,
-            writer: Some(writer),
+            reader: Box::new(reader),
+            writer: Some(Box::new(writer)),
             buf: Vec::new(),
         }
     }
@@ -654,10 +704,9 @@ fn tricky_body() -> Vec<u8> {
 
 // === tests ===
 
-#[tokio::test]
-async fn keep_alive_answers_sequential_requests_on_one_connection() {
-    let fx = fixture("").await;
-    let mut wire = Wire::connect(fx.gw.addr).await;
+async fn keep_alive_answers_sequential_requests_on_one_connection(transport: Transport) {
+    let fx = fixture(transport, "").await;
+    let mut wire = fx.connect().await;
     for i in 0..3 {
         let target = format!("/up/echo/keep-alive/{i}");
         let response = wire.exchange(&get(&target)).await;
@@ -678,10 +727,9 @@ async fn keep_alive_answers_sequential_requests_on_one_connection() {
     assert_eq!(fx.seen.matching("/up/echo/keep-alive/").len(), 3);
 }
 
-#[tokio::test]
-async fn pipelined_requests_in_one_write_are_answered_in_order() {
-    let fx = fixture("").await;
-    let mut wire = Wire::connect(fx.gw.addr).await;
+async fn pipelined_requests_in_one_write_are_answered_in_order(transport: Transport) {
+    let fx = fixture(transport, "").await;
+    let mut wire = fx.connect().await;
     // The first answer is the slowest, so answers sent as they become ready would come out of
     // order; the POST's body holds a request line that must stay body.
     let body = tricky_body();
@@ -714,11 +762,10 @@ async fn pipelined_requests_in_one_write_are_answered_in_order() {
     fx.seen.assert_nothing_smuggled();
 }
 
-#[tokio::test]
-async fn an_empty_line_before_a_request_line_is_ignored() {
+async fn an_empty_line_before_a_request_line_is_ignored(transport: Transport) {
     // RFC 9112 section 2.2: some clients send an extra CRLF after a POST body.
-    let fx = fixture("").await;
-    let mut wire = Wire::connect(fx.gw.addr).await;
+    let fx = fixture(transport, "").await;
+    let mut wire = fx.connect().await;
     wire.send(b"POST /up/echo/body HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nbody\r\n")
         .await;
     wire.read_final("POST")
@@ -729,10 +776,9 @@ async fn an_empty_line_before_a_request_line_is_ignored() {
         .assert_echo("GET", "/up/echo/next", b"");
 }
 
-#[tokio::test]
-async fn request_bodies_arrive_intact_with_content_length_and_chunked() {
-    let fx = fixture("").await;
-    let mut wire = Wire::connect(fx.gw.addr).await;
+async fn request_bodies_arrive_intact_with_content_length_and_chunked(transport: Transport) {
+    let fx = fixture(transport, "").await;
+    let mut wire = fx.connect().await;
 
     let body = tricky_body();
     let mut request = format!(
@@ -772,10 +818,9 @@ async fn request_bodies_arrive_intact_with_content_length_and_chunked() {
     fx.seen.assert_nothing_smuggled();
 }
 
-#[tokio::test]
-async fn requests_trickled_in_tiny_writes_arrive_intact() {
-    let fx = fixture("").await;
-    let mut wire = Wire::connect(fx.gw.addr).await;
+async fn requests_trickled_in_tiny_writes_arrive_intact(transport: Transport) {
+    let fx = fixture(transport, "").await;
+    let mut wire = fx.connect().await;
     let body: Vec<u8> = (0..600u32).map(|i| (i * 31 + i / 256) as u8).collect();
 
     let mut request = format!(
@@ -800,10 +845,11 @@ async fn requests_trickled_in_tiny_writes_arrive_intact() {
         .assert_echo("POST", "/up/echo/trickled-chunked", &body);
 }
 
-#[tokio::test]
-async fn expect_100_continue_is_answered_before_the_body_and_keeps_the_connection() {
-    let fx = fixture("").await;
-    let mut wire = Wire::connect(fx.gw.addr).await;
+async fn expect_100_continue_is_answered_before_the_body_and_keeps_the_connection(
+    transport: Transport,
+) {
+    let fx = fixture(transport, "").await;
+    let mut wire = fx.connect().await;
 
     // The client waits for 100 Continue before sending its body.
     wire.send(
@@ -837,11 +883,10 @@ async fn expect_100_continue_is_answered_before_the_body_and_keeps_the_connectio
         .assert_echo("GET", "/up/echo/plain", b"");
 }
 
-#[tokio::test]
-async fn http_1_0_without_keep_alive_is_answered_then_closed() {
-    let fx = fixture("").await;
+async fn http_1_0_without_keep_alive_is_answered_then_closed(transport: Transport) {
+    let fx = fixture(transport, "").await;
 
-    let mut wire = Wire::connect(fx.gw.addr).await;
+    let mut wire = fx.connect().await;
     wire.send(b"GET /up/echo/old HTTP/1.0\r\nHost: h\r\n\r\n")
         .await;
     let response = wire.read_final("GET").await;
@@ -850,7 +895,7 @@ async fn http_1_0_without_keep_alive_is_answered_then_closed() {
 
     // An answer of unknown length: HTTP/1.0 has no chunked coding (RFC 9112 section 6.1), so
     // it must be delimited by its length or by the close.
-    let mut wire = Wire::connect(fx.gw.addr).await;
+    let mut wire = fx.connect().await;
     wire.send(b"GET /up/stream HTTP/1.0\r\nHost: h\r\n\r\n")
         .await;
     let response = wire.read_final("GET").await;
@@ -864,10 +909,11 @@ async fn http_1_0_without_keep_alive_is_answered_then_closed() {
     wire.expect_closed().await;
 }
 
-#[tokio::test]
-async fn connection_close_is_honoured_and_later_pipelined_requests_are_not_served() {
-    let fx = fixture("").await;
-    let mut wire = Wire::connect(fx.gw.addr).await;
+async fn connection_close_is_honoured_and_later_pipelined_requests_are_not_served(
+    transport: Transport,
+) {
+    let fx = fixture(transport, "").await;
+    let mut wire = fx.connect().await;
     let mut requests =
         b"GET /up/echo/closing HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n".to_vec();
     requests.extend_from_slice(get("/up/echo/after-close").as_bytes());
@@ -884,10 +930,9 @@ async fn connection_close_is_honoured_and_later_pipelined_requests_are_not_serve
     assert!(fx.seen.matching("after-close").is_empty());
 }
 
-#[tokio::test]
-async fn head_responses_carry_no_body() {
-    let fx = fixture("").await;
-    let mut wire = Wire::connect(fx.gw.addr).await;
+async fn head_responses_carry_no_body(transport: Transport) {
+    let fx = fixture(transport, "").await;
+    let mut wire = fx.connect().await;
     let requests = [
         "HEAD /up/echo/head HTTP/1.1\r\nHost: h\r\n\r\n".to_owned(),
         get("/up/echo/after-head"),
@@ -909,10 +954,9 @@ async fn head_responses_carry_no_body() {
     assert!(wire.buf.is_empty(), "stray bytes: {:?}", lossy(&wire.buf));
 }
 
-#[tokio::test]
-async fn streamed_and_bodiless_upstream_answers_are_framed_right() {
-    let fx = fixture("").await;
-    let mut wire = Wire::connect(fx.gw.addr).await;
+async fn streamed_and_bodiless_upstream_answers_are_framed_right(transport: Transport) {
+    let fx = fixture(transport, "").await;
+    let mut wire = fx.connect().await;
 
     let response = wire.exchange(&get("/up/stream")).await;
     assert_eq!(response.status, 200);
@@ -939,8 +983,8 @@ async fn streamed_and_bodiless_upstream_answers_are_framed_right() {
 }
 
 /// Sends `request` on a new connection; the gateway must answer `status` and close.
-async fn expect_refused(addr: SocketAddr, request: &[u8], status: u16) {
-    let mut wire = Wire::connect(addr).await;
+async fn expect_refused(fx: &Fixture, request: &[u8], status: u16) {
+    let mut wire = fx.connect().await;
     wire.send(request).await;
     let response = wire.read_final("GET").await;
     assert_eq!(
@@ -954,9 +998,8 @@ async fn expect_refused(addr: SocketAddr, request: &[u8], status: u16) {
     wire.expect_closed().await;
 }
 
-#[tokio::test]
-async fn malformed_requests_get_400_and_a_close() {
-    let fx = fixture("").await;
+async fn malformed_requests_get_400_and_a_close(transport: Transport) {
+    let fx = fixture(transport, "").await;
     let cases: [&[u8]; 9] = [
         b"GARBAGE\r\n\r\n",
         // A TLS ClientHello on the plain port.
@@ -971,7 +1014,7 @@ async fn malformed_requests_get_400_and_a_close() {
         b"GET /up/echo/x HTTP/1.1\r\nHost: h\r\nBad\x01Name: v\r\n\r\n",
     ];
     for request in cases {
-        expect_refused(fx.gw.addr, request, 400).await;
+        expect_refused(&fx, request, 400).await;
     }
     assert!(
         fx.seen.matching("/").is_empty(),
@@ -980,16 +1023,15 @@ async fn malformed_requests_get_400_and_a_close() {
     );
 
     // The gateway is still serving.
-    let mut wire = Wire::connect(fx.gw.addr).await;
+    let mut wire = fx.connect().await;
     wire.exchange(&get("/up/echo/fine"))
         .await
         .assert_echo("GET", "/up/echo/fine", b"");
 }
 
-#[tokio::test]
-async fn a_head_over_max_header_bytes_gets_431_and_a_close() {
-    let fx = fixture("max_header_bytes = 16384").await;
-    let mut wire = Wire::connect(fx.gw.addr).await;
+async fn a_head_over_max_header_bytes_gets_431_and_a_close(transport: Transport) {
+    let fx = fixture(transport, "max_header_bytes = 16384").await;
+    let mut wire = fx.connect().await;
     // A keep-alive connection that has already served a request.
     wire.exchange(&get("/up/echo/small"))
         .await
@@ -1005,12 +1047,11 @@ async fn a_head_over_max_header_bytes_gets_431_and_a_close() {
     assert!(fx.seen.matching("/up/echo/big").is_empty());
 }
 
-#[tokio::test]
-async fn conflicting_transfer_encoding_and_content_length_is_not_kept_alive() {
+async fn conflicting_transfer_encoding_and_content_length_is_not_kept_alive(transport: Transport) {
     // RFC 9112 section 6.3: Transfer-Encoding overrides Content-Length; the server may reject
     // the request, and must close the connection after answering it either way.
-    let fx = fixture("").await;
-    let mut wire = Wire::connect(fx.gw.addr).await;
+    let fx = fixture(transport, "").await;
+    let mut wire = fx.connect().await;
     let mut requests = b"POST /up/echo/te-cl HTTP/1.1\r\nHost: h\r\n\
                          Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n\
                          5\r\nhello\r\n0\r\n\r\n"
@@ -1025,9 +1066,8 @@ async fn conflicting_transfer_encoding_and_content_length_is_not_kept_alive() {
     fx.seen.assert_nothing_smuggled();
 }
 
-#[tokio::test]
-async fn undeterminable_request_framing_gets_400_and_a_close() {
-    let fx = fixture("").await;
+async fn undeterminable_request_framing_gets_400_and_a_close(transport: Transport) {
+    let fx = fixture(transport, "").await;
     // RFC 9112 section 6.3: an invalid Content-Length, or several different ones, and a
     // Transfer-Encoding whose final coding is not chunked, are unrecoverable framing errors.
     let cases = [
@@ -1042,18 +1082,17 @@ async fn undeterminable_request_framing_gets_400_and_a_close() {
     for headers in cases {
         let request =
             format!("POST /up/echo/framing HTTP/1.1\r\nHost: h\r\n{headers}\r\nhello\r\n");
-        expect_refused(fx.gw.addr, request.as_bytes(), 400).await;
+        expect_refused(&fx, request.as_bytes(), 400).await;
     }
     assert!(fx.seen.matching("framing").is_empty());
 }
 
-#[tokio::test]
-async fn a_client_vanishing_mid_body_leaves_the_gateway_serving() {
-    let fx = fixture("").await;
+async fn a_client_vanishing_mid_body_leaves_the_gateway_serving(transport: Transport) {
+    let fx = fixture(transport, "").await;
     let half = vec![b'z'; 40_000];
 
     // Content-Length body, half sent, then the socket closed.
-    let mut wire = Wire::connect(fx.gw.addr).await;
+    let mut wire = fx.connect().await;
     wire.send(b"POST /up/echo/abandoned HTTP/1.1\r\nHost: h\r\nContent-Length: 80000\r\n\r\n")
         .await;
     wire.send(&half).await;
@@ -1067,7 +1106,7 @@ async fn a_client_vanishing_mid_body_leaves_the_gateway_serving() {
     drop(wire);
 
     // Chunked body, a few chunks sent, then the socket closed.
-    let mut wire = Wire::connect(fx.gw.addr).await;
+    let mut wire = fx.connect().await;
     wire.send(
         b"POST /up/echo/abandoned-chunked HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n\
           5\r\nhello\r\n400\r\n",
@@ -1079,7 +1118,7 @@ async fn a_client_vanishing_mid_body_leaves_the_gateway_serving() {
 
     // Half-closed mid-body: the gateway sees the body end early and must answer or close, not
     // wait for bytes that cannot come.
-    let mut wire = Wire::connect(fx.gw.addr).await;
+    let mut wire = fx.connect().await;
     wire.send(b"POST /up/echo/half-closed HTTP/1.1\r\nHost: h\r\nContent-Length: 80000\r\n\r\n")
         .await;
     wire.send(&half).await;
@@ -1103,7 +1142,7 @@ async fn a_client_vanishing_mid_body_leaves_the_gateway_serving() {
 
     // Fresh connections still work, uploads included (no upstream connection is reused with
     // half a body in it).
-    let mut wire = Wire::connect(fx.gw.addr).await;
+    let mut wire = fx.connect().await;
     for i in 0..3 {
         let target = format!("/up/echo/after-abort/{i}");
         let request =
@@ -1114,11 +1153,10 @@ async fn a_client_vanishing_mid_body_leaves_the_gateway_serving() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn large_upload_and_download_stream_on_one_keep_alive_connection() {
-    let fx = fixture(&format!("max_body_bytes = {}", 2 * LARGE)).await;
+async fn large_upload_and_download_stream_on_one_keep_alive_connection(transport: Transport) {
+    let fx = fixture(transport, &format!("max_body_bytes = {}", 2 * LARGE)).await;
     let data = payload();
-    let mut wire = Wire::connect(fx.gw.addr).await;
+    let mut wire = fx.connect().await;
 
     wire.send(
         format!("POST /up/sink HTTP/1.1\r\nHost: h\r\nContent-Length: {LARGE}\r\n\r\n").as_bytes(),
@@ -1149,10 +1187,9 @@ async fn large_upload_and_download_stream_on_one_keep_alive_connection() {
         .assert_echo("GET", "/up/echo/after-large", b"");
 }
 
-#[tokio::test]
-async fn responses_carry_a_request_id_a_date_and_a_proper_status_line() {
-    let fx = fixture("").await;
-    let mut wire = Wire::connect(fx.gw.addr).await;
+async fn responses_carry_a_request_id_a_date_and_a_proper_status_line(transport: Transport) {
+    let fx = fixture(transport, "").await;
+    let mut wire = fx.connect().await;
     // An upstream answer, a gateway 404 (no route) and a gateway 502, on one connection.
     for (target, status) in [("/up/echo/x", 200), ("/nowhere", 404), ("/dead/x", 502)] {
         wire.send(get(target).as_bytes()).await;
@@ -1181,10 +1218,9 @@ async fn responses_carry_a_request_id_a_date_and_a_proper_status_line() {
     }
 }
 
-#[tokio::test]
-async fn absolute_form_and_asterisk_form_targets_get_valid_answers() {
-    let fx = fixture("").await;
-    let mut wire = Wire::connect(fx.gw.addr).await;
+async fn absolute_form_and_asterisk_form_targets_get_valid_answers(transport: Transport) {
+    let fx = fixture(transport, "").await;
+    let mut wire = fx.connect().await;
     // RFC 9112 section 3.2.2: a server must accept the absolute form; the upstream gets the
     // origin form.
     let response = wire
@@ -1200,17 +1236,16 @@ async fn absolute_form_and_asterisk_form_targets_get_valid_answers() {
     assert!((200..600).contains(&response.status), "{}", response.status);
     if response.has_token("connection", "close") {
         wire.expect_closed().await;
-        wire = Wire::connect(fx.gw.addr).await;
+        wire = fx.connect().await;
     }
     wire.exchange(&get("/up/echo/after-options"))
         .await
         .assert_echo("GET", "/up/echo/after-options", b"");
 }
 
-#[tokio::test]
-async fn an_unreachable_upstream_gets_502_json_and_the_connection_goes_on() {
-    let fx = fixture("").await;
-    let mut wire = Wire::connect(fx.gw.addr).await;
+async fn an_unreachable_upstream_gets_502_json_and_the_connection_goes_on(transport: Transport) {
+    let fx = fixture(transport, "").await;
+    let mut wire = fx.connect().await;
     let response = wire.exchange(&get("/dead/x")).await;
     assert_eq!(response.status, 502, "{}", response.text());
     let json: serde_json::Value = serde_json::from_slice(&response.body)
@@ -1242,7 +1277,10 @@ async fn an_unreachable_upstream_gets_502_json_and_the_connection_goes_on() {
 
 /// Sends `body` in 64 KiB pieces until all is sent or a write fails (the gateway closed);
 /// panics if a write blocks for [`IO_LIMIT`].
-async fn send_body_until_refused(writer: &mut OwnedWriteHalf, body: &[u8]) -> io::Result<()> {
+async fn send_body_until_refused(
+    writer: &mut (dyn AsyncWrite + Send + Unpin),
+    body: &[u8],
+) -> io::Result<()> {
     for piece in body.chunks(64 * 1024) {
         match tokio::time::timeout(IO_LIMIT, writer.write_all(piece)).await {
             Ok(Ok(())) => {}
@@ -1256,7 +1294,11 @@ async fn send_body_until_refused(writer: &mut OwnedWriteHalf, body: &[u8]) -> io
 }
 
 /// After a 413 and the whole refused body: the connection is closed, or it serves a request.
-async fn after_refused_body(wire: &mut Wire, writer: OwnedWriteHalf, sent: io::Result<()>) {
+async fn after_refused_body(
+    wire: &mut Wire,
+    writer: Box<dyn AsyncWrite + Send + Unpin>,
+    sent: io::Result<()>,
+) {
     wire.writer = Some(writer);
     if sent.is_ok()
         && wire
@@ -1274,9 +1316,10 @@ async fn after_refused_body(wire: &mut Wire, writer: OwnedWriteHalf, sent: io::R
     }
 }
 
-#[tokio::test]
-async fn a_413_for_a_declared_length_is_readable_while_the_client_keeps_sending() {
-    let fx = fixture("max_body_bytes = 1048576").await;
+async fn a_413_for_a_declared_length_is_readable_while_the_client_keeps_sending(
+    transport: Transport,
+) {
+    let fx = fixture(transport, "max_body_bytes = 1048576").await;
     // The refused body is full of requests: kept as a request stream, it would smuggle them.
     let body = SMUGGLED
         .repeat(8 * 1024 * 1024 / SMUGGLED.len())
@@ -1287,7 +1330,7 @@ async fn a_413_for_a_declared_length_is_readable_while_the_client_keeps_sending(
     );
 
     // The client reads the answer to its head, then sends the body anyway.
-    let mut wire = Wire::connect(fx.gw.addr).await;
+    let mut wire = fx.connect().await;
     wire.send(head.as_bytes()).await;
     let response = wire.read_final("POST").await;
     assert_eq!(response.status, 413, "{}", response.text());
@@ -1297,7 +1340,7 @@ async fn a_413_for_a_declared_length_is_readable_while_the_client_keeps_sending(
 
     // The client streams its body at once, reading the answer as it comes: the answer must
     // not be lost to a reset of a connection closed with body bytes unread.
-    let mut wire = Wire::connect(fx.gw.addr).await;
+    let mut wire = fx.connect().await;
     wire.send(head.as_bytes()).await;
     let mut writer = wire.writer.take().expect("write half");
     let upload = tokio::spawn(async move {
@@ -1313,20 +1356,81 @@ async fn a_413_for_a_declared_length_is_readable_while_the_client_keeps_sending(
     fx.seen.assert_nothing_smuggled();
 }
 
-#[tokio::test]
-async fn a_request_without_exactly_one_valid_host_gets_400() {
+async fn a_request_without_exactly_one_valid_host_gets_400(transport: Transport) {
     // RFC 9112 section 3.2: an HTTP/1.1 request without Host, with two, or with an invalid one
     // must be answered 400.
-    let fx = fixture("").await;
+    let fx = fixture(transport, "").await;
     let cases = [
         "GET /up/echo/no-host HTTP/1.1\r\n\r\n",
         "GET /up/echo/two-hosts HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
         "GET /up/echo/bad-host HTTP/1.1\r\nHost: a b\r\n\r\n",
     ];
     for request in cases {
-        let mut wire = Wire::connect(fx.gw.addr).await;
+        let mut wire = fx.connect().await;
         let response = wire.exchange(request).await;
         assert_eq!(response.status, 400, "{request:?}: {}", response.text());
     }
     assert!(fx.seen.matching("/up/echo").is_empty());
+}
+
+/// Every case, once per listener.
+macro_rules! on_both_listeners {
+    (current_thread: [$($name:ident,)*] multi_thread: [$($multi:ident,)*]) => {
+        mod plain {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Transport::Plain).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $multi() {
+                    super::$multi(super::Transport::Plain).await;
+                }
+            )*
+        }
+        mod tls {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Transport::Tls).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $multi() {
+                    super::$multi(super::Transport::Tls).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_listeners! {
+    current_thread: [
+        keep_alive_answers_sequential_requests_on_one_connection,
+        pipelined_requests_in_one_write_are_answered_in_order,
+        an_empty_line_before_a_request_line_is_ignored,
+        request_bodies_arrive_intact_with_content_length_and_chunked,
+        requests_trickled_in_tiny_writes_arrive_intact,
+        expect_100_continue_is_answered_before_the_body_and_keeps_the_connection,
+        http_1_0_without_keep_alive_is_answered_then_closed,
+        connection_close_is_honoured_and_later_pipelined_requests_are_not_served,
+        head_responses_carry_no_body,
+        streamed_and_bodiless_upstream_answers_are_framed_right,
+        malformed_requests_get_400_and_a_close,
+        a_head_over_max_header_bytes_gets_431_and_a_close,
+        conflicting_transfer_encoding_and_content_length_is_not_kept_alive,
+        undeterminable_request_framing_gets_400_and_a_close,
+        a_client_vanishing_mid_body_leaves_the_gateway_serving,
+        responses_carry_a_request_id_a_date_and_a_proper_status_line,
+        absolute_form_and_asterisk_form_targets_get_valid_answers,
+        an_unreachable_upstream_gets_502_json_and_the_connection_goes_on,
+        a_413_for_a_declared_length_is_readable_while_the_client_keeps_sending,
+        a_request_without_exactly_one_valid_host_gets_400,
+    ]
+    multi_thread: [
+        large_upload_and_download_stream_on_one_keep_alive_connection,
+    ]
 }

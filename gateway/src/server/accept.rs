@@ -1,7 +1,7 @@
 //! The accept loop: takes connections while under the connection limit, survives running out
-//! of file descriptors, and hands each connection to hyper.
+//! of file descriptors, and hands each connection to its protocol's server.
 
-use super::protocol::{self, Protocols};
+use super::protocol::{self, Protocol, Protocols};
 use crate::proxy::ConnInfo;
 use crate::stack;
 use crate::state::Shared;
@@ -74,14 +74,23 @@ pub(super) async fn accept_loop(l: AcceptLoop) {
                 });
             }
             Some(acceptor) => {
+                let shared = l.shared.clone();
                 tokio::spawn(async move {
                     let _permit = permit;
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
                     {
                         Ok(Ok(tls_stream)) => {
                             let alpn = tls_stream.get_ref().1.alpn_protocol();
-                            let negotiated = protocol::from_alpn(alpn);
-                            protocols.serve(negotiated, drain, tls_stream, stack).await;
+                            match protocol::from_alpn(alpn) {
+                                Protocol::Http1 => {
+                                    protocols
+                                        .serve_http1(drain, shared, tls_stream, stack)
+                                        .await;
+                                }
+                                Protocol::Http2 => {
+                                    protocols.serve_http2(drain, tls_stream, stack).await;
+                                }
+                            }
                         }
                         Ok(Err(error)) => tracing::debug!(%remote, %error, "tls handshake failed"),
                         Err(_) => tracing::debug!(%remote, "tls handshake timed out"),

@@ -1,5 +1,5 @@
-//! The gateway's own HTTP/1.1 server connection, for plain-TCP clients (TLS and HTTP/2 clients
-//! are served by hyper).
+//! The gateway's own HTTP/1.1 server connection, for every HTTP/1.1 client: plain TCP and TLS
+//! alike ([`Transport`]); hyper serves HTTP/2 only.
 //!
 //! Every proxied request crosses this code, so it does what a request needs and nothing more:
 //! the connection's own task reads the head into a buffer that is reused from request to
@@ -8,10 +8,9 @@
 //! head and the first body frame in one write. hyper's server dispatcher, its per-request timers
 //! and its body channel are not on this path.
 //!
-//! - [`head`]: the request head, its body framing, keep-alive and `Expect`;
-//! - [`inbound`]: a request body that streams in after its head (a body that came whole with the
-//!   head is handed over as bytes);
-//! - [`respond`]: the response head and the body's framing on the wire.
+//! The wire format is [`crate::http1`]'s (request heads in, response heads and bodies out); here
+//! is the connection: reading, timeouts, held calls, shutdown. [`inbound`] is a request body that
+//! streams in after its head (a body that came whole with the head is handed over as bytes).
 //!
 //! Held calls: when a call starts waiting in the queue it says so ([`announce_held`]) and the
 //! connection drops its read and write buffers for the wait: a held call costs its wait, not
@@ -21,16 +20,17 @@
 //! The header read timeout is one timer per connection ([`Watchdog`]). A connection that shuts
 //! down finishes the request in flight, answers it with `connection: close`, and closes.
 
-mod head;
 mod inbound;
-mod respond;
+mod transport;
+
+pub(super) use transport::Transport;
 
 use super::head_timeout::Watchdog;
 use super::protocol::Stack;
 use crate::body;
-use crate::http1::NameCache;
+use crate::http1::server::{HeadError, Reply, RequestHead, encode_response_head, parse_request};
+use crate::http1::{BodyWriter, Framing, NameCache, Sink};
 use bytes::BytesMut;
-use head::{Framing, Head};
 use http::{Method, Request, Version};
 use inbound::{Inbound, RequestBody};
 use std::cell::Cell;
@@ -40,8 +40,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 /// Reads of a request head ask for at least this much room.
@@ -78,14 +77,14 @@ pub(crate) fn announce_held() {
 }
 
 /// The client's socket: the connection's own, or shared with a request body streaming in.
-enum Io {
-    Own(TcpStream),
-    Shared(inbound::Shared),
+enum Io<T> {
+    Own(T),
+    Shared(inbound::Shared<T>),
     /// For the moment the socket moves from one to the other.
     Gone,
 }
 
-impl respond::Sink for Io {
+impl<T: Transport> Sink for Io<T> {
     fn poll_write_vectored(
         &mut self,
         cx: &mut Context<'_>,
@@ -97,9 +96,17 @@ impl respond::Sink for Io {
             Self::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
         }
     }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Self::Own(stream) => Pin::new(stream).poll_flush(cx),
+            Self::Shared(shared) => inbound::lock(shared).poll_flush(cx),
+            Self::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }
 }
 
-/// A plain HTTP/1 connection's settings.
+/// An HTTP/1.1 connection's settings.
 pub(super) struct Connection<'a> {
     pub(super) header_read_timeout: Duration,
     /// The largest request head accepted (431 beyond).
@@ -125,12 +132,12 @@ enum NoHead {
     /// The client closed, the gateway is shutting down, or the header read timeout passed.
     Closed,
     /// The client sent a head the gateway refuses; the connection answers and closes.
-    Refused(head::HeadError),
+    Refused(HeadError),
 }
 
 /// What a connection keeps from request to request.
-struct Conn {
-    io: Io,
+struct Conn<T> {
+    io: Io<T>,
     /// Bytes read and not yet parsed (empty when the socket is shared with a request body).
     read: BytesMut,
     /// The buffer response heads are encoded into.
@@ -144,7 +151,7 @@ impl Connection<'_> {
     /// Written as small awaits around synchronous steps: the connection's future is as large as
     /// its largest state, and a call held in the queue keeps it for minutes, so no request,
     /// response or head is kept across an await.
-    pub(super) async fn serve<S: Stack>(self, stream: TcpStream, mut stack: S) {
+    pub(super) async fn serve<S: Stack, T: Transport>(self, stream: T, mut stack: S) {
         let mut conn = Conn {
             io: Io::Own(stream),
             read: BytesMut::new(),
@@ -177,11 +184,16 @@ impl Connection<'_> {
                 return;
             };
             reply.keep_alive &= !self.shared.is_draining();
-            let mut writer = respond::Writer::new(&mut conn.write, response, reply);
-            let written = poll_fn(|cx| writer.poll_write(cx, &mut conn.io, &mut conn.write)).await;
-            drop(writer);
+            let (parts, body) = response.into_parts();
+            let mut head = std::mem::take(&mut conn.write);
+            let framing = encode_response_head(&mut head, &parts, &body, reply);
+            drop(parts);
+            let keep_alive = reply.keep_alive && framing != Framing::UntilClose;
+            let mut writer = BodyWriter::new(head, body, framing);
+            let written = poll_fn(|cx| writer.poll_write(cx, &mut conn.io)).await;
+            conn.write = writer.into_buffer();
             let reclaimed = conn.reclaim();
-            match (written, reclaimed) {
+            match (written.map(|()| keep_alive), reclaimed) {
                 (Ok(true), true) => {}
                 (Err(error), _) => {
                     tracing::debug!(%error, "writing a response failed");
@@ -195,12 +207,12 @@ impl Connection<'_> {
     }
 
     /// Reads until `read` holds a whole request head.
-    async fn read_head(
+    async fn read_head<T: Transport>(
         &self,
-        conn: &mut Conn,
+        conn: &mut Conn<T>,
         watchdog: &mut Watchdog,
         stopping: &mut Stopping<'_, '_>,
-    ) -> Result<Head, NoHead> {
+    ) -> Result<RequestHead, NoHead> {
         let Conn {
             io: Io::Own(stream),
             read,
@@ -212,7 +224,7 @@ impl Connection<'_> {
         };
         loop {
             if !read.is_empty() {
-                match head::parse(read, self.max_head, names) {
+                match parse_request(read, self.max_head, names) {
                     Ok(Some(head)) => return Ok(head),
                     Ok(None) => {}
                     Err(error) => return Err(NoHead::Refused(error)),
@@ -262,7 +274,11 @@ impl Connection<'_> {
     }
 
     /// Waits for a call's response; `None` when the client goes away first.
-    async fn wait<F>(&self, mut call: F, conn: &mut Conn) -> Option<http::Response<body::Body>>
+    async fn wait<F, T: Transport>(
+        &self,
+        mut call: F,
+        conn: &mut Conn<T>,
+    ) -> Option<http::Response<body::Body>>
     where
         F: Future<Output = Result<http::Response<body::Body>, std::convert::Infallible>> + Unpin,
     {
@@ -283,7 +299,7 @@ impl Connection<'_> {
                 conn.release();
             }
             if watching && let Io::Own(stream) = &mut conn.io {
-                match stream.poll_read_ready(cx) {
+                match Transport::poll_read_ready(stream, cx) {
                     Poll::Ready(Ok(())) => {
                         if conn.read.capacity() == conn.read.len() {
                             conn.read.reserve(READ_SIZE);
@@ -304,39 +320,36 @@ impl Connection<'_> {
     }
 }
 
-impl Conn {
+impl<T: Transport> Conn<T> {
     /// Turns a request head into a request (its body whole, or streaming from the socket) and
     /// calls the stack with it.
-    fn start<S: Stack>(&mut self, stack: &mut S, head: Head) -> (S::Call, respond::Reply) {
-        let Head {
+    fn start<S: Stack>(&mut self, stack: &mut S, head: RequestHead) -> (S::Call, Reply) {
+        let RequestHead {
             parts,
             framing,
             keep_alive,
             expect_continue,
             mut rest,
         } = head;
-        let reply = respond::Reply {
+        let reply = Reply {
             head_request: parts.method == Method::HEAD,
             http11: parts.version == Version::HTTP_11,
             keep_alive,
         };
         let body = match framing {
-            Framing::None => body::empty(),
+            // A request is never delimited by the close (RFC 9112 section 6.3).
+            Framing::None | Framing::UntilClose => body::empty(),
             Framing::Length(n) if rest.len() as u64 >= n => body::full(rest.split_to(n as usize)),
             Framing::Length(_) | Framing::Chunked => {
                 self.read.extend_from_slice(&rest);
                 rest.clear();
-                let length = match framing {
-                    Framing::Length(n) => Some(n),
-                    _ => None,
-                };
                 let Io::Own(stream) = std::mem::replace(&mut self.io, Io::Gone) else {
                     unreachable!("the socket is the connection's own between requests")
                 };
                 let shared = Arc::new(Mutex::new(Inbound::new(
                     stream,
                     std::mem::take(&mut self.read),
-                    length,
+                    framing,
                     expect_continue,
                 )));
                 self.io = Io::Shared(shared.clone());
@@ -384,9 +397,9 @@ impl Conn {
 }
 
 /// Answers a refused request head and closes.
-async fn refuse(io: Io, error: &head::HeadError) {
+async fn refuse<T: Transport>(io: Io<T>, error: &HeadError) {
     let Io::Own(mut stream) = io else { return };
-    let answer = respond::refusal(error.status(), &error.to_string());
+    let answer = crate::http1::server::refusal(error.status(), &error.to_string());
     if stream.write_all(&answer).await.is_ok() {
         linger(Io::Own(stream)).await;
     }
@@ -394,7 +407,7 @@ async fn refuse(io: Io, error: &head::HeadError) {
 
 /// Closes a connection the way that lets the client read the last response: no more writes,
 /// then read and discard what the client still sends, for a while, before letting go.
-async fn linger(io: Io) {
+async fn linger<T: Transport>(io: Io<T>) {
     let Io::Own(mut stream) = io else { return };
     if stream.shutdown().await.is_err() {
         return;

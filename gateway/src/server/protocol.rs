@@ -4,7 +4,8 @@
 //! knowledge); the bytes are *peeked*, not read, so the HTTP/1 parser later reads the whole
 //! request head in one go. A TLS connection speaks what ALPN negotiated.
 //!
-//! Plain HTTP/1.1 is served by the gateway's own connection ([`h1`]); TLS and HTTP/2 by hyper.
+//! HTTP/1.1, plain or over TLS, is served by the gateway's own connection ([`h1`]); HTTP/2 by
+//! hyper.
 //!
 //! Why not hyper-util's `auto` builder: it reads the first bytes itself and replays them, so the
 //! HTTP/1 parser first sees a fragment of the head and then grows its read buffer from 8 to
@@ -13,13 +14,13 @@
 //! waits in the queue, when thousands of them are open at once. Each protocol's connection is
 //! boxed here, so a connection costs what its own protocol needs.
 
-use super::h1;
+use super::h1::{self, Transport};
 use crate::body::Body;
 use crate::config::Config;
 use crate::state::Shared;
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper::server::conn::{http1, http2};
+use hyper::server::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use std::convert::Infallible;
@@ -43,8 +44,6 @@ pub(super) enum Protocol {
 
 /// Connection settings for both protocols, with the client limits applied.
 pub(super) struct Protocols {
-    /// HTTP/1 over TLS: hyper with its header read timeout.
-    http1: http1::Builder,
     http2: http2::Builder<TokioExecutor>,
     /// How long a client may take to send its request head (and so its first bytes).
     header_read_timeout: Duration,
@@ -58,20 +57,12 @@ pub(super) struct Protocols {
 
 impl Protocols {
     pub(super) fn new(config: &Config, metrics: &crate::metrics::Metrics) -> Self {
-        let mut http1 = http1::Builder::new();
-        http1
-            .timer(TokioTimer::new())
-            .header_read_timeout(config.limits.header_read_timeout)
-            // hyper answers 431 when the request head does not fit this buffer.
-            .max_buf_size(config.limits.max_header_bytes.max(8192))
-            .keep_alive(true);
         let mut http2 = http2::Builder::new(TokioExecutor::new());
         http2
             .timer(TokioTimer::new())
             .max_header_list_size(config.limits.max_header_bytes as u32)
             .keep_alive_interval(Some(Duration::from_secs(30)));
         Self {
-            http1,
             http2,
             header_read_timeout: config.limits.header_read_timeout,
             max_head: config.limits.max_header_bytes,
@@ -91,47 +82,45 @@ impl Protocols {
         S: Stack,
     {
         match tokio::time::timeout(self.header_read_timeout, sniff(&stream)).await {
-            Ok(Ok(Some(Protocol::Http1))) => {
-                let connection = h1::Connection {
-                    header_read_timeout: self.header_read_timeout,
-                    max_head: self.max_head,
-                    parked: &self.parked,
-                    drain,
-                    shared,
-                };
-                Box::pin(connection.serve(stream, stack)).await;
-            }
+            Ok(Ok(Some(Protocol::Http1))) => self.serve_http1(drain, shared, stream, stack).await,
             // Boxed: the task of every plain connection must not be sized for HTTP/2's state.
-            Ok(Ok(Some(protocol))) => Box::pin(self.serve(protocol, drain, stream, stack)).await,
+            Ok(Ok(Some(Protocol::Http2))) => Box::pin(self.serve_http2(drain, stream, stack)).await,
             Ok(Ok(None)) => {}
             Ok(Err(error)) => tracing::debug!(%error, "connection failed before its first request"),
             Err(_) => tracing::debug!("client sent nothing within the header read timeout"),
         }
     }
 
-    /// Serves a connection whose protocol is known, with hyper alone.
-    pub(super) async fn serve<IO, S>(
+    /// Serves an HTTP/1.1 connection, plain or TLS, with the gateway's own server.
+    pub(super) async fn serve_http1<T, S>(
         &self,
-        protocol: Protocol,
         drain: CancellationToken,
-        io: IO,
+        shared: Arc<Shared>,
+        stream: T,
         stack: S,
     ) where
+        T: Transport,
+        S: Stack,
+    {
+        let connection = h1::Connection {
+            header_read_timeout: self.header_read_timeout,
+            max_head: self.max_head,
+            parked: &self.parked,
+            drain,
+            shared,
+        };
+        Box::pin(connection.serve(stream, stack)).await;
+    }
+
+    /// Serves an HTTP/2 connection with hyper.
+    pub(super) async fn serve_http2<IO, S>(&self, drain: CancellationToken, io: IO, stack: S)
+    where
         IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
         S: Stack,
     {
-        let io = TokioIo::new(io);
         let service = TowerToHyperService::new(ForHyper(stack));
-        let result = match protocol {
-            Protocol::Http1 => {
-                let connection = self.http1.serve_connection(io, service);
-                Box::pin(until_drained(connection, &drain, |c| c.graceful_shutdown())).await
-            }
-            Protocol::Http2 => {
-                let connection = self.http2.serve_connection(io, service);
-                Box::pin(until_drained(connection, &drain, |c| c.graceful_shutdown())).await
-            }
-        };
+        let connection = self.http2.serve_connection(TokioIo::new(io), service);
+        let result = Box::pin(until_drained(connection, &drain, |c| c.graceful_shutdown())).await;
         if let Err(error) = result {
             tracing::debug!(%error, "connection ended with an error");
         }

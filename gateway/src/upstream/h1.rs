@@ -8,29 +8,25 @@
 //! connection back to the pool the moment the response body has been read to its end, which for a
 //! small response is before the head even leaves the gateway.
 //!
-//! - [`encode`]: the request head and the body's framing (length or chunked);
-//! - [`upload`]: writing the request, polled alongside reading, so that an upstream may answer
-//!   before the body is all sent, or stream its answer while it reads;
-//! - [`decode`]: the response head (framing per RFC 9112 section 6.3, interim `1xx` skipped,
-//!   hop-by-hop headers dropped) and the chunked coding;
-//! - [`exchange`]: the future from request to response head; [`response`]: the body that reads the
-//!   rest and returns the connection.
+//! The wire format is [`crate::http1`]'s client half; here is the connection:
+//! - [`exchange`]: the future from request to response head, writing the request (through the
+//!   shared [`BodyWriter`](crate::http1::BodyWriter)) while it reads, so that an upstream may
+//!   answer before the body is all sent, or stream its answer while it reads;
+//! - [`response`]: the body that reads the rest and returns the connection.
 //!
 //! A connection goes back to the pool only when the exchange ended cleanly: body complete both
 //! ways, no stray bytes, keep-alive on both sides. Anything else closes it.
 
-mod decode;
-mod encode;
 mod exchange;
 mod response;
-mod upload;
 
 pub(crate) use exchange::{Exchange, Failed};
 pub(crate) use response::ResponseBody;
 
 use crate::body::BoxError;
+use crate::http1::{Sink, WriteError};
 use bytes::BytesMut;
-use std::io;
+use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use tokio::net::TcpStream;
@@ -70,7 +66,42 @@ impl From<crate::http1::WireError> for H1Error {
         match error {
             WireError::Invalid(what) => Self::Invalid(what),
             WireError::TooLarge => Self::HeadTooLarge,
+            WireError::NotImplemented => Self::Invalid("transfer coding"),
+            WireError::SwitchingProtocols => Self::Upgrade,
             WireError::Parse(error) => Self::Parse(error),
+        }
+    }
+}
+
+impl From<WriteError> for H1Error {
+    fn from(error: WriteError) -> Self {
+        match error {
+            WriteError::Body(error) => Self::RequestBody(error),
+            WriteError::TooLong | WriteError::TooShort => {
+                Self::RequestBody(format!("request {error}").into())
+            }
+            WriteError::Io(error) => Self::Io(error),
+        }
+    }
+}
+
+/// A connection's socket as the request writer's sink, written through a shared reference so
+/// that the exchange can read the response while the request is still going out.
+struct Socket<'a>(&'a TcpStream);
+
+impl Sink for Socket<'_> {
+    fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            match self.0.try_write_vectored(bufs) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready!(self.0.poll_write_ready(cx))?;
+                }
+                written => return Poll::Ready(written),
+            }
         }
     }
 }

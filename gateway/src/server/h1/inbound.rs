@@ -11,16 +11,15 @@
 //! polled for bytes that are not there, as RFC 9110 section 10.1.1 has it; not at all when the
 //! final response comes first.
 
+use super::Transport;
 use crate::body::BoxError;
-use crate::http1::{Chunked, Decoded, WireError, decode_chunked};
+use crate::http1::{BodyReader, Decoded, Framing, WireError};
 use bytes::{Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, ready};
-use tokio::io::AsyncWrite;
-use tokio::net::TcpStream;
 
 /// Reads of a streaming body ask for at least this much room.
 const READ_SIZE: usize = 16 * 1024;
@@ -28,22 +27,15 @@ const READ_SIZE: usize = 16 * 1024;
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// The socket and its read side while a request body streams.
-pub(super) struct Inbound {
+pub(super) struct Inbound<T> {
     /// The socket; taken back by the connection once the response is written.
-    stream: Option<TcpStream>,
+    stream: Option<T>,
     /// Bytes read and not yet returned: the body's, then possibly pipelined requests.
     read: BytesMut,
-    decoder: Decoder,
+    reader: BodyReader,
     state: State,
     /// How much of `100 Continue` is written: `None` when none is due (or it is too late).
     interim: Option<usize>,
-}
-
-#[derive(Debug)]
-enum Decoder {
-    /// Bytes of a `Content-Length` body not yet returned.
-    Length(u64),
-    Chunked(Chunked),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,28 +48,20 @@ enum State {
 }
 
 /// Shared between the body and its connection.
-pub(super) type Shared = Arc<Mutex<Inbound>>;
+pub(super) type Shared<T> = Arc<Mutex<Inbound<T>>>;
 
 /// Locks `shared`; a poisoned lock is still usable (every update leaves a valid state).
-pub(super) fn lock(shared: &Shared) -> MutexGuard<'_, Inbound> {
+pub(super) fn lock<T>(shared: &Shared<T>) -> MutexGuard<'_, Inbound<T>> {
     shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl Inbound {
-    /// A body of `length` bytes (`None`: chunked) on `stream`, whose first bytes are in `read`.
-    pub(super) fn new(
-        stream: TcpStream,
-        read: BytesMut,
-        length: Option<u64>,
-        expect_continue: bool,
-    ) -> Self {
+impl<T: Transport> Inbound<T> {
+    /// A body framed as `framing` on `stream`, whose first bytes are in `read`.
+    pub(super) fn new(stream: T, read: BytesMut, framing: Framing, expect_continue: bool) -> Self {
         Self {
             stream: Some(stream),
             read,
-            decoder: match length {
-                Some(n) => Decoder::Length(n),
-                None => Decoder::Chunked(Chunked::Size),
-            },
+            reader: BodyReader::new(framing),
             state: State::Reading,
             interim: expect_continue.then_some(0),
         }
@@ -85,7 +69,7 @@ impl Inbound {
 
     /// The socket back, with the bytes read past the body, if the body has ended; otherwise
     /// the socket alone (the connection must close) and the body fails from now on.
-    pub(super) fn reclaim(&mut self) -> Result<(TcpStream, BytesMut), Option<TcpStream>> {
+    pub(super) fn reclaim(&mut self) -> Result<(T, BytesMut), Option<T>> {
         let stream = self.stream.take();
         match (self.ended(), stream) {
             (true, Some(stream)) => Ok((stream, std::mem::take(&mut self.read))),
@@ -101,12 +85,7 @@ impl Inbound {
     /// Whether all of the body has been read (a reader that trusts `is_end_stream` may not poll
     /// for the end).
     fn ended(&self) -> bool {
-        self.state == State::Done
-            || (self.state == State::Reading
-                && matches!(
-                    self.decoder,
-                    Decoder::Length(0) | Decoder::Chunked(Chunked::Done)
-                ))
+        self.state == State::Done || (self.state == State::Reading && self.reader.ended())
     }
 
     /// Writes to the socket for the connection (its response). A `100 Continue` partly written
@@ -126,17 +105,30 @@ impl Inbound {
         }
     }
 
-    /// Writes what is due of `100 Continue`.
+    /// Flushes the socket for the connection (a TLS stream buffers records).
+    pub(super) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.stream {
+            Some(stream) => Pin::new(stream).poll_flush(cx),
+            None => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }
+
+    /// Writes what is due of `100 Continue`, and flushes it once it is all written.
     fn poll_interim(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while let Some(at) = self.interim {
             let Some(stream) = &mut self.stream else {
                 return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
             };
+            if at == CONTINUE.len() {
+                ready!(Pin::new(stream).poll_flush(cx))?;
+                self.interim = None;
+                break;
+            }
             let n = ready!(Pin::new(stream).poll_write(cx, &CONTINUE[at..]))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            self.interim = (at + n < CONTINUE.len()).then_some(at + n);
+            self.interim = Some(at + n);
         }
         Poll::Ready(Ok(()))
     }
@@ -165,17 +157,7 @@ impl Inbound {
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<Frame<Bytes>>, BodyError>> {
         loop {
-            let decoded = match &mut self.decoder {
-                Decoder::Length(0) => Decoded::End,
-                Decoder::Length(_) if self.read.is_empty() => Decoded::NeedMore,
-                Decoder::Length(left) => {
-                    let take = (*left).min(self.read.len() as u64);
-                    *left -= take;
-                    Decoded::Data(self.read.split_to(take as usize).freeze())
-                }
-                Decoder::Chunked(state) => decode_chunked(state, &mut self.read)?,
-            };
-            match decoded {
+            match self.reader.decode(&mut self.read)? {
                 Decoded::Data(bytes) => return Poll::Ready(Ok(Some(Frame::data(bytes)))),
                 Decoded::Trailers(trailers) => {
                     return Poll::Ready(Ok(Some(Frame::trailers(trailers))));
@@ -216,17 +198,17 @@ pub(super) enum BodyError {
 }
 
 /// The body of a request whose bytes were not all read with its head.
-pub(super) struct RequestBody {
-    shared: Shared,
+pub(super) struct RequestBody<T> {
+    shared: Shared<T>,
 }
 
-impl RequestBody {
-    pub(super) fn new(shared: Shared) -> Self {
+impl<T> RequestBody<T> {
+    pub(super) fn new(shared: Shared<T>) -> Self {
         Self { shared }
     }
 }
 
-impl http_body::Body for RequestBody {
+impl<T: Transport> http_body::Body for RequestBody<T> {
     type Data = Bytes;
     type Error = BoxError;
 
@@ -242,9 +224,6 @@ impl http_body::Body for RequestBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        match lock(&self.shared).decoder {
-            Decoder::Length(left) => SizeHint::with_exact(left),
-            Decoder::Chunked(_) => SizeHint::default(),
-        }
+        lock(&self.shared).reader.size_hint()
     }
 }

@@ -1,12 +1,12 @@
 //! One exchange on a connection, up to the response head: the request is written while the
 //! response is read, and the response takes the connection (and any body still being written).
 
-use super::encode::{self, To};
 use super::response::ResponseBody;
-use super::upload::Upload;
-use super::{Conn, H1Error, decode};
+use super::{Conn, H1Error, Socket};
 use crate::body::Body;
-use crate::forwarding::Forwarding;
+use crate::forwarding::{Forwarded, Forwarding};
+use crate::http1::BodyWriter;
+use crate::http1::client::{encode_request_head, parse_response, request_framing};
 use crate::upstream::Endpoint;
 use crate::upstream::pool::Pool;
 use http::{Method, Request, Response, request};
@@ -18,7 +18,7 @@ use tokio::time::Instant;
 pub(crate) struct Exchange {
     conn: Option<Conn>,
     /// The request being written; `None` once it all went out.
-    upload: Option<Upload>,
+    upload: Option<BodyWriter>,
     /// The request head, kept while the request could still be sent elsewhere unsent.
     parts: Option<request::Parts>,
     head_request: bool,
@@ -50,16 +50,22 @@ impl Exchange {
     ) -> Self {
         conn.arm(deadline);
         let (parts, body) = request.into_parts();
-        let framing = encode::framing(&parts, &body);
+        let framing = request_framing(&parts, &body);
         let mut buffer = std::mem::take(&mut conn.write);
-        let to = To {
-            base_path: endpoint.base_path(),
-            host: endpoint.host(),
-        };
-        encode::head(&parts, framing, to, forwarding, &mut buffer);
+        let base_path = endpoint.base_path();
+        match forwarding {
+            Some(forwarding) => {
+                let rewrite = Forwarded {
+                    forwarding,
+                    fallback_host: endpoint.host(),
+                };
+                encode_request_head(&parts, framing, base_path, &rewrite, &mut buffer);
+            }
+            None => encode_request_head(&parts, framing, base_path, &(), &mut buffer),
+        }
         Self {
             conn: Some(conn),
-            upload: Some(Upload::new(buffer, body, framing)),
+            upload: Some(BodyWriter::new(buffer, body, framing)),
             head_request: parts.method == Method::HEAD,
             parts: Some(parts),
             pool: Some(endpoint.pool().clone()),
@@ -70,7 +76,7 @@ impl Exchange {
     /// The request back, if nothing of it was written and its body never polled.
     fn unsent(&mut self) -> Option<Request<Body>> {
         let upload = self.upload.as_mut()?;
-        if upload.wrote {
+        if upload.wrote() {
             return None;
         }
         let body = upload.take_unpolled_body()?;
@@ -94,12 +100,13 @@ impl Future for Exchange {
             .as_mut()
             .expect("Exchange polled after completion");
         if let Some(upload) = this.upload.as_mut() {
-            match upload.poll(cx, &conn.stream) {
+            match upload.poll_write(cx, &mut Socket(&conn.stream)) {
                 Poll::Ready(Ok(())) => {
                     conn.write = this.upload.take().expect("present").into_buffer();
                 }
                 Poll::Ready(Err(error)) => {
-                    if matches!(error, H1Error::RequestBody(_)) || !upload.wrote {
+                    let error = H1Error::from(error);
+                    if matches!(error, H1Error::RequestBody(_)) || !upload.wrote() {
                         return this.fail(error);
                     }
                     this.upload = None;
@@ -114,7 +121,8 @@ impl Future for Exchange {
             let parsed = if conn.read.is_empty() {
                 Ok(None)
             } else {
-                decode::parse_head(&mut conn.read, this.head_request, &mut conn.names)
+                parse_response(&mut conn.read, this.head_request, &mut conn.names)
+                    .map_err(H1Error::from)
             };
             match parsed {
                 Ok(Some(head)) => {

@@ -2,11 +2,10 @@
 //! the request body, if the upstream answered before it was all sent), then returns the
 //! connection to the pool.
 
-use super::decode::{Framing, Head};
-use super::upload::Upload;
-use super::{Conn, H1Error};
+use super::{Conn, H1Error, Socket};
 use crate::body::BoxError;
-use crate::http1::{Chunked, Decoded, decode_chunked};
+use crate::http1::client::ResponseHead;
+use crate::http1::{BodyReader, BodyWriter, Decoded};
 use crate::upstream::pool::Pool;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
@@ -28,36 +27,24 @@ enum State {
 
 struct Streaming {
     conn: Conn,
-    decoder: Decoder,
+    reader: BodyReader,
     keep_alive: bool,
     /// The request body, still being written.
-    upload: Option<Upload>,
+    upload: Option<BodyWriter>,
     pool: Pool,
-}
-
-enum Decoder {
-    /// Bytes of a `Content-Length` body not yet returned.
-    Length(u64),
-    Chunked(Chunked),
-    UntilClose,
 }
 
 impl ResponseBody {
     pub(super) fn new(
         mut conn: Conn,
-        head: &Head,
+        head: &ResponseHead,
         keep_alive: bool,
-        upload: Option<Upload>,
+        upload: Option<BodyWriter>,
         pool: Pool,
     ) -> Self {
-        let decoder = match head.framing {
-            Framing::Empty => Decoder::Length(0),
-            Framing::Length(n) => Decoder::Length(n),
-            Framing::Chunked => Decoder::Chunked(Chunked::Size),
-            Framing::UntilClose => Decoder::UntilClose,
-        };
+        let reader = BodyReader::new(head.framing);
         let rest = &head.rest;
-        if let (Decoder::Length(n), None) = (&decoder, &upload)
+        if let (BodyReader::Length(n), None) = (&reader, &upload)
             && rest.len() as u64 >= *n
         {
             // The usual small response: all of it is here, and the connection is free at once
@@ -73,7 +60,7 @@ impl ResponseBody {
         Self {
             state: State::Streaming(Box::new(Streaming {
                 conn,
-                decoder,
+                reader,
                 keep_alive,
                 upload,
                 pool,
@@ -85,7 +72,10 @@ impl ResponseBody {
 impl Streaming {
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Frame<Bytes>>, H1Error>> {
         if let Some(upload) = self.upload.as_mut() {
-            match upload.poll(cx, &self.conn.stream) {
+            match upload
+                .poll_write(cx, &mut Socket(&self.conn.stream))
+                .map_err(H1Error::from)
+            {
                 Poll::Ready(Ok(())) => {
                     self.conn.write = self.upload.take().expect("present").into_buffer();
                 }
@@ -101,38 +91,21 @@ impl Streaming {
             }
         }
         loop {
-            let decoded = match &mut self.decoder {
-                Decoder::Length(0) => Decoded::End,
-                Decoder::Length(left) => {
-                    if self.conn.read.is_empty() {
-                        Decoded::NeedMore
-                    } else {
-                        let take = (*left).min(self.conn.read.len() as u64);
-                        *left -= take;
-                        Decoded::Data(self.conn.read.split_to(take as usize).freeze())
-                    }
-                }
-                Decoder::Chunked(state) => decode_chunked(state, &mut self.conn.read)?,
-                Decoder::UntilClose => {
-                    if self.conn.read.is_empty() {
-                        Decoded::NeedMore
-                    } else {
-                        Decoded::Data(self.conn.read.split().freeze())
-                    }
-                }
-            };
-            match decoded {
+            match self.reader.decode(&mut self.conn.read)? {
                 Decoded::Data(bytes) => return Poll::Ready(Ok(Some(Frame::data(bytes)))),
                 Decoded::Trailers(trailers) => {
                     return Poll::Ready(Ok(Some(Frame::trailers(trailers))));
                 }
                 Decoded::End => return Poll::Ready(Ok(None)),
                 Decoded::NeedMore => match ready!(self.conn.poll_fill(cx)) {
-                    Ok(0) if matches!(self.decoder, Decoder::UntilClose) => {
+                    Ok(0) => {
+                        if self.reader.at_close().is_err() {
+                            return Poll::Ready(Err(H1Error::ClosedInBody));
+                        }
+                        // A body read until the close: nothing can follow it.
                         self.keep_alive = false;
                         return Poll::Ready(Ok(None));
                     }
-                    Ok(0) => return Poll::Ready(Err(H1Error::ClosedInBody)),
                     Ok(_) => {}
                     Err(error) => return Poll::Ready(Err(error.into())),
                 },
@@ -142,11 +115,7 @@ impl Streaming {
 
     /// Whether the body has been read to its end (trailers, if any, returned).
     fn ended(&self) -> bool {
-        match &self.decoder {
-            Decoder::Length(left) => *left == 0,
-            Decoder::Chunked(state) => *state == Chunked::Done,
-            Decoder::UntilClose => false,
-        }
+        self.reader.ended()
     }
 
     /// Returns the connection to the pool if the exchange ended cleanly; closes it otherwise.
@@ -212,10 +181,7 @@ impl http_body::Body for ResponseBody {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
             State::Done => SizeHint::with_exact(0),
-            State::Streaming(streaming) => match streaming.decoder {
-                Decoder::Length(left) => SizeHint::with_exact(left),
-                _ => SizeHint::default(),
-            },
+            State::Streaming(streaming) => streaming.reader.size_hint(),
         }
     }
 }

@@ -1,8 +1,8 @@
 use super::*;
-use crate::http1::{Chunked, Decoded, MAX_CHUNK_LINE, NameCache, decode_chunked};
+use crate::body;
 
-fn head(bytes: &[u8], head_request: bool) -> Result<Option<Head>, H1Error> {
-    parse_head(
+fn head(bytes: &[u8], head_request: bool) -> Result<Option<ResponseHead>, WireError> {
+    parse_response(
         &mut BytesMut::from(bytes),
         head_request,
         &mut NameCache::default(),
@@ -46,10 +46,10 @@ fn frames_responses_as_rfc_9112_says() {
         (b"HTTP/1.1 200 OK\r\n\r\n", Framing::UntilClose, false),
         (
             b"HTTP/1.1 204 No Content\r\ncontent-length: 9\r\n\r\n",
-            Framing::Empty,
+            Framing::None,
             true,
         ),
-        (b"HTTP/1.1 304 Not Modified\r\n\r\n", Framing::Empty, true),
+        (b"HTTP/1.1 304 Not Modified\r\n\r\n", Framing::None, true),
     ];
     for (bytes, framing, keep_alive) in cases {
         let text = String::from_utf8_lossy(bytes);
@@ -58,7 +58,7 @@ fn frames_responses_as_rfc_9112_says() {
     let response_to_head = head(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n", true)
         .unwrap()
         .unwrap();
-    assert_eq!(response_to_head.framing, Framing::Empty);
+    assert_eq!(response_to_head.framing, Framing::None);
 }
 
 #[test]
@@ -113,7 +113,7 @@ fn skips_interim_responses_and_consumes_only_the_head() {
         &b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n\
            HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP"[..],
     );
-    let head = parse_head(&mut buf, false, &mut NameCache::default())
+    let head = parse_response(&mut buf, false, &mut NameCache::default())
         .unwrap()
         .unwrap();
     assert_eq!(head.parts.status, 200);
@@ -149,55 +149,92 @@ fn waits_for_a_whole_head_and_rejects_bad_ones() {
     while huge.len() <= MAX_HEAD {
         huge.extend_from_slice(b"x-filler: 0123456789012345678901234567890123456789\r\n");
     }
-    assert!(matches!(head(&huge, false), Err(H1Error::HeadTooLarge)));
-}
-
-/// Decodes `wire` fed in pieces of `step` bytes; returns the data and the trailers.
-fn dechunk(wire: &[u8], step: usize) -> Result<(Vec<u8>, Option<HeaderMap>), H1Error> {
-    let mut state = Chunked::Size;
-    let mut buf = BytesMut::new();
-    let mut fed = 0;
-    let (mut data, mut trailers) = (Vec::new(), None);
-    loop {
-        match decode_chunked(&mut state, &mut buf)? {
-            Decoded::Data(bytes) => data.extend_from_slice(&bytes),
-            Decoded::Trailers(map) => trailers = Some(map),
-            Decoded::End => return Ok((data, trailers)),
-            Decoded::NeedMore => {
-                assert!(fed < wire.len(), "ran out of input");
-                let end = (fed + step).min(wire.len());
-                buf.extend_from_slice(&wire[fed..end]);
-                fed = end;
-            }
-        }
-    }
+    assert!(matches!(head(&huge, false), Err(WireError::TooLarge)));
 }
 
 #[test]
-fn decodes_chunks_with_extensions_and_trailers_however_they_arrive() {
-    let wire = b"5;ext=1\r\nhello\r\n1A\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nx-sum: 31\r\n\r\n";
-    for step in [1, 2, 3, 7, wire.len()] {
-        let (data, trailers) = dechunk(wire, step).unwrap();
-        assert_eq!(data, b"helloabcdefghijklmnopqrstuvwxyz", "step {step}");
-        assert_eq!(trailers.unwrap()["x-sum"], "31");
-    }
-    let (data, trailers) = dechunk(b"3\r\nabc\r\n0\r\n\r\n", 1).unwrap();
-    assert_eq!((data.as_slice(), trailers.is_none()), (&b"abc"[..], true));
+fn a_length_beside_a_transfer_coding_is_not_passed_on() {
+    let head = head(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n",
+        false,
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(head.framing, Framing::Chunked);
+    assert!(!head.keep_alive);
+    assert!(head.parts.headers.get("content-length").is_none());
+    let head = head_of(b"HTTP/1.1 200 OK\r\nContent-Length: 4, 4\r\n\r\n");
+    assert_eq!(head.parts.headers["content-length"], "4");
+}
+
+fn head_of(bytes: &[u8]) -> ResponseHead {
+    head(bytes, false).unwrap().expect("complete head")
+}
+
+fn parts(request: http::Request<()>) -> request::Parts {
+    request.into_parts().0
 }
 
 #[test]
-fn rejects_broken_chunking() {
-    for wire in [
-        &b"zz\r\n"[..],
-        b"3\r\nabcX\r\n0\r\n\r\n",
-        b"3\r\nabc\r\n0\r\nbad trailer\r\n\r\n",
-    ] {
-        assert!(
-            dechunk(wire, 1).is_err(),
-            "{}",
-            String::from_utf8_lossy(wire)
-        );
-    }
-    let long_line = [b'1'; MAX_CHUNK_LINE + 8];
-    assert!(dechunk(&long_line, long_line.len()).is_err());
+fn writes_origin_form_headers_and_framing() {
+    let p = parts(
+        http::Request::post("http://a:1/x?y=1")
+            .header("host", "svc")
+            .header("transfer-encoding", "chunked")
+            .body(())
+            .unwrap(),
+    );
+    let mut out = Vec::new();
+    encode_request_head(&p, Framing::Length(12), "", &(), &mut out);
+    assert_eq!(
+        out,
+        b"POST /x?y=1 HTTP/1.1\r\nhost: svc\r\ncontent-length: 12\r\n\r\n"
+    );
+    let mut out = Vec::new();
+    encode_request_head(
+        &parts(http::Request::get("/").body(()).unwrap()),
+        Framing::None,
+        "",
+        &(),
+        &mut out,
+    );
+    assert_eq!(out, b"GET / HTTP/1.1\r\n\r\n");
+    // An origin-form target goes under the endpoint's base path; an absolute one is whole.
+    let mut out = Vec::new();
+    let origin = parts(http::Request::get("/").body(()).unwrap());
+    encode_request_head(&origin, Framing::None, "/v1", &(), &mut out);
+    assert_eq!(out, b"GET /v1/ HTTP/1.1\r\n\r\n");
+    let mut out = Vec::new();
+    encode_request_head(&p, Framing::None, "/v1", &(), &mut out);
+    assert!(out.starts_with(b"POST /x?y=1 HTTP/1.1\r\n"));
+}
+
+#[test]
+fn picks_framing_from_declared_length_body_and_method() {
+    let get = parts(http::Request::get("/").body(()).unwrap());
+    let post = parts(http::Request::post("/").body(()).unwrap());
+    let declared = parts(
+        http::Request::post("/")
+            .header("content-length", "7")
+            .body(())
+            .unwrap(),
+    );
+    assert_eq!(request_framing(&get, &body::empty()), Framing::None);
+    assert_eq!(request_framing(&post, &body::empty()), Framing::Length(0));
+    assert_eq!(
+        request_framing(&post, &body::full("abc")),
+        Framing::Length(3)
+    );
+    assert_eq!(
+        request_framing(&declared, &body::full("abcdefg")),
+        Framing::Length(7)
+    );
+    let stream =
+        http_body_util::StreamBody::new(futures_util::stream::iter(vec![Ok::<_, std::io::Error>(
+            http_body::Frame::data(bytes::Bytes::from_static(b"x")),
+        )]));
+    assert_eq!(
+        request_framing(&post, &body::boxed(stream)),
+        Framing::Chunked
+    );
 }
