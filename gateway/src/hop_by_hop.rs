@@ -38,8 +38,26 @@ pub(crate) fn is_hop_by_hop(name: &HeaderName) -> bool {
     )
 }
 
-/// Removes hop-by-hop headers, including those listed in `Connection`. Upgrades are not
-/// proxied, so `Upgrade` goes too.
+/// Whether a `Connection` option naming `name` is obeyed, removing that field. Fields the
+/// message depends on end to end (`Host`, the framing fields) and the ones the gateway itself
+/// sets or reads (`x-request-id`, `x-forwarded-*`, the reserved `holdline-*` namespace) are never
+/// removed that way: RFC 9110 section 7.6.1 forbids a sender to list such fields, and obeying it
+/// would let a client drop the request id the service logs, or make the gateway send the
+/// endpoint's own address as `Host`.
+pub(crate) fn may_be_named_by_connection(name: &HeaderName) -> bool {
+    !matches!(
+        name.as_str(),
+        "host"
+            | "content-length"
+            | "x-request-id"
+            | "x-forwarded-for"
+            | "x-forwarded-proto"
+            | "x-forwarded-host"
+    ) && !name.as_str().starts_with("holdline-")
+}
+
+/// Removes hop-by-hop headers, including those listed in `Connection` (see
+/// [`may_be_named_by_connection`]). Upgrades are not proxied, so `Upgrade` goes too.
 pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
     // One pass over the names finds which hop-by-hop headers are present (usually none, or just
     // `connection`); only those are removed.
@@ -63,6 +81,7 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
             .map(str::trim)
             .filter(|t| !t.eq_ignore_ascii_case("keep-alive") && !t.eq_ignore_ascii_case("close"))
             .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
+            .filter(may_be_named_by_connection)
             .collect();
         for name in named {
             headers.remove(name);
@@ -101,5 +120,39 @@ mod tests {
         remove_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("traceparent"));
+    }
+
+    #[test]
+    fn connection_cannot_name_end_to_end_or_gateway_fields() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            "Host, x-request-id, X-Forwarded-For, holdline-tenant, content-length, x-gone"
+                .parse()
+                .unwrap(),
+        );
+        for name in [
+            "host",
+            "x-request-id",
+            "x-forwarded-for",
+            "holdline-tenant",
+            "content-length",
+            "x-gone",
+        ] {
+            h.insert(name, "1".parse().unwrap());
+        }
+        remove_hop_by_hop(&mut h);
+        let mut left: Vec<_> = h.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(
+            left,
+            [
+                "content-length",
+                "holdline-tenant",
+                "host",
+                "x-forwarded-for",
+                "x-request-id"
+            ]
+        );
     }
 }

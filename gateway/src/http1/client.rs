@@ -203,7 +203,9 @@ pub(crate) fn parse_response(
                 continue;
             } else if name == header::CONNECTION {
                 delimiters.connection(h.value, |token| {
-                    if let Ok(name) = HeaderName::from_bytes(token) {
+                    if let Ok(name) = HeaderName::from_bytes(token)
+                        && hop_by_hop::may_be_named_by_connection(&name)
+                    {
                         named.push(name);
                     }
                 });

@@ -84,7 +84,13 @@ pub(super) async fn accept_loop(l: AcceptLoop) {
                             match protocol::from_alpn(alpn) {
                                 Protocol::Http1 => {
                                     protocols
-                                        .serve_http1(drain, shared, tls_stream, stack)
+                                        .serve_http1(
+                                            drain,
+                                            shared,
+                                            tls_stream,
+                                            bytes::BytesMut::new(),
+                                            stack,
+                                        )
                                         .await;
                                 }
                                 Protocol::Http2 => {

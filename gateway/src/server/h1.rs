@@ -151,10 +151,16 @@ impl Connection<'_> {
     /// Written as small awaits around synchronous steps: the connection's future is as large as
     /// its largest state, and a call held in the queue keeps it for minutes, so no request,
     /// response or head is kept across an await.
-    pub(super) async fn serve<S: Stack, T: Transport>(self, stream: T, mut stack: S) {
+    /// `read` holds what was already read of the connection (usually nothing).
+    pub(super) async fn serve<S: Stack, T: Transport>(
+        self,
+        stream: T,
+        read: BytesMut,
+        mut stack: S,
+    ) {
         let mut conn = Conn {
             io: Io::Own(stream),
-            read: BytesMut::new(),
+            read,
             write: Vec::new(),
             names: NameCache::default(),
         };

@@ -18,6 +18,7 @@ use super::h1::{self, Transport};
 use crate::body::Body;
 use crate::config::Config;
 use crate::state::Shared;
+use bytes::{Bytes, BytesMut};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::server::conn::http2;
@@ -29,6 +30,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
@@ -82,12 +84,56 @@ impl Protocols {
         S: Stack,
     {
         match tokio::time::timeout(self.header_read_timeout, sniff(&stream)).await {
-            Ok(Ok(Some(Protocol::Http1))) => self.serve_http1(drain, shared, stream, stack).await,
+            Ok(Ok(Sniffed::Is(Protocol::Http1))) => {
+                self.serve_http1(drain, shared, stream, BytesMut::new(), stack)
+                    .await;
+            }
             // Boxed: the task of every plain connection must not be sized for HTTP/2's state.
-            Ok(Ok(Some(Protocol::Http2))) => Box::pin(self.serve_http2(drain, stream, stack)).await,
-            Ok(Ok(None)) => {}
+            Ok(Ok(Sniffed::Is(Protocol::Http2))) => {
+                Box::pin(self.serve_http2(drain, stream, stack)).await;
+            }
+            Ok(Ok(Sniffed::Partial)) => {
+                Box::pin(self.serve_partial(drain, shared, stream, stack)).await;
+            }
+            Ok(Ok(Sniffed::Closed)) => {}
             Ok(Err(error)) => tracing::debug!(%error, "connection failed before its first request"),
             Err(_) => tracing::debug!("client sent nothing within the header read timeout"),
+        }
+    }
+
+    /// Serves a connection whose first bytes are a part of the HTTP/2 preface: they are read
+    /// (not peeked, which would return the same bytes at once, over and over) until they tell
+    /// the protocol, and then handed to its server ahead of the rest of the stream.
+    async fn serve_partial<S: Stack>(
+        &self,
+        drain: CancellationToken,
+        shared: Arc<Shared>,
+        mut stream: TcpStream,
+        stack: S,
+    ) {
+        let mut first = BytesMut::with_capacity(H2_PREFACE.len());
+        let read = tokio::time::timeout(self.header_read_timeout, async {
+            loop {
+                if let Some(protocol) = classify(&first) {
+                    return Ok(Some(protocol));
+                }
+                if stream.read_buf(&mut first).await? == 0 {
+                    return Ok::<_, std::io::Error>(None);
+                }
+            }
+        })
+        .await;
+        match read {
+            Ok(Ok(Some(Protocol::Http1))) => {
+                self.serve_http1(drain, shared, stream, first, stack).await;
+            }
+            Ok(Ok(Some(Protocol::Http2))) => {
+                let io = Prefixed::new(first.freeze(), stream);
+                self.serve_http2(drain, io, stack).await;
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(error)) => tracing::debug!(%error, "connection failed before its first request"),
+            Err(_) => tracing::debug!("no whole request line within the header read timeout"),
         }
     }
 
@@ -97,6 +143,7 @@ impl Protocols {
         drain: CancellationToken,
         shared: Arc<Shared>,
         stream: T,
+        read: BytesMut,
         stack: S,
     ) where
         T: Transport,
@@ -109,7 +156,7 @@ impl Protocols {
             drain,
             shared,
         };
-        Box::pin(connection.serve(stream, stack)).await;
+        Box::pin(connection.serve(stream, read, stack)).await;
     }
 
     /// Serves an HTTP/2 connection with hyper.
@@ -207,22 +254,81 @@ pub(super) fn from_alpn(alpn: Option<&[u8]>) -> Protocol {
     }
 }
 
-/// Looks at a connection's first bytes without consuming them; `None` when the client closed
-/// before sending anything.
-async fn sniff(stream: &TcpStream) -> std::io::Result<Option<Protocol>> {
+/// What a connection's first bytes, peeked, tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sniffed {
+    Is(Protocol),
+    /// A part of the HTTP/2 preface: more bytes are needed.
+    Partial,
+    /// The client closed before sending anything.
+    Closed,
+}
+
+/// Looks at a connection's first bytes without consuming them. Every HTTP/1 method differs
+/// from the HTTP/2 preface within two bytes, so nearly always one peek tells.
+async fn sniff(stream: &TcpStream) -> std::io::Result<Sniffed> {
     let mut buf = [0u8; H2_PREFACE.len()];
-    loop {
-        let n = stream.peek(&mut buf).await?;
-        if n == 0 {
-            return Ok(None);
+    let n = stream.peek(&mut buf).await?;
+    if n == 0 {
+        return Ok(Sniffed::Closed);
+    }
+    Ok(classify(&buf[..n]).map_or(Sniffed::Partial, Sniffed::Is))
+}
+
+/// A stream whose first bytes were already read: they are read again first.
+struct Prefixed<T> {
+    prefix: Bytes,
+    inner: T,
+}
+
+impl<T> Prefixed<T> {
+    fn new(prefix: Bytes, inner: T) -> Self {
+        Self { prefix, inner }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.prefix.is_empty() {
+            return Pin::new(&mut self.inner).poll_read(cx, buf);
         }
-        if let Some(protocol) = classify(&buf[..n]) {
-            return Ok(Some(protocol));
-        }
-        // Only a client that has sent part of the HTTP/2 preface gets here (every HTTP/1
-        // method differs from it within two bytes); the rest of it is on its way. `peek`
-        // would return the same bytes at once, so wait a moment rather than spin.
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        let n = self.prefix.len().min(buf.remaining());
+        buf.put_slice(&self.prefix.split_to(n));
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
