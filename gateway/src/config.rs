@@ -97,12 +97,19 @@ pub struct Limits {
     /// Largest request head (request line and headers) accepted; larger gets `431`.
     pub max_header_bytes: usize,
     /// How long a client may take to send its request head, counted from when the connection
-    /// is ready for one (also the idle limit of a keep-alive connection). Plain HTTP/1
-    /// connections check it every half timeout, so they close between one and one and a half
-    /// timeouts.
+    /// is ready for one (also the idle limit of a keep-alive connection), while connection slots
+    /// are plentiful (see `header_read_timeout_under_pressure`). Connections look at it every
+    /// half of the tight timeout, so they close up to that much after it.
     #[serde(with = "humantime_serde")]
     pub header_read_timeout: Duration,
-    /// Most concurrent client connections; past it the gateway stops accepting until one closes.
+    /// The header read timeout with every connection slot taken. Past three quarters of
+    /// `max_connections` the timeout shrinks linearly from `header_read_timeout` to this, so
+    /// slow clients are cut off sooner only when slots are scarce. At most
+    /// `header_read_timeout` (a larger value counts as that).
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout_under_pressure: Duration,
+    /// Most concurrent client connections. Past it a new connection is answered `503` with
+    /// `Retry-After` and closed.
     pub max_connections: usize,
 }
 
@@ -197,7 +204,8 @@ impl Default for Limits {
         Self {
             max_body_bytes: 16 * 1024 * 1024,
             max_header_bytes: 64 * 1024,
-            header_read_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(60),
+            header_read_timeout_under_pressure: Duration::from_secs(5),
             max_connections: 15_000,
         }
     }

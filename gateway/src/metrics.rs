@@ -42,6 +42,13 @@ pub struct Metrics {
     pub redis_up: IntGauge,
     /// Held calls whose HTTP/1 connection has let go of its HTTP buffers for the wait.
     pub parked_calls: IntGauge,
+    /// Client connections closed with a request unanswered, by reason (`header_timeout`: part
+    /// of a head had come; `client_closed`: the client left while its call was in flight;
+    /// `shutdown`: still open when the grace period ended).
+    pub connections_unanswered: IntCounterVec,
+    /// Client connections answered `503` at once and closed, by reason (`max_connections`,
+    /// `out_of_descriptors`).
+    pub connections_refused: IntCounterVec,
 }
 
 // === impl Metrics ===
@@ -154,6 +161,16 @@ impl Metrics {
                 "holdline_async_accepted_total",
                 "202 Accepted answers",
                 &["service"],
+            ),
+            connections_unanswered: counter(
+                "holdline_connections_unanswered_total",
+                "Client connections closed with a request unanswered, by reason",
+                &["reason"],
+            ),
+            connections_refused: counter(
+                "holdline_connections_refused_total",
+                "Client connections answered 503 at once and closed, by reason",
+                &["reason"],
             ),
             redis_up,
             parked_calls,

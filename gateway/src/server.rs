@@ -90,8 +90,12 @@ impl Gateway {
         let config = self.shared.snapshot().config.clone();
         let stop_accepting = CancellationToken::new();
         let stop_admin = CancellationToken::new();
-        let protocols = Arc::new(Protocols::new(&config, self.shared.metrics()));
         let connections = Arc::new(tokio::sync::Semaphore::new(config.limits.max_connections));
+        let protocols = Arc::new(Protocols::new(
+            &config,
+            self.shared.metrics(),
+            connections.clone(),
+        ));
         let mut tasks = tokio::task::JoinSet::new();
         if let Some(listener) = self.listeners.http {
             tasks.spawn(accept::accept_loop(accept::AcceptLoop {
@@ -140,7 +144,16 @@ impl Gateway {
             .await
             .is_err()
         {
-            tracing::warn!("grace period over: closing connections with requests still in flight");
+            let open = config.limits.max_connections - connections.available_permits();
+            self.shared
+                .metrics()
+                .connections_unanswered
+                .with_label_values(&["shutdown"])
+                .inc_by(open as u64);
+            tracing::warn!(
+                open,
+                "grace period over: closing connections with requests still in flight"
+            );
         }
         stop_admin.cancel();
         tracing::info!("gateway stopped");

@@ -1,6 +1,8 @@
 //! Client limits: bodies over `limits.max_body_bytes` get `413` (declared or chunked), request
-//! heads over `limits.max_header_bytes` get `431`, and a client that sends its head too slowly is
-//! disconnected after `limits.header_read_timeout`.
+//! heads over `limits.max_header_bytes` get `431`, a client that sends its head too slowly is
+//! disconnected after the header read timeout in force (generous while connection slots are
+//! plentiful, tight when they run out), and a client past `limits.max_connections` is answered
+//! `503` at once.
 
 mod support;
 
@@ -122,7 +124,7 @@ async fn a_client_sending_its_head_too_slowly_is_disconnected() {
 }
 
 #[tokio::test]
-async fn past_max_connections_new_clients_wait_for_a_free_slot() {
+async fn past_max_connections_new_clients_get_503_at_once() {
     let (_upstream, gw) = gateway("max_connections = 1").await;
     // The only slot: a keep-alive connection that stays open after its request.
     let mut first = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
@@ -134,18 +136,89 @@ async fn past_max_connections_new_clients_wait_for_a_free_slot() {
     first.read_exact(&mut head).await.unwrap();
     assert_eq!(&head, b"HTTP/1.1 200");
 
-    let second = support::spawn_get(gw.url("/second"));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        !second.is_finished(),
-        "a connection past max_connections was served"
-    );
-    drop(first);
-    let reply = tokio::time::timeout(Duration::from_secs(10), second)
+    // Not left waiting in the kernel's backlog: told to come back.
+    let second = tokio::time::timeout(Duration::from_secs(5), support::get(&gw.url("/second")))
         .await
-        .expect("served once the first connection closed")
-        .unwrap();
-    assert_eq!(reply.status, 200);
+        .expect("answered at once");
+    assert_eq!(second.status, 503);
+    assert_eq!(second.header("retry-after"), Some("1"));
+    let metrics = gw.metrics().await;
+    let refused = support::metric(
+        &metrics,
+        "holdline_connections_refused_total",
+        &[("reason", "max_connections")],
+    );
+    assert_eq!(refused, Some(1.0), "{metrics}");
+
+    drop(first);
+    assert!(
+        support::eventually(Duration::from_secs(5), || async {
+            support::get(&gw.url("/third")).await.status == 200
+        })
+        .await,
+        "not served again once the slot was free"
+    );
+}
+
+/// A client that trickles its head beside `others` whose calls are in flight (uploads that
+/// never end): closed after the relaxed timeout while slots are plentiful, after the tight one
+/// once every slot is taken.
+async fn trickled_head_lasts(limits: &str, others: usize) -> Duration {
+    let (_upstream, gw) = gateway(limits).await;
+    let mut held = Vec::new();
+    for _ in 0..others {
+        let mut busy = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+        busy.write_all(b"POST /busy HTTP/1.1\r\nHost: h\r\nContent-Length: 1000\r\n\r\nab")
+            .await
+            .unwrap();
+        held.push(busy);
+    }
+    // The uploads have reached the upstream: their calls are in flight.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let trickle = tokio::spawn(async move {
+        if writer
+            .write_all(b"GET / HTTP/1.1\r\nX-Slow: ")
+            .await
+            .is_err()
+        {
+            return;
+        }
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if writer.write_all(b"z").await.is_err() {
+                return;
+            }
+        }
+    });
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(4), reader.read_to_end(&mut answer)).await;
+    trickle.abort();
+    let lasted = started.elapsed();
+    let metrics = gw.metrics().await;
+    let unanswered = support::metric(
+        &metrics,
+        "holdline_connections_unanswered_total",
+        &[("reason", "header_timeout")],
+    );
+    if lasted < Duration::from_secs(4) {
+        // A connection cut with part of a head read is counted.
+        assert_eq!(unanswered, Some(1.0), "{metrics}");
+    }
+    lasted
+}
+
+#[tokio::test]
+async fn the_header_read_timeout_tightens_only_when_connection_slots_run_out() {
+    let limits = "header_read_timeout = \"30s\"\nheader_read_timeout_under_pressure = \"400ms\"";
+    // Three of four slots taken by others, the trickler the fourth: tight.
+    let tight = trickled_head_lasts(&format!("{limits}\nmax_connections = 4"), 3).await;
+    assert!(tight < Duration::from_secs(2), "{tight:?}");
+    // Plenty of slots: the trickler is still connected after 4 s.
+    let relaxed = trickled_head_lasts(&format!("{limits}\nmax_connections = 100"), 3).await;
+    assert!(relaxed >= Duration::from_secs(4), "{relaxed:?}");
 }
 
 #[tokio::test]

@@ -96,6 +96,10 @@ impl Config {
             "limits.header_read_timeout".into(),
             self.limits.header_read_timeout,
         )?;
+        positive(
+            "limits.header_read_timeout_under_pressure".into(),
+            self.limits.header_read_timeout_under_pressure,
+        )?;
         if let Some(redis) = &self.redis {
             if !(redis.url.starts_with("redis://") || redis.url.starts_with("rediss://")) {
                 return Err(invalid(

@@ -308,8 +308,9 @@ fn push_date(out: &mut Vec<u8>) {
 }
 
 /// The whole of a response the connection gives itself, before any request is understood:
-/// a refused head (400, 431). The connection closes after it.
-pub(crate) fn refusal(status: StatusCode, reason: &str) -> Vec<u8> {
+/// a refused head (400, 431), or a connection past the gateway's capacity (503). The connection
+/// closes after it.
+pub(crate) fn refusal(status: StatusCode, reason: &str, retry_after: Option<u32>) -> Vec<u8> {
     let body = serde_json::json!({ "error": reason }).to_string();
     let mut out = Vec::with_capacity(160 + body.len());
     let reply = Reply {
@@ -323,6 +324,11 @@ pub(crate) fn refusal(status: StatusCode, reason: &str) -> Vec<u8> {
         header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
     );
+    if let Some(seconds) = retry_after {
+        parts
+            .headers
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
     encode_response_head(&mut out, &parts, &crate::body::full(body.clone()), reply);
     out.extend_from_slice(body.as_bytes());
     out

@@ -25,7 +25,7 @@ mod transport;
 
 pub(super) use transport::Transport;
 
-use super::head_timeout::Watchdog;
+use super::head_timeout::{HeadTimeouts, Watchdog};
 use super::protocol::Stack;
 use crate::body;
 use crate::http1::server::{HeadError, Reply, RequestHead, encode_response_head, parse_request};
@@ -108,7 +108,9 @@ impl<T: Transport> Sink for Io<T> {
 
 /// An HTTP/1.1 connection's settings.
 pub(super) struct Connection<'a> {
-    pub(super) header_read_timeout: Duration,
+    pub(super) timeouts: &'a HeadTimeouts,
+    /// Counts the connections closed with a request unanswered, by reason.
+    pub(super) unanswered: &'a prometheus::IntCounterVec,
     /// The largest request head accepted (431 beyond).
     pub(super) max_head: usize,
     /// Counts the held calls whose connection released its buffers.
@@ -164,7 +166,7 @@ impl Connection<'_> {
             write: Vec::new(),
             names: NameCache::default(),
         };
-        let mut watchdog = Watchdog::new(self.header_read_timeout);
+        let mut watchdog = Watchdog::new(self.timeouts);
         let mut stopping = Stopping {
             cancelled: std::pin::pin!(self.drain.cancelled()),
             watched: false,
@@ -186,7 +188,7 @@ impl Connection<'_> {
             watchdog.head();
             let (call, mut reply) = conn.start(&mut stack, head);
             let Some(response) = self.wait(call, &mut conn).await else {
-                tracing::debug!("client went away before its response");
+                self.closed_unanswered("client_closed", 0);
                 return;
             };
             reply.keep_alive &= !self.shared.is_draining();
@@ -247,8 +249,12 @@ impl Connection<'_> {
                 if read.is_empty() && self.is_stopping(stopping, cx) {
                     return Poll::Ready(Ok(0));
                 }
-                if watchdog.poll_expired(cx).is_ready() {
-                    tracing::debug!("no request head within the header read timeout, closing");
+                if watchdog.poll_expired(cx, self.timeouts).is_ready() {
+                    if read.is_empty() {
+                        tracing::debug!("no request head within the header read timeout, closing");
+                    } else {
+                        self.closed_unanswered("header_timeout", read.len());
+                    }
                     return Poll::Ready(Ok(0));
                 }
                 Poll::Pending
@@ -263,6 +269,19 @@ impl Connection<'_> {
                 }
             }
         }
+    }
+
+    /// Logs and counts a connection closed with a request unanswered: part of a head read
+    /// (`received` bytes) when the header read timeout ended it, or a call in flight when the
+    /// client left.
+    fn closed_unanswered(&self, reason: &'static str, received: usize) {
+        self.unanswered.with_label_values(&[reason]).inc();
+        tracing::info!(
+            reason,
+            received,
+            timeout = ?self.timeouts.current(),
+            "connection closed with a request unanswered"
+        );
     }
 
     /// Whether the gateway is shutting down, for a connection about to wait for a request head.
@@ -405,7 +424,7 @@ impl<T: Transport> Conn<T> {
 /// Answers a refused request head and closes.
 async fn refuse<T: Transport>(io: Io<T>, error: &HeadError) {
     let Io::Own(mut stream) = io else { return };
-    let answer = crate::http1::server::refusal(error.status(), &error.to_string());
+    let answer = crate::http1::server::refusal(error.status(), &error.to_string(), None);
     if stream.write_all(&answer).await.is_ok() {
         linger(Io::Own(stream)).await;
     }

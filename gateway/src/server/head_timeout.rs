@@ -1,21 +1,85 @@
-//! The header read timeout of plain HTTP/1 connections, kept per connection instead of per
-//! request.
+//! The header read timeout of HTTP/1.1 connections: how long a client may take to send a request
+//! head (or idle between requests), kept per connection instead of per request, and generous or
+//! tight by how many connection slots are taken.
 //!
-//! hyper's own `header_read_timeout` reads the clock, allocates a timer and registers it in the
-//! runtime's timer wheel before every request head, and takes it out again once the head is in:
-//! about 5% of the instructions of a proxied request. Here a connection has one timer that fires
-//! every half timeout and counts the heads read ([`Watchdog::head`]). The connection polls it
-//! only while it waits for a head; one that has read none for two whole ticks in a row is closed:
-//! a client gets between one and one and a half timeouts to send a head, idle or trickling.
+//! The policy ([`HeadTimeouts`]): while slots are plentiful a client gets the relaxed timeout
+//! (60 s by default, as nginx's `client_header_timeout` and haproxy's usual `timeout client`),
+//! so an honest client that is slow to send its head is never cut off while there is room.
+//! Past three quarters of `max_connections` the timeout shrinks linearly to the tight one at the
+//! cap: slowloris protection comes exactly when slots are scarce.
+//!
+//! The timer ([`Watchdog`]): hyper's own `header_read_timeout` reads the clock, allocates a timer
+//! and registers it in the runtime's timer wheel before every request head, and takes it out
+//! again once the head is in, a sizeable share of a proxied request's instructions. Here a
+//! connection has one timer that ticks every half tight timeout and counts the heads read
+//! ([`Watchdog::head`]). The connection polls it only while it waits for a head; it closes once
+//! ticks with no head in between span the timeout in force at that tick, so a client gets between
+//! one timeout and one timeout plus half the tight one.
 
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::sync::Semaphore;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
+
+/// The header read timeouts and the connection slots they depend on.
+#[derive(Debug, Clone)]
+pub(super) struct HeadTimeouts {
+    relaxed: Duration,
+    /// At most `relaxed`.
+    tight: Duration,
+    max_connections: usize,
+    /// The connection slots (one permit per connection).
+    slots: Arc<Semaphore>,
+}
+
+impl HeadTimeouts {
+    pub(super) fn new(
+        relaxed: Duration,
+        tight: Duration,
+        max_connections: usize,
+        slots: Arc<Semaphore>,
+    ) -> Self {
+        Self {
+            relaxed,
+            tight: tight.min(relaxed),
+            max_connections,
+            slots,
+        }
+    }
+
+    /// The timeout in force now.
+    pub(super) fn current(&self) -> Duration {
+        let in_use = self
+            .max_connections
+            .saturating_sub(self.slots.available_permits());
+        timeout_for(self.relaxed, self.tight, in_use, self.max_connections)
+    }
+
+    /// How often a waiting connection looks at the timeout.
+    fn tick(&self) -> Duration {
+        (self.tight / 2).max(Duration::from_millis(1))
+    }
+}
+
+/// The header read timeout with `in_use` of `max` connection slots taken: `relaxed` up to three
+/// quarters of them, then linearly less, down to `tight` with every slot taken.
+fn timeout_for(relaxed: Duration, tight: Duration, in_use: usize, max: usize) -> Duration {
+    let start = max - max / 4;
+    if in_use <= start || max == start {
+        return relaxed;
+    }
+    let span = (max - start) as u128;
+    let over = (in_use.min(max) - start) as u128;
+    let cut = (relaxed - tight).as_nanos() * over / span;
+    relaxed - Duration::from_nanos(u64::try_from(cut).unwrap_or(u64::MAX))
+}
 
 /// A connection's header read timer. It is polled only while the connection waits for a
 /// request head, so a response that takes long is never cut by it.
 pub(super) struct Watchdog {
     ticks: Interval,
+    period: Duration,
     /// Heads read on the connection so far.
     heads: u64,
     /// Heads read at the last tick.
@@ -26,12 +90,13 @@ pub(super) struct Watchdog {
 
 impl Watchdog {
     /// A timer for a connection that starts waiting for a head now.
-    pub(super) fn new(timeout: Duration) -> Self {
-        let period = (timeout / 2).max(Duration::from_millis(1));
+    pub(super) fn new(timeouts: &HeadTimeouts) -> Self {
+        let period = timeouts.tick();
         let mut ticks = tokio::time::interval_at(Instant::now() + period, period);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         Self {
             ticks,
+            period,
             heads: 0,
             seen: 0,
             idle: 0,
@@ -45,15 +110,26 @@ impl Watchdog {
 
     /// Ready when the connection has waited too long for a request head. (Ticks missed while
     /// it was not polled count once, and find the heads read meanwhile.)
-    pub(super) fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    pub(super) fn poll_expired(
+        &mut self,
+        cx: &mut Context<'_>,
+        timeouts: &HeadTimeouts,
+    ) -> Poll<()> {
         while self.ticks.poll_tick(cx).is_ready() {
             if self.heads == self.seen {
-                self.idle += 1;
+                self.idle = self.idle.saturating_add(1);
             } else {
                 self.idle = 0;
             }
             self.seen = self.heads;
-            if self.idle >= 2 {
+            // The first idle tick came up to one period after the last head: the waiting is
+            // certain only from the second on.
+            if self.idle >= 2
+                && self
+                    .period
+                    .checked_mul(self.idle - 1)
+                    .is_none_or(|waited| waited >= timeouts.current())
+            {
                 return Poll::Ready(());
             }
         }
@@ -62,49 +138,4 @@ impl Watchdog {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    async fn expires_after(watchdog: &mut Watchdog) -> Duration {
-        let started = Instant::now();
-        std::future::poll_fn(|cx| watchdog.poll_expired(cx)).await;
-        started.elapsed()
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn an_idle_connection_expires_between_one_and_one_and_a_half_timeouts() {
-        let mut watchdog = Watchdog::new(Duration::from_secs(10));
-        let waited = expires_after(&mut watchdog).await;
-        assert!(waited >= Duration::from_secs(10) && waited <= Duration::from_secs(15));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn heads_and_responses_in_progress_hold_it_off() {
-        let mut watchdog = Watchdog::new(Duration::from_secs(10));
-        // A request every 6 s: never two idle ticks (every 5 s) in a row.
-        let started = Instant::now();
-        for _ in 0..5 {
-            let waiting =
-                tokio::time::timeout(Duration::from_secs(6), expires_after(&mut watchdog)).await;
-            assert!(waiting.is_err(), "expired with a head every 6 s");
-            watchdog.head();
-        }
-        let waited = started.elapsed();
-        assert!(waited >= Duration::from_secs(30), "{waited:?}");
-
-        // A response being written is not waiting for a head: the connection does not poll its
-        // watchdog meanwhile, and a head read just before a long response is still counted,
-        // even after an idle tick.
-        let mut watchdog = Watchdog::new(Duration::from_secs(10));
-        let idle = tokio::time::timeout(Duration::from_secs(6), expires_after(&mut watchdog)).await;
-        assert!(idle.is_err(), "expired after one idle tick");
-        watchdog.head();
-        tokio::time::sleep(Duration::from_secs(60)).await;
-        let waited = expires_after(&mut watchdog).await;
-        assert!(
-            waited >= Duration::from_secs(5),
-            "expired at once after a long response"
-        );
-        assert!(waited <= Duration::from_secs(15), "{waited:?}");
-    }
-}
+mod tests;

@@ -15,6 +15,7 @@
 //! boxed here, so a connection costs what its own protocol needs.
 
 use super::h1::{self, Transport};
+use super::head_timeout::HeadTimeouts;
 use crate::body::Body;
 use crate::config::Config;
 use crate::state::Shared;
@@ -48,7 +49,9 @@ pub(super) enum Protocol {
 pub(super) struct Protocols {
     http2: http2::Builder<TokioExecutor>,
     /// How long a client may take to send its request head (and so its first bytes).
-    header_read_timeout: Duration,
+    timeouts: HeadTimeouts,
+    /// Connections closed with a request unanswered, by reason.
+    unanswered: prometheus::IntCounterVec,
     /// The largest request head accepted.
     max_head: usize,
     /// Held calls on plain HTTP/1 connections that released their buffers ([`h1`]).
@@ -58,7 +61,12 @@ pub(super) struct Protocols {
 // === impl Protocols ===
 
 impl Protocols {
-    pub(super) fn new(config: &Config, metrics: &crate::metrics::Metrics) -> Self {
+    /// `slots` holds a permit per open client connection.
+    pub(super) fn new(
+        config: &Config,
+        metrics: &crate::metrics::Metrics,
+        slots: Arc<tokio::sync::Semaphore>,
+    ) -> Self {
         let mut http2 = http2::Builder::new(TokioExecutor::new());
         http2
             .timer(TokioTimer::new())
@@ -66,7 +74,13 @@ impl Protocols {
             .keep_alive_interval(Some(Duration::from_secs(30)));
         Self {
             http2,
-            header_read_timeout: config.limits.header_read_timeout,
+            timeouts: HeadTimeouts::new(
+                config.limits.header_read_timeout,
+                config.limits.header_read_timeout_under_pressure,
+                config.limits.max_connections,
+                slots,
+            ),
+            unanswered: metrics.connections_unanswered.clone(),
             max_head: config.limits.max_header_bytes,
             parked: metrics.parked_calls.clone(),
         }
@@ -83,7 +97,7 @@ impl Protocols {
     ) where
         S: Stack,
     {
-        match tokio::time::timeout(self.header_read_timeout, sniff(&stream)).await {
+        match tokio::time::timeout(self.timeouts.current(), sniff(&stream)).await {
             Ok(Ok(Sniffed::Is(Protocol::Http1))) => {
                 self.serve_http1(drain, shared, stream, BytesMut::new(), stack)
                     .await;
@@ -112,7 +126,7 @@ impl Protocols {
         stack: S,
     ) {
         let mut first = BytesMut::with_capacity(H2_PREFACE.len());
-        let read = tokio::time::timeout(self.header_read_timeout, async {
+        let read = tokio::time::timeout(self.timeouts.current(), async {
             loop {
                 if let Some(protocol) = classify(&first) {
                     return Ok(Some(protocol));
@@ -150,7 +164,8 @@ impl Protocols {
         S: Stack,
     {
         let connection = h1::Connection {
-            header_read_timeout: self.header_read_timeout,
+            timeouts: &self.timeouts,
+            unanswered: &self.unanswered,
             max_head: self.max_head,
             parked: &self.parked,
             drain,

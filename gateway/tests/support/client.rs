@@ -94,6 +94,27 @@ pub(crate) async fn get(url: &str) -> Reply {
     send(&client(), request).await
 }
 
+/// `GET url` on a fresh HTTP/1.1 client; `None` when the connection fails or closes before
+/// an answer (or no answer comes within [`EXCHANGE_LIMIT`]).
+pub(crate) async fn try_get(url: &str) -> Option<Reply> {
+    let request = Request::get(url).body(body::empty()).expect("request");
+    let exchange = async {
+        let response = client().request(request).await.ok()?;
+        let (parts, incoming) = response.into_parts();
+        let body = incoming.collect().await.ok()?.to_bytes();
+        Some(Reply {
+            status: parts.status,
+            version: parts.version,
+            headers: parts.headers,
+            body,
+        })
+    };
+    tokio::time::timeout(EXCHANGE_LIMIT, exchange)
+        .await
+        .ok()
+        .flatten()
+}
+
 /// `GET url` in a task of its own, for requests that stay in flight while the test goes on.
 pub(crate) fn spawn_get(url: String) -> tokio::task::JoinHandle<Reply> {
     tokio::spawn(async move { get(&url).await })

@@ -308,12 +308,15 @@ fn bodyless_responses_say_what_rfc_9110_allows() {
 
 #[test]
 fn refusals_are_complete_json_responses_that_close() {
-    let text = String::from_utf8(refusal(StatusCode::BAD_REQUEST, "bad")).unwrap();
+    let text = String::from_utf8(refusal(StatusCode::BAD_REQUEST, "bad", None)).unwrap();
     assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"));
     assert!(text.contains("\r\ncontent-type: application/json\r\n"));
     assert!(text.contains("\r\nconnection: close\r\n"));
     assert!(text.ends_with("\r\n\r\n{\"error\":\"bad\"}"));
     assert!(text.contains(&format!("content-length: {}", "{\"error\":\"bad\"}".len())));
+    let busy =
+        String::from_utf8(refusal(StatusCode::SERVICE_UNAVAILABLE, "busy", Some(1))).unwrap();
+    assert!(busy.starts_with("HTTP/1.1 503 ") && busy.contains("\r\nretry-after: 1\r\n"));
 }
 
 /// Writes `response` to a recorder, polling with a no-op waker until done: the writes, and
