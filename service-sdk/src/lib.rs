@@ -49,9 +49,14 @@ mod error;
 mod handler;
 mod http_path;
 mod listener;
+#[cfg(feature = "cli")]
+mod logging;
 mod metrics;
 mod queue;
+mod response;
 mod runner;
+mod settings;
+mod shared;
 mod signal;
 mod tower_handler;
 
@@ -59,6 +64,12 @@ pub use config::{Config, ConfigError, QueueConfig, default_instance_id};
 pub use delivery::Delivery;
 pub use error::Error;
 pub use handler::Handler;
+#[cfg(feature = "cli")]
+pub use logging::init_logging;
+#[cfg(feature = "json")]
+pub use response::Json;
+pub use response::{InternalError, IntoResponse, ResponseHeaders};
 pub use runner::{Mode, Runner};
+pub use settings::{Args, Settings};
 pub use signal::shutdown_signal;
 pub use tower_handler::{TowerHandler, from_tower};

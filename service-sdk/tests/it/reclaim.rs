@@ -1,8 +1,7 @@
 //! Work that changes hands: a dead consumer's entries are reclaimed, repeatedly failing entries
 //! are dead-lettered, and a long handler keeps its claim.
 
-mod support;
-
+use crate::support::*;
 use bytes::Bytes;
 use holdline_protocol::{CONSUMER_GROUP, DEAD_LETTER_HEADER, keys};
 use holdline_sdk::Delivery;
@@ -11,7 +10,6 @@ use http::{Request, Response, StatusCode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use support::*;
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -107,6 +105,8 @@ async fn an_entry_that_keeps_failing_is_dead_lettered_after_max_deliveries() {
         }
     };
     let mut queue = queue_config(&redis_server.url(), "poison");
+    // Panics may be retried: without this a panic is answered at once (see `panics.rs`).
+    queue.retry_panics = true;
     queue.max_deliveries = 2;
     queue.min_idle = Duration::from_millis(300);
     let running = start(handler, config(2, Some(queue)), ADMIN).await;

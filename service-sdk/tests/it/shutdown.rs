@@ -1,8 +1,7 @@
 //! Graceful shutdown: in-flight work on both paths finishes, is published and acknowledged, and
 //! nothing new is taken meanwhile.
 
-mod support;
-
+use crate::support::*;
 use bytes::Bytes;
 use holdline_protocol::keys;
 use holdline_sdk::Delivery;
@@ -10,7 +9,6 @@ use holdline_testkit::RedisServer;
 use http::{Request, Response, StatusCode};
 use std::sync::Arc;
 use std::time::Duration;
-use support::*;
 use tokio::sync::{Semaphore, mpsc};
 
 const WAIT: Duration = Duration::from_secs(10);

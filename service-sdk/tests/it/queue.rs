@@ -1,8 +1,7 @@
 //! The queue path against a real redis-server: replies and result keys, the shared capacity,
 //! deadlines, dead-lettering, queue-only mode and Redis outages.
 
-mod support;
-
+use crate::support::*;
 use bytes::Bytes;
 use holdline_protocol::{DEAD_LETTER_HEADER, NOT_PROCESSED_HEADER, keys};
 use holdline_sdk::Delivery;
@@ -11,7 +10,6 @@ use http::{Request, Response, StatusCode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use support::*;
 use tokio::sync::{Semaphore, mpsc};
 
 const WAIT: Duration = Duration::from_secs(10);

@@ -1,8 +1,7 @@
 //! The direct HTTP path: serving, the shared capacity's `503`, the admin listener, and start-up
 //! errors. No Redis involved.
 
-mod support;
-
+use crate::support::*;
 use bytes::Bytes;
 use holdline_protocol::NOT_PROCESSED_HEADER;
 use holdline_sdk::{Config, Delivery, Error, Runner, from_tower};
@@ -11,7 +10,6 @@ use http_body_util::{BodyExt, Full};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
-use support::*;
 use tokio::sync::{Semaphore, mpsc};
 
 /// Answers `VIA METHOD URI BODY`.
