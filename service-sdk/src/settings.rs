@@ -130,8 +130,17 @@ impl Settings {
     /// Binds the listeners and builds the runner, to [`run`](Runner::run) later.
     ///
     /// # Errors
-    /// When a listener address cannot be bound.
+    /// When there is neither an HTTP listener nor a Redis URL, or a listener address cannot be
+    /// bound.
     pub async fn runner<H: Handler>(self, handler: H) -> Result<Runner<H>, Error> {
+        if self.listen.is_none() && self.redis_url.is_none() {
+            return Err(Error::Config(crate::ConfigError {
+                field: "no_http",
+                reason: "--no-http needs --redis (HOLDLINE_REDIS_URL): without either there is \
+                         nothing to serve"
+                    .to_owned(),
+            }));
+        }
         let mut runner = Runner::new(handler, self.runner_config());
         if let Some(addr) = self.listen {
             runner = runner.bind_http(addr).await.map_err(Error::Bind)?;

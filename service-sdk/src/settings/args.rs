@@ -42,6 +42,12 @@ const INSTANCE: &str = "HOLDLINE_INSTANCE";
 ///     work_ms: u64,
 /// }
 ///
+/// # #[derive(Parser)]
+/// # struct Args {
+/// #     #[command(flatten)]
+/// #     sdk: holdline_sdk::Args,
+/// # }
+/// # Args::parse_from(["svc"]);
 /// let cli = Cli::parse_from(["svc", "--concurrency", "4", "--work-ms", "10"]);
 /// let settings = holdline_sdk::Settings::new("svc").args(cli.sdk);
 /// assert_eq!((settings.config.concurrency, cli.work_ms), (4, 10));
@@ -49,6 +55,8 @@ const INSTANCE: &str = "HOLDLINE_INSTANCE";
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "cli", derive(clap::Args))]
+// The group's id defaults to the struct's name, which a service's own `Args` often shares.
+#[cfg_attr(feature = "cli", group(id = "holdline_sdk_args"))]
 pub struct Args {
     /// HTTP listener address [default: the service's]
     #[cfg_attr(feature = "cli", arg(long, env = LISTEN, value_name = "ADDR"))]

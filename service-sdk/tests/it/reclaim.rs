@@ -79,8 +79,7 @@ async fn work_held_by_a_dead_consumer_is_reclaimed() {
         async move { pending(&mut conn, "orphan").await == 0 }
     })
     .await;
-    let metrics =
-        String::from_utf8_lossy(&get(running.admin.unwrap(), "/metrics").await.body).into_owned();
+    let metrics = metrics(&running).await;
     assert!(
         metrics.contains("holdline_sdk_reclaimed_total 1"),
         "{metrics}"
@@ -143,15 +142,8 @@ async fn an_entry_that_keeps_failing_is_dead_lettered_after_max_deliveries() {
 
     let dead = keys::dead_letter_stream("poison");
     assert_eq!(xlen(&mut conn, &dead).await, 1);
-    let stream = keys::request_stream("poison");
-    eventually("the entry is acknowledged", WAIT, || {
-        let mut conn = conn.clone();
-        let stream = stream.clone();
-        async move { xlen(&mut conn, &stream).await == 0 && pending(&mut conn, "poison").await == 0 }
-    })
-    .await;
-    let metrics =
-        String::from_utf8_lossy(&get(running.admin.unwrap(), "/metrics").await.body).into_owned();
+    all_acknowledged(&conn, "poison").await;
+    let metrics = metrics(&running).await;
     assert!(
         metrics.contains(r#"holdline_sdk_dead_lettered_total{reason="max_deliveries"} 1"#),
         "{metrics}"

@@ -4,15 +4,16 @@
 
 use bytes::Bytes;
 use holdline_protocol::{QueuedRequest, QueuedResponse, Reply, keys};
-use holdline_sdk::{Config, Handler, QueueConfig, Runner};
+use holdline_sdk::{Config, Delivery, Handler, QueueConfig, Runner};
 use holdline_testkit::client::{self, Answer};
-use http::{HeaderMap, Method, Request};
+use http::{HeaderMap, Method, Request, Response};
 use http_body_util::Full;
 use redis::aio::MultiplexedConnection;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 pub(crate) use holdline_testkit::wait::eventually;
@@ -252,6 +253,40 @@ pub(crate) async fn pending(conn: &mut MultiplexedConnection, service: &str) -> 
         },
         _ => 0,
     }
+}
+
+/// A handler that reports each call's path (`http` or `queue`) on `started`, then waits for a
+/// permit of `gate` (never returned) and echoes the body: how tests hold calls in flight.
+pub(crate) fn gated(
+    gate: &Arc<Semaphore>,
+) -> (impl Handler, mpsc::UnboundedReceiver<&'static str>) {
+    let (started, started_rx) = mpsc::unbounded_channel();
+    let gate = Arc::clone(gate);
+    let handler = move |req: Request<Bytes>| {
+        let gate = Arc::clone(&gate);
+        let started = started.clone();
+        async move {
+            let via = req
+                .extensions()
+                .get::<Delivery>()
+                .map_or("none", Delivery::via);
+            let _ = started.send(via);
+            gate.acquire().await.unwrap().forget();
+            Response::new(req.into_body())
+        }
+    };
+    (handler, started_rx)
+}
+
+/// Waits until every entry of the service's request stream is acknowledged and deleted.
+pub(crate) async fn all_acknowledged(conn: &MultiplexedConnection, service: &str) {
+    let stream = keys::request_stream(service);
+    eventually("every entry is acknowledged", Duration::from_secs(15), || {
+        let mut conn = conn.clone();
+        let stream = stream.clone();
+        async move { xlen(&mut conn, &stream).await == 0 && pending(&mut conn, service).await == 0 }
+    })
+    .await;
 }
 
 /// The runner's `/metrics` text.

@@ -45,7 +45,7 @@ pub fn handler(redactor: Arc<Redactor>) -> impl Handler {
 }
 
 /// Runs [`respond`] on the blocking pool. A panic there is re-raised here, so the SDK treats it
-/// like any handler panic (a `500`, or a redelivery on the queue path).
+/// like any handler panic (its `500`, on either path).
 async fn offload(redactor: Arc<Redactor>, request: Request<Bytes>) -> Response<Bytes> {
     match tokio::task::spawn_blocking(move || respond(&redactor, &request)).await {
         Ok(response) => response,
@@ -121,6 +121,7 @@ fn json(status: StatusCode, value: &serde_json::Value) -> Response<Bytes> {
 mod tests {
     use super::*;
     use crate::Rules;
+    use holdline_sdk::IntoResponse;
 
     fn post(content_type: &str, body: &'static [u8]) -> Request<Bytes> {
         Request::post("/redact")
@@ -187,7 +188,7 @@ mod tests {
     async fn other_methods_are_405_and_large_bodies_take_the_blocking_pool() {
         let handler = handler(Arc::new(redactor()));
         let get = Request::get("/").body(Bytes::new()).unwrap();
-        let response: Response<Bytes> = handler.call(get).await.into();
+        let response: Response<Bytes> = handler.call(get).await.into_response();
         assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(response.headers()["allow"], "POST");
 
@@ -197,7 +198,7 @@ mod tests {
             .header("x-request-id", "big-1")
             .body(Bytes::from(big.clone()))
             .unwrap();
-        let response: Response<Bytes> = handler.call(request).await.into();
+        let response: Response<Bytes> = handler.call(request).await.into_response();
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()["x-request-id"], "big-1");
         let lines = big.lines().count();

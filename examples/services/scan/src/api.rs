@@ -77,6 +77,7 @@ fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Byte
 #[cfg(test)]
 mod tests {
     use super::*;
+    use holdline_sdk::IntoResponse;
 
     #[tokio::test(start_paused = true)]
     async fn answers_after_the_scan_time_with_the_report() {
@@ -86,7 +87,7 @@ mod tests {
             .body(Bytes::from_static(b"abc"))
             .unwrap();
         let started = Instant::now();
-        let response: Response<Bytes> = scan.call(request).await.into();
+        let response: Response<Bytes> = scan.call(request).await.into_response();
         // Paused time: the sleep is exact and costs no wall time.
         assert_eq!(started.elapsed(), Duration::from_millis(3000));
         assert_eq!(response.status(), StatusCode::OK);
@@ -106,7 +107,7 @@ mod tests {
     async fn only_uploads_are_scanned() {
         let scan = handler("i-1", Duration::from_secs(60));
         let request = Request::get("/").body(Bytes::new()).unwrap();
-        let response: Response<Bytes> = scan.call(request).await.into();
+        let response: Response<Bytes> = scan.call(request).await.into_response();
         assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(response.headers()["allow"], "POST, PUT");
     }
