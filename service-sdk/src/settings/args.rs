@@ -14,8 +14,8 @@ const SERVICE: &str = "HOLDLINE_SERVICE";
 const CONCURRENCY: &str = "HOLDLINE_CONCURRENCY";
 const INSTANCE: &str = "HOLDLINE_INSTANCE";
 
-/// What the command line or the environment may change about a service's [`Settings`]
-/// (crate::Settings); each field left `None` keeps the service's default.
+/// What the command line or the environment may change about a service's
+/// [`Settings`](crate::Settings); each field left `None` (or `false`) keeps the service's default.
 ///
 /// | flag | environment | meaning |
 /// |---|---|---|

@@ -10,7 +10,7 @@
 
 use crate::Redactor;
 use bytes::Bytes;
-use holdline_sdk::Handler;
+use holdline_sdk::{Handler, IntoResponse, Json};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -108,20 +108,13 @@ fn error(status: StatusCode, message: &str) -> Response<Bytes> {
 }
 
 fn json(status: StatusCode, value: &serde_json::Value) -> Response<Bytes> {
-    let mut response = Response::new(Bytes::from(value.to_string()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+    (status, Json(value)).into_response()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::Rules;
-    use holdline_sdk::IntoResponse;
 
     fn post(content_type: &str, body: &'static [u8]) -> Request<Bytes> {
         Request::post("/redact")

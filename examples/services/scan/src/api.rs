@@ -11,7 +11,7 @@
 
 use crate::Report;
 use bytes::Bytes;
-use holdline_sdk::{Delivery, Handler};
+use holdline_sdk::{Delivery, Handler, IntoResponse, Json};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,19 +65,12 @@ pub fn handler(instance: impl Into<String>, scan_time: Duration) -> impl Handler
 }
 
 fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Bytes> {
-    let mut response = Response::new(Bytes::from(value.to_string()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+    (status, Json(value)).into_response()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use holdline_sdk::IntoResponse;
 
     #[tokio::test(start_paused = true)]
     async fn answers_after_the_scan_time_with_the_report() {
