@@ -40,8 +40,9 @@ pub struct Settings {
     pub admin: Option<SocketAddr>,
     /// The Redis URL; `None` (the default) serves HTTP only, without a queue.
     pub redis_url: Option<String>,
-    /// Everything else. When `config.queue` is set here its tunables are used, with the URL and
-    /// service name replaced by [`redis_url`](Self::redis_url) and [`service`](Self::service).
+    /// Everything else. The queue is on exactly when [`redis_url`](Self::redis_url) is set; a
+    /// `config.queue` set here then supplies its tunables, with its URL and service name replaced
+    /// by `redis_url` and [`service`](Self::service).
     pub config: Config,
 }
 

@@ -43,7 +43,8 @@ pub(crate) enum Outcome {
     },
     /// Nothing to publish (deadline passed, or the entry is gone): acknowledge.
     Ack,
-    /// Leave unacknowledged so it is delivered again (the handler panicked).
+    /// Leave unacknowledged so it is delivered again (the handler panicked, and `retry_panics`
+    /// allows another attempt).
     Release,
 }
 
