@@ -17,16 +17,7 @@ async fn a_panic_is_answered_500_at_once_and_the_entry_is_not_run_again() {
     logs();
     let redis_server = RedisServer::start();
     let calls = Arc::new(AtomicUsize::new(0));
-    let handler = {
-        let calls = Arc::clone(&calls);
-        move |req: Request<Bytes>| {
-            calls.fetch_add(1, Ordering::SeqCst);
-            async move {
-                assert!(req.body().as_ref() != b"poison", "poison message");
-                Response::new(req.into_body())
-            }
-        }
-    };
+    let handler = counting(&calls);
     let running = start(
         handler,
         config(2, Some(queue_config(&redis_server.url(), "boom"))),

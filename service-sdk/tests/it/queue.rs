@@ -178,13 +178,7 @@ async fn an_expired_request_is_acknowledged_without_running_the_handler() {
     logs();
     let redis_server = RedisServer::start();
     let calls = Arc::new(AtomicUsize::new(0));
-    let handler = {
-        let calls = Arc::clone(&calls);
-        move |req: Request<Bytes>| {
-            calls.fetch_add(1, Ordering::SeqCst);
-            async move { Response::new(req.into_body()) }
-        }
-    };
+    let handler = counting(&calls);
     let config = config(2, Some(queue_config(&redis_server.url(), "late")));
     let running = start(handler, config, NONE).await;
 

@@ -92,17 +92,7 @@ async fn an_entry_that_keeps_failing_is_dead_lettered_after_max_deliveries() {
     logs();
     let redis_server = RedisServer::start();
     let calls = Arc::new(AtomicUsize::new(0));
-    let handler = {
-        let calls = Arc::clone(&calls);
-        move |req: Request<Bytes>| {
-            let calls = Arc::clone(&calls);
-            async move {
-                calls.fetch_add(1, Ordering::SeqCst);
-                assert!(req.body().as_ref() != b"poison", "poison message");
-                Response::new(req.into_body())
-            }
-        }
-    };
+    let handler = counting(&calls);
     let mut queue = queue_config(&redis_server.url(), "poison");
     // Panics may be retried: without this a panic is answered at once (see `panics.rs`).
     queue.retry_panics = true;

@@ -11,6 +11,7 @@ use http_body_util::Full;
 use redis::aio::MultiplexedConnection;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -276,6 +277,19 @@ pub(crate) fn gated(
         }
     };
     (handler, started_rx)
+}
+
+/// A handler that counts its calls in `calls`, panics on the body `poison`, and echoes any other
+/// body.
+pub(crate) fn counting(calls: &Arc<AtomicUsize>) -> impl Handler {
+    let calls = Arc::clone(calls);
+    move |req: Request<Bytes>| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        async move {
+            assert!(req.body().as_ref() != b"poison", "poison message");
+            Response::new(req.into_body())
+        }
+    }
 }
 
 /// Waits until every entry of the service's request stream is acknowledged and deleted.
