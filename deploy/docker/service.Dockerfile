@@ -32,4 +32,7 @@ USER 65532:65532
 EXPOSE 8080 9091
 # SIGTERM (the default stop signal) lets in-flight work finish before the process exits.
 ENTRYPOINT ["/usr/local/bin/service"]
+# Every service that takes the SDK's shared flags (`holdline_sdk::Args`, as the examples do)
+# understands these; the rest comes from the environment: HOLDLINE_REDIS_URL, HOLDLINE_SERVICE,
+# HOLDLINE_CONCURRENCY, HOLDLINE_INSTANCE (see docs/service-guide.md).
 CMD ["--listen", "0.0.0.0:8080", "--admin", "0.0.0.0:9091"]

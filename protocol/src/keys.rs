@@ -5,7 +5,7 @@
 //! and multi-key commands (`XREADGROUP` over several lanes, `MULTI`) work on a cluster. Each gateway
 //! replica's reply stream carries its own tag, `{gw:ID}`.
 //!
-//! Service names are restricted by the gateway's config validation to `[A-Za-z0-9_.-]`, so they
+//! Service names and gateway ids are [names](is_valid_name): 1 to 64 of `[A-Za-z0-9_.-]`, so they
 //! can never contain a brace or a colon that would break the layout.
 
 /// The stream a service's instances consume requests from (consumer group
@@ -39,10 +39,32 @@ pub fn ticket_key(service: &str, request_id: &str) -> String {
 /// recreated by late replies to a replica that went away disappears instead of staying forever.
 pub const REPLY_STREAM_TTL_SECS: u64 = 3600;
 
+/// The most bytes in a service name or gateway id.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Whether `name` may be a service name or a gateway id: 1 to [`MAX_NAME_LEN`] of
+/// `[A-Za-z0-9_.-]`. Such a name cannot contain the braces and colons that delimit keys.
+pub fn is_valid_name(name: &str) -> bool {
+    (1..=MAX_NAME_LEN).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
 /// The reply stream of one gateway replica: workers `XADD` each response here so the replica that
 /// holds the client's connection learns of it without polling.
 pub fn reply_stream(gateway_id: &str) -> String {
     format!("holdline:{{gw:{gateway_id}}}:replies")
+}
+
+/// Whether `key` is the reply stream of some gateway replica, i.e. what [`reply_stream`] makes of
+/// a [valid](is_valid_name) gateway id. A worker writes replies only to such keys, so an entry
+/// naming any other key (written by hand, or by something that is not the gateway) cannot make it
+/// create or expire keys outside the gateway's namespace.
+pub fn is_reply_stream(key: &str) -> bool {
+    key.strip_prefix("holdline:{gw:")
+        .and_then(|rest| rest.strip_suffix("}:replies"))
+        .is_some_and(is_valid_name)
 }
 
 #[cfg(test)]
@@ -66,5 +88,33 @@ mod tests {
         ];
         assert!(tags.iter().all(|t| t == "echo"), "{tags:?}");
         assert_eq!(hash_tag(&reply_stream("g1")), "gw:g1");
+    }
+
+    #[test]
+    fn names_are_short_tokens_without_delimiters() {
+        for good in ["echo", "a", "svc-1.v2_x", &"n".repeat(MAX_NAME_LEN)] {
+            assert!(is_valid_name(good), "{good}");
+        }
+        for bad in ["", "a b", "x{y}", "a:b", "é", &"n".repeat(MAX_NAME_LEN + 1)] {
+            assert!(!is_valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_gateway_reply_streams_are_reply_streams() {
+        assert!(is_reply_stream(&reply_stream("g1")));
+        assert!(is_reply_stream(&reply_stream("0123456789abcdef")));
+        for other in [
+            "mykey".to_owned(),
+            "holdline:{gw:}:replies".to_owned(),
+            "holdline:{gw:a}b}:replies".to_owned(),
+            "holdline:{gw:g1}:replies:x".to_owned(),
+            request_stream("echo"),
+            result_key("echo", "abc"),
+            dead_letter_stream("echo"),
+            reply_stream("has space"),
+        ] {
+            assert!(!is_reply_stream(&other), "{other}");
+        }
     }
 }

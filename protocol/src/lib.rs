@@ -17,6 +17,7 @@ pub mod keys;
 mod request;
 mod response;
 
+pub use headers::MAX_HEADER_LINES;
 pub use request::QueuedRequest;
 pub use response::{QueuedResponse, Reply};
 
@@ -58,6 +59,13 @@ pub enum DecodeError {
     /// The message was written by a protocol version this code does not speak.
     #[error("unsupported protocol version {0:?}")]
     Version(String),
+}
+
+/// Whether `status` is a final HTTP status, the only kind a queued response can carry:
+/// `200..=599`. Interim responses (`1xx`, `101 Switching Protocols` included) make no sense for a
+/// request answered through Redis, and RFC 9110 defines no status outside `100..=599`.
+pub fn is_final_status(status: http::StatusCode) -> bool {
+    (200..=599).contains(&status.as_u16())
 }
 
 /// Milliseconds since the Unix epoch, the clock every deadline in the protocol is expressed in.

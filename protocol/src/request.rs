@@ -12,12 +12,14 @@ use http::{HeaderMap, Method};
 /// `x-forwarded-*` and `traceparent`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuedRequest {
-    /// Unique, unguessable id (32 lowercase hex digits); names the result key.
+    /// Unique, unguessable id (the gateway writes 32 lowercase hex digits; decoding accepts any
+    /// [valid name](crate::keys::is_valid_name)); names the result key.
     pub id: String,
     /// The service the request is for.
     pub service: String,
     /// The reply stream of the gateway replica holding the client's connection, or `None` when
-    /// nobody is waiting (the client asked for `Prefer: respond-async`).
+    /// nobody is waiting (the client asked for `Prefer: respond-async`). Decoding accepts only
+    /// [reply streams](crate::keys::is_reply_stream).
     pub reply_to: Option<String>,
     /// When the request was enqueued, in Unix milliseconds (for queue-wait metrics).
     pub enqueued_ms: u64,
@@ -61,6 +63,13 @@ impl QueuedRequest {
 
     /// Decodes an entry from its `(field, value)` pairs, in any order. Unknown fields are ignored
     /// so that later minor revisions can add fields.
+    ///
+    /// # Errors
+    /// When the version is not this one, a required field is missing, or a value is invalid:
+    /// an `id` that is not a [name](crate::keys::is_valid_name), a `reply` that is neither empty
+    /// nor a [reply stream](crate::keys::is_reply_stream), a number that is not a decimal `u64`,
+    /// a broken header block (more than
+    /// [`MAX_HEADER_LINES`](crate::MAX_HEADER_LINES) lines included). Never panics.
     pub fn from_fields<'a, I>(fields: I) -> Result<Self, DecodeError>
     where
         I: IntoIterator<Item = (&'a [u8], &'a [u8])>,
@@ -90,9 +99,22 @@ impl QueuedRequest {
                     reason: "not an HTTP method".into(),
                 }
             })?;
+        let id = text(1)?;
+        if !crate::keys::is_valid_name(&id) {
+            return Err(DecodeError::Invalid {
+                field: "id",
+                reason: "not 1 to 64 of [A-Za-z0-9_.-]".into(),
+            });
+        }
         let reply = text(3)?;
+        if !reply.is_empty() && !crate::keys::is_reply_stream(&reply) {
+            return Err(DecodeError::Invalid {
+                field: "reply",
+                reason: "not a gateway reply stream".into(),
+            });
+        }
         Ok(Self {
-            id: text(1)?,
+            id,
             service: text(2)?,
             reply_to: (!reply.is_empty()).then_some(reply),
             enqueued_ms: number(4)?,
@@ -163,5 +185,51 @@ mod tests {
             QueuedRequest::from_fields(pairs),
             Err(DecodeError::Missing("id"))
         );
+    }
+
+    /// Decodes `sample()` with one field's value replaced.
+    fn with_field(name: &str, value: &[u8]) -> Result<QueuedRequest, DecodeError> {
+        let fields = sample().to_fields();
+        QueuedRequest::from_fields(fields.iter().map(|(n, v)| {
+            let v = if *n == name { value } else { v.as_slice() };
+            (n.as_bytes(), v)
+        }))
+    }
+
+    fn invalid_field(result: Result<QueuedRequest, DecodeError>) -> &'static str {
+        match result {
+            Err(DecodeError::Invalid { field, .. }) => field,
+            other => panic!("expected an invalid field, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reply_addresses_outside_the_gateway_namespace_are_refused() {
+        for bad in [
+            &b"mykey"[..],
+            b"holdline:{echo}:requests",
+            b"holdline:{gw:}:replies",
+        ] {
+            assert_eq!(invalid_field(with_field("reply", bad)), "reply");
+        }
+        let ok = with_field("reply", b"holdline:{gw:other-1}:replies").unwrap();
+        assert_eq!(
+            ok.reply_to.as_deref(),
+            Some("holdline:{gw:other-1}:replies")
+        );
+        assert_eq!(with_field("reply", b"").unwrap().reply_to, None);
+    }
+
+    #[test]
+    fn ids_that_could_break_the_key_layout_are_refused() {
+        for bad in [&b""[..], b"a}b", b"a:b", b"with space", &[b'a'; 65]] {
+            assert_eq!(invalid_field(with_field("id", bad)), "id");
+        }
+    }
+
+    #[test]
+    fn a_huge_header_block_is_an_error_not_a_panic() {
+        let block = b"x-a: 1\r\n".repeat(40_000);
+        assert_eq!(invalid_field(with_field("headers", &block)), "headers");
     }
 }

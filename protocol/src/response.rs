@@ -39,6 +39,12 @@ impl QueuedResponse {
     }
 
     /// Decodes the single-value form.
+    ///
+    /// # Errors
+    /// When the value is not version 1, the status is not a [final status](crate::is_final_status)
+    /// (an interim `1xx`, `101` included, has no place in a stored answer, and a number outside
+    /// `200..=599` is no HTTP status), or the header block is broken or has more than
+    /// [`MAX_HEADER_LINES`](crate::MAX_HEADER_LINES) lines. Never panics.
     pub fn decode(raw: &[u8]) -> Result<Self, DecodeError> {
         let invalid = |reason: &str| DecodeError::Invalid {
             field: "resp",
@@ -49,8 +55,11 @@ impl QueuedResponse {
         let status = status_line
             .strip_prefix(b"1 ")
             .ok_or_else(|| DecodeError::Version(String::from_utf8_lossy(status_line).into()))?;
-        let status = StatusCode::from_u16(parse_u64("resp", status)? as u16)
-            .map_err(|_| invalid("status out of range"))?;
+        let status = u16::try_from(parse_u64("resp", status)?)
+            .ok()
+            .and_then(|code| StatusCode::from_u16(code).ok())
+            .filter(|&status| crate::is_final_status(status))
+            .ok_or_else(|| invalid("status is not a final HTTP status (200 to 599)"))?;
         let rest = &raw[line_end + 2..];
         let (block, body) = if let Some(body) = rest.strip_prefix(b"\r\n") {
             (&rest[..0], body)
@@ -95,6 +104,48 @@ mod tests {
         assert!(QueuedResponse::decode(b"2 200\r\n\r\n").is_err());
         assert!(QueuedResponse::decode(b"1 abc\r\n\r\n").is_err());
         assert!(QueuedResponse::decode(b"1 200\r\nx: y\r\n").is_err());
+    }
+
+    #[test]
+    fn refuses_interim_and_out_of_range_statuses() {
+        // 65736 is 200 modulo 2^16; 999 is a valid `StatusCode` but no HTTP status.
+        for status in [
+            "100", "101", "103", "199", "600", "999", "65736", "0", "1200",
+        ] {
+            let raw = format!("1 {status}\r\n\r\nbody");
+            assert!(
+                QueuedResponse::decode(raw.as_bytes()).is_err(),
+                "status {status} was accepted"
+            );
+        }
+        for status in [200u16, 204, 302, 404, 599] {
+            let raw = format!("1 {status}\r\n\r\n");
+            let decoded = QueuedResponse::decode(raw.as_bytes()).unwrap();
+            assert_eq!(decoded.status.as_u16(), status);
+        }
+    }
+
+    #[test]
+    fn a_reply_with_a_huge_header_block_is_an_error_not_a_panic() {
+        let mut raw = b"1 200\r\n".to_vec();
+        raw.extend(b"x-a: 1\r\n".repeat(40_000));
+        raw.extend_from_slice(b"\r\n");
+        let reply = Reply {
+            id: "abc".into(),
+            service: "echo".into(),
+            response: QueuedResponse {
+                status: StatusCode::OK,
+                headers: HeaderMap::new(),
+                body: Bytes::new(),
+            },
+        };
+        let mut fields = reply.to_fields();
+        fields[3].1 = raw;
+        let decoded = Reply::from_fields(fields.iter().map(|(n, v)| (n.as_bytes(), v.as_slice())));
+        assert!(
+            matches!(decoded, Err(DecodeError::Invalid { field: "resp", .. })),
+            "{decoded:?}"
+        );
     }
 }
 

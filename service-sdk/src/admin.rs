@@ -2,9 +2,9 @@
 //! traffic) and `/metrics` (Prometheus text). Kept off the handler's port so probes and scrapes
 //! never compete with real requests for capacity.
 
-use crate::http_path::plain;
 use crate::listener::Route;
-use crate::runner::Shared;
+use crate::response::plain;
+use crate::shared::Shared;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
@@ -15,12 +15,12 @@ use std::sync::atomic::Ordering;
 /// The route of the admin listener.
 pub(crate) fn route(shared: Arc<Shared>) -> Route {
     Arc::new(move |_peer, request| {
-        let response = respond(&shared, &request);
+        let response = respond(&shared, &request).map(Full::new);
         Box::pin(async move { response })
     })
 }
 
-fn respond(shared: &Shared, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn respond(shared: &Shared, request: &Request<Incoming>) -> Response<Bytes> {
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
     }
@@ -31,7 +31,7 @@ fn respond(shared: &Shared, request: &Request<Incoming>) -> Response<Full<Bytes>
             Some(reason) => plain(StatusCode::SERVICE_UNAVAILABLE, reason),
         },
         "/metrics" => {
-            let mut response = Response::new(Full::new(Bytes::from(shared.metrics.render())));
+            let mut response = Response::new(Bytes::from(shared.metrics.render()));
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

@@ -5,6 +5,28 @@
 use std::time::Duration;
 
 /// How a [`Runner`](crate::Runner) serves its handler.
+///
+/// Start from the defaults and change what matters, usually `concurrency` and the queue:
+///
+/// ```
+/// use holdline_sdk::{Config, QueueConfig};
+/// use std::time::Duration;
+///
+/// let config = Config {
+///     concurrency: 16,
+///     shutdown_grace: Duration::from_secs(60),
+///     queue: Some(QueueConfig::new("redis://127.0.0.1:6379", "orders")),
+///     ..Config::default()
+/// };
+/// config.validate()?;
+///
+/// let broken = Config { concurrency: 0, ..Config::default() };
+/// assert_eq!(broken.validate().unwrap_err().field, "concurrency");
+/// # Ok::<(), holdline_sdk::ConfigError>(())
+/// ```
+///
+/// A service's `main` usually gets it from [`Settings`](crate::Settings), which fills it from
+/// the environment or the command line.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The most handler calls running at once, HTTP and queue together. Default `64`.
@@ -23,6 +45,28 @@ pub struct Config {
 }
 
 /// How the queue worker consumes a service's request stream.
+///
+/// [`QueueConfig::new`] takes the two values that have no default, the Redis URL and the service
+/// name (which must equal the gateway's `[services.NAME]`); every tunable then has a default that
+/// suits most services:
+///
+/// ```
+/// use holdline_sdk::{Config, QueueConfig};
+/// use std::time::Duration;
+///
+/// let mut queue = QueueConfig::new("redis://127.0.0.1:6379", "scan");
+/// // Scans take minutes: reclaim a dead instance's work a little later than usual.
+/// queue.min_idle = Duration::from_secs(15);
+/// queue.keepalive_interval = Duration::from_secs(3);
+/// let config = Config { queue: Some(queue), ..Config::default() };
+/// config.validate()?;
+///
+/// let mut queue = QueueConfig::new("redis://127.0.0.1:6379", "scan");
+/// queue.keepalive_interval = queue.min_idle;
+/// let config = Config { queue: Some(queue), ..Config::default() };
+/// assert_eq!(config.validate().unwrap_err().field, "queue.keepalive_interval");
+/// # Ok::<(), holdline_sdk::ConfigError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct QueueConfig {
     /// Redis URL, e.g. `redis://127.0.0.1:6379/0`.
@@ -47,6 +91,18 @@ pub struct QueueConfig {
     /// How many times an entry may be handed to the handler; the next delivery sends it to the
     /// dead-letter stream instead. Default 5.
     pub max_deliveries: u64,
+    /// Whether an entry whose handler panicked may run again. Off (the default), the entry is
+    /// dead-lettered at once and its client gets the SDK's `500`, as on the HTTP path. On, it is
+    /// left unacknowledged, delivered again after `min_idle`, and dead-lettered (with a `502`)
+    /// after `max_deliveries`: for handlers whose panics can be passing (a flaky dependency
+    /// behind an `unwrap`) and that are safe to run twice.
+    pub retry_panics: bool,
+    /// The most entries the dead-letter stream keeps; older ones are removed as new ones arrive
+    /// (counted by `holdline_sdk_dead_letters_trimmed_total`). Default 10,000.
+    pub dead_letter_max_len: u64,
+    /// How long a dead letter is kept; older ones are removed whenever another entry is
+    /// dead-lettered. Default 7 days.
+    pub dead_letter_max_age: Duration,
     /// The longest any non-blocking Redis command may take before it counts as failed.
     /// Default 5 s.
     pub command_timeout: Duration,
@@ -139,6 +195,9 @@ impl QueueConfig {
             reclaim_interval: Duration::from_secs(1),
             keepalive_interval: Duration::from_secs(1),
             max_deliveries: 5,
+            retry_panics: false,
+            dead_letter_max_len: 10_000,
+            dead_letter_max_age: Duration::from_secs(7 * 24 * 3600),
             command_timeout: Duration::from_secs(5),
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(5),
@@ -147,15 +206,10 @@ impl QueueConfig {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let service_ok = !self.service.is_empty()
-            && self
-                .service
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
         check(
-            service_ok,
+            holdline_protocol::keys::is_valid_name(&self.service),
             "queue.service",
-            "must be non-empty and use only [A-Za-z0-9_.-]",
+            "must be 1 to 64 of [A-Za-z0-9_.-]",
         )?;
         check(
             !self.redis_url.is_empty(),
@@ -187,6 +241,16 @@ impl QueueConfig {
             self.max_deliveries > 0,
             "queue.max_deliveries",
             "must be at least 1",
+        )?;
+        check(
+            self.dead_letter_max_len > 0,
+            "queue.dead_letter_max_len",
+            "must be at least 1",
+        )?;
+        check(
+            self.dead_letter_max_age >= Duration::from_secs(1),
+            "queue.dead_letter_max_age",
+            "must be at least 1s",
         )?;
         check(
             !self.command_timeout.is_zero(),

@@ -16,4 +16,7 @@ pub enum Error {
     /// The Redis URL could not be parsed.
     #[error("invalid redis url")]
     RedisUrl(#[source] redis::RedisError),
+    /// A listener address could not be bound; the message names it.
+    #[error(transparent)]
+    Bind(std::io::Error),
 }

@@ -1,40 +1,48 @@
 //! The one trait a service author implements, and the type-erased form the runner uses
 //! internally so the HTTP server and the queue worker share a single, non-generic code path.
 
+use crate::IntoResponse;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 /// Handles one request, whichever way it arrived: over HTTP or from the queue.
 ///
-/// The request carries its whole body, and the [`Delivery`](crate::Delivery) in its extensions
-/// says how it came, for the rare handler that cares. The response is whatever the handler returns,
-/// converted with [`Into`]; a handler that panics answers `500` on the HTTP path and, on the queue
-/// path, leaves the request unacknowledged so it is delivered again (and dead-lettered after too
-/// many attempts).
+/// The request carries its whole body; its extensions hold the [`Delivery`](crate::Delivery),
+/// which says how it came, and the client's `SocketAddr` (see the service guide). The response is
+/// whatever the handler returns, converted with [`IntoResponse`]: a `Response`, a string,
+/// `(StatusCode, body)`, a `Result` whose error is itself a response, and more.
+///
+/// A handler that panics is answered with the SDK's `500` on both paths; on the queue path the
+/// entry is also copied to the dead-letter stream and acknowledged, so it is not run again,
+/// unless [`QueueConfig::retry_panics`](crate::QueueConfig::retry_panics) says it may be.
 ///
 /// Any `async` closure or function taking a `Request<Bytes>` is a handler:
 ///
 /// ```
 /// use bytes::Bytes;
-/// use http::{Request, Response};
+/// use http::{Request, Response, StatusCode};
 ///
-/// async fn hello(_req: Request<Bytes>) -> Response<Bytes> {
-///     Response::new(Bytes::from_static(b"hello"))
+/// async fn hello(_req: Request<Bytes>) -> &'static str {
+///     "hello"
+/// }
+/// async fn teapot(_req: Request<Bytes>) -> (StatusCode, String) {
+///     (StatusCode::IM_A_TEAPOT, "short and stout".to_owned())
 /// }
 /// fn assert_handler(_: impl holdline_sdk::Handler) {}
 /// assert_handler(hello);
+/// assert_handler(teapot);
 /// assert_handler(|req: Request<Bytes>| async move { Response::new(req.into_body()) });
 /// ```
 ///
 /// To serve an existing `tower` service (an axum `Router`, say), wrap it with
 /// [`from_tower`](crate::from_tower).
 pub trait Handler: Send + Sync + 'static {
-    /// What the handler returns; anything convertible into a `Response<Bytes>`.
-    type Response: Into<Response<Bytes>>;
+    /// What the handler returns; anything that [converts into a response](IntoResponse).
+    type Response: IntoResponse;
 
     /// Handles one request.
     fn call(&self, request: Request<Bytes>) -> impl Future<Output = Self::Response> + Send;
@@ -44,7 +52,7 @@ impl<F, Fut, R> Handler for F
 where
     F: Fn(Request<Bytes>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = R> + Send,
-    R: Into<Response<Bytes>>,
+    R: IntoResponse,
 {
     type Response = R;
 
@@ -71,7 +79,7 @@ impl DynHandler {
         let handler = Arc::new(handler);
         Self(Arc::new(move |request| {
             let handler = Arc::clone(&handler);
-            Box::pin(async move { handler.call(request).await.into() })
+            Box::pin(async move { handler.call(request).await.into_response() })
         }))
     }
 
@@ -90,13 +98,6 @@ impl DynHandler {
             Panicked(message)
         })
     }
-}
-
-/// The `500` the HTTP path answers when the handler panicked.
-pub(crate) fn internal_error() -> Response<Bytes> {
-    let mut response = Response::new(Bytes::from_static(b"internal server error\n"));
-    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-    response
 }
 
 #[cfg(test)]

@@ -1,14 +1,14 @@
 //! The direct HTTP path: take a slot of the shared capacity or answer `503` with the
 //! not-processed marker at once, read the whole body, call the handler.
 
-use crate::Delivery;
-use crate::handler::internal_error;
+use crate::delivery::{Delivery, client_addr};
 use crate::listener::Route;
 use crate::metrics::outcome;
-use crate::runner::Shared;
+use crate::response::{internal_error, plain};
+use crate::shared::Shared;
 use bytes::Bytes;
 use holdline_protocol::NOT_PROCESSED_HEADER;
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use std::net::SocketAddr;
@@ -28,7 +28,7 @@ async fn handle(
     // gateway may then replay the request (it still holds the body) through the queue.
     let Some(slot) = shared.capacity.try_acquire() else {
         shared.metrics.finished("http", "rejected");
-        return not_processed();
+        return not_processed().map(Full::new);
     };
 
     let (mut parts, body) = request.into_parts();
@@ -45,9 +45,12 @@ async fn handle(
                 StatusCode::BAD_REQUEST
             };
             shared.metrics.finished("http", outcome(status));
-            return plain(status, status.canonical_reason().unwrap_or("error"));
+            return plain(status, status.canonical_reason().unwrap_or("error")).map(Full::new);
         }
     };
+    parts
+        .extensions
+        .insert(client_addr(&parts.headers, Some(peer)));
     parts.extensions.insert(Delivery::http(peer));
 
     let response = match shared.handler.call(Request::from_parts(parts, body)).await {
@@ -65,7 +68,7 @@ async fn handle(
 
 /// `503` + `holdline-not-processed: 1`: the handler never saw the request, so the gateway may
 /// safely send it elsewhere.
-fn not_processed() -> Response<Full<Bytes>> {
+fn not_processed() -> Response<Bytes> {
     let mut response = plain(
         StatusCode::SERVICE_UNAVAILABLE,
         "at capacity, not processed",
@@ -73,15 +76,5 @@ fn not_processed() -> Response<Full<Bytes>> {
     response
         .headers_mut()
         .insert(NOT_PROCESSED_HEADER, HeaderValue::from_static("1"));
-    response
-}
-
-pub(crate) fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(format!("{text}\n"))));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
     response
 }

@@ -10,19 +10,44 @@
 //!
 //! Queue delivery is at least once: an entry is acknowledged only after its response is stored,
 //! work held by an instance that died is reclaimed by live ones, and an entry that keeps failing
-//! goes to a dead-letter stream while its client gets a `502`. The wire format is
+//! goes to a dead-letter stream while its client gets a `502`; an entry whose handler panicked is
+//! answered with a `500` and dead-lettered at once. The wire format is
 //! `holdline-protocol`'s, described for other languages in `docs/protocol.md`.
+//!
+//! A whole service (with the `cli` feature, for the flags and the log set-up):
+//!
+//! ```no_run
+//! use bytes::Bytes;
+//! use holdline_sdk::{Settings, init_logging, shutdown_signal};
+//! use http::Request;
+//!
+//! async fn hello(req: Request<Bytes>) -> String {
+//!     format!("hello from {}\n", req.uri().path())
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), holdline_sdk::Error> {
+//!     init_logging();
+//!     // `--listen`, `--redis`, `--concurrency`, ... or their `HOLDLINE_*` variables.
+//!     let settings = Settings::new("hello").from_args();
+//!     settings.serve(hello, shutdown_signal()).await
+//! }
+//! ```
+//!
+//! Handlers return anything that is [`IntoResponse`]: a `Response`, a string, `(StatusCode,
+//! body)`, headers, `Json` (the `json` feature), a `Result` of those. For full control, build a
+//! [`Config`] and a [`Runner`] yourself:
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use bytes::Bytes;
 //! use holdline_sdk::{Config, Delivery, QueueConfig, Runner};
-//! use http::{Request, Response};
+//! use http::Request;
 //!
-//! async fn hello(req: Request<Bytes>) -> Response<Bytes> {
+//! async fn hello(req: Request<Bytes>) -> String {
 //!     let via = req.extensions().get::<Delivery>().map_or("?", Delivery::via);
-//!     Response::new(Bytes::from(format!("hello via {via}\n")))
+//!     format!("hello via {via}\n")
 //! }
 //!
 //! let mut config = Config { concurrency: 32, ..Config::default() };
@@ -49,9 +74,14 @@ mod error;
 mod handler;
 mod http_path;
 mod listener;
+#[cfg(feature = "cli")]
+mod logging;
 mod metrics;
 mod queue;
+mod response;
 mod runner;
+mod settings;
+mod shared;
 mod signal;
 mod tower_handler;
 
@@ -59,6 +89,12 @@ pub use config::{Config, ConfigError, QueueConfig, default_instance_id};
 pub use delivery::Delivery;
 pub use error::Error;
 pub use handler::Handler;
+#[cfg(feature = "cli")]
+pub use logging::init_logging;
+#[cfg(feature = "json")]
+pub use response::Json;
+pub use response::{InternalError, IntoResponse, ResponseHeaders};
 pub use runner::{Mode, Runner};
+pub use settings::{Args, Settings};
 pub use signal::shutdown_signal;
 pub use tower_handler::{TowerHandler, from_tower};

@@ -22,8 +22,11 @@ pub(crate) struct Metrics {
     pub(crate) queue_wait: Histogram,
     /// Entries taken over from instances that stopped working on them.
     pub(crate) reclaimed: IntCounter,
-    /// Entries sent to the dead-letter stream, by `reason` (`malformed`, `max_deliveries`).
+    /// Entries sent to the dead-letter stream, by `reason` (`malformed`, `max_deliveries`,
+    /// `panicked`).
     pub(crate) dead_lettered: IntCounterVec,
+    /// Dead letters removed to keep the dead-letter stream within its length and age bounds.
+    pub(crate) dead_letters_trimmed: IntCounter,
     /// Redis commands that failed, by `op`.
     pub(crate) redis_errors: IntCounterVec,
     /// `1` while the queue worker can reach Redis.
@@ -79,6 +82,11 @@ impl Metrics {
             &["reason"],
         )
         .expect("valid metric");
+        let dead_letters_trimmed = IntCounter::new(
+            "dead_letters_trimmed_total",
+            "Dead letters removed to keep the dead-letter stream within its length and age bounds",
+        )
+        .expect("valid metric");
         let redis_errors = IntCounterVec::new(
             Opts::new(
                 "redis_errors_total",
@@ -98,6 +106,7 @@ impl Metrics {
             queue_wait,
             reclaimed,
             dead_lettered,
+            dead_letters_trimmed,
             redis_errors,
             redis_up,
         };
@@ -106,13 +115,14 @@ impl Metrics {
     }
 
     fn register_all(&self) {
-        let collectors: [Box<dyn prometheus::core::Collector>; 8] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 9] = [
             Box::new(self.in_flight.clone()),
             Box::new(self.capacity.clone()),
             Box::new(self.processed.clone()),
             Box::new(self.queue_wait.clone()),
             Box::new(self.reclaimed.clone()),
             Box::new(self.dead_lettered.clone()),
+            Box::new(self.dead_letters_trimmed.clone()),
             Box::new(self.redis_errors.clone()),
             Box::new(self.redis_up.clone()),
         ];

@@ -23,7 +23,7 @@ mod reader;
 mod reclaim;
 
 use crate::QueueConfig;
-use crate::runner::Shared;
+use crate::shared::Shared;
 use keepalive::Held;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::sync::Arc;

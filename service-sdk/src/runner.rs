@@ -4,6 +4,7 @@
 use crate::capacity::Capacity;
 use crate::handler::DynHandler;
 use crate::metrics::Metrics;
+use crate::shared::Shared;
 use crate::{Config, Error, Handler, admin, http_path, listener, queue};
 use std::io;
 use std::net::SocketAddr;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Serves a [`Handler`] over HTTP, from the queue, or both.
@@ -52,15 +54,6 @@ pub enum Mode {
     HttpOnly,
     /// Queue consumer only: a pure worker with no HTTP listener.
     QueueOnly,
-}
-
-/// What every part of a running runner shares.
-pub(crate) struct Shared {
-    pub(crate) handler: DynHandler,
-    pub(crate) capacity: Capacity,
-    pub(crate) metrics: Metrics,
-    pub(crate) config: Config,
-    pub(crate) shutting_down: AtomicBool,
 }
 
 /// How long the admin listener gets to answer its last probes after the runner has stopped.
@@ -132,16 +125,28 @@ impl<H: Handler> Runner<H> {
             }
             None => None,
         };
+        let running = self.start(client);
+        tracing::info!(
+            ?mode,
+            instance = %running.shared.config.instance_id,
+            concurrency = running.shared.config.concurrency,
+            "runner started"
+        );
+        shutdown.await;
+        running.drain().await;
+        Ok(())
+    }
+
+    /// Spawns a task for each path and the admin listener.
+    fn start(self, client: Option<redis::Client>) -> Running {
         let Self {
             handler,
             config,
             http,
             admin,
         } = self;
-
         let metrics = Metrics::new();
         metrics.capacity.set(config.concurrency as i64);
-        let grace = config.shutdown_grace;
         let shared = Arc::new(Shared {
             handler: DynHandler::new(handler),
             capacity: Capacity::new(config.concurrency, metrics.in_flight.clone()),
@@ -151,49 +156,63 @@ impl<H: Handler> Runner<H> {
         });
         let stop = CancellationToken::new();
         let admin_stop = CancellationToken::new();
-
+        let serve = |name, listener, route, stop: &CancellationToken, grace| {
+            tokio::spawn(listener::serve(name, listener, route, stop.clone(), grace))
+        };
+        let grace = shared.config.shutdown_grace;
         let admin_task = admin.map(|listener| {
-            tokio::spawn(listener::serve(
-                "admin",
-                listener,
-                admin::route(Arc::clone(&shared)),
-                admin_stop.clone(),
-                ADMIN_GRACE,
-            ))
+            let route = admin::route(Arc::clone(&shared));
+            serve("admin", listener, route, &admin_stop, ADMIN_GRACE)
         });
         let http_task = http.map(|listener| {
-            tokio::spawn(listener::serve(
-                "http",
-                listener,
-                http_path::route(Arc::clone(&shared)),
-                stop.clone(),
-                grace,
-            ))
+            let route = http_path::route(Arc::clone(&shared));
+            serve("http", listener, route, &stop, grace)
         });
         let queue_task = client
             .zip(shared.config.queue.clone())
             .map(|(client, queue)| {
                 tokio::spawn(queue::run(Arc::clone(&shared), queue, client, stop.clone()))
             });
-        tracing::info!(
-            ?mode,
-            instance = %shared.config.instance_id,
-            concurrency = shared.config.concurrency,
-            "runner started"
-        );
+        Running {
+            shared,
+            stop,
+            admin_stop,
+            http_task,
+            queue_task,
+            admin_task,
+        }
+    }
+}
 
-        shutdown.await;
+/// A started runner's tasks and the tokens that stop them.
+struct Running {
+    shared: Arc<Shared>,
+    /// Stops both paths (the soft stop: finish what is in hand).
+    stop: CancellationToken,
+    /// Stops the admin listener, last, so probes see the drain.
+    admin_stop: CancellationToken,
+    http_task: Option<JoinHandle<()>>,
+    queue_task: Option<JoinHandle<()>>,
+    admin_task: Option<JoinHandle<()>>,
+}
+
+// === impl Running ===
+
+impl Running {
+    /// Stops taking work, lets both paths finish within the grace period, then stops the admin
+    /// listener.
+    async fn drain(self) {
         tracing::info!("shutdown requested, draining");
-        shared.shutting_down.store(true, Ordering::Release);
-        stop.cancel();
+        self.shared.shutting_down.store(true, Ordering::Release);
+        self.stop.cancel();
         // One deadline for both paths: they drain side by side, not one after the other.
-        let deadline = tokio::time::Instant::now() + grace;
+        let deadline = tokio::time::Instant::now() + self.shared.config.shutdown_grace;
 
-        if let Some(task) = http_task {
+        if let Some(task) = self.http_task {
             // The listener enforces the grace period itself.
             let _ = task.await;
         }
-        if let Some(mut task) = queue_task
+        if let Some(mut task) = self.queue_task
             && tokio::time::timeout_at(deadline, &mut task).await.is_err()
         {
             tracing::warn!(
@@ -202,12 +221,11 @@ impl<H: Handler> Runner<H> {
             task.abort();
             let _ = task.await;
         }
-        admin_stop.cancel();
-        if let Some(task) = admin_task {
+        self.admin_stop.cancel();
+        if let Some(task) = self.admin_task {
             let _ = task.await;
         }
         tracing::info!("runner stopped");
-        Ok(())
     }
 }
 

@@ -2,22 +2,23 @@
 //! [`Handler`], so an existing service moves onto Holdline without changing its code.
 
 use crate::Handler;
+use crate::response::internal_error;
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use http_body_util::BodyExt;
 use std::marker::PhantomData;
-use std::sync::Mutex;
 use tower::{BoxError, Service, ServiceExt};
 
 /// A [`Handler`] that forwards every request to a `tower::Service<Request<B>>`.
 ///
-/// Built with [`from_tower`]. The request body is handed to the service as `B::from(bytes)` and
-/// the service's response body is collected in full. An error from the service (or from its
-/// response body) becomes a `500`: the request did reach the service, so it counts as processed.
+/// Built with [`from_tower`]. Each request goes to a clone of the service, as tower services
+/// expect (a clone is how one service value serves concurrent requests; an axum `Router` clones
+/// an `Arc`), after waiting for it to be ready. The request body is handed to the service as
+/// `B::from(bytes)` and the service's response body is collected in full. An error from the
+/// service (or from its response body) becomes the SDK's `500`: the request did reach the
+/// service, so it counts as processed.
 pub struct TowerHandler<S, B> {
-    // The mutex only guards the clone taken per request, so the adapter is `Sync` even for
-    // services that are merely `Send` (a `BoxCloneService`, say).
-    service: Mutex<S>,
+    service: S,
     _body: PhantomData<fn(B)>,
 }
 
@@ -25,6 +26,9 @@ pub struct TowerHandler<S, B> {
 ///
 /// `B` is the request body type the service takes. Services that accept many body types (an
 /// axum `Router` does) need it spelled out: `from_tower::<axum::body::Body, _>(router)`.
+///
+/// The service must be `Clone + Send + Sync`, as an axum `Router` is; a boxed service should be a
+/// `tower::util::BoxCloneSyncService` rather than a `BoxCloneService`, which is not `Sync`.
 ///
 /// ```
 /// use bytes::Bytes;
@@ -41,7 +45,7 @@ pub struct TowerHandler<S, B> {
 /// ```
 pub fn from_tower<B, S>(service: S) -> TowerHandler<S, B> {
     TowerHandler {
-        service: Mutex::new(service),
+        service,
         _body: PhantomData,
     }
 }
@@ -50,7 +54,7 @@ pub fn from_tower<B, S>(service: S) -> TowerHandler<S, B> {
 
 impl<S, B, ResBody> Handler for TowerHandler<S, B>
 where
-    S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + Sync + 'static,
     S::Future: Send,
     S::Error: Into<BoxError>,
     B: From<Bytes> + Send + 'static,
@@ -61,22 +65,13 @@ where
     type Response = Response<Bytes>;
 
     fn call(&self, request: Request<Bytes>) -> impl Future<Output = Response<Bytes>> + Send {
-        // A poisoned lock only means another request panicked while cloning; the service value
-        // itself is still usable.
-        let service = self
-            .service
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone();
+        let service = self.service.clone();
         async move {
             match forward(service, request.map(B::from)).await {
                 Ok(response) => response,
                 Err(error) => {
                     tracing::warn!(error = %error, "tower service failed");
-                    let mut response =
-                        Response::new(Bytes::from_static(b"internal server error\n"));
-                    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-                    response
+                    internal_error()
                 }
             }
         }
@@ -102,6 +97,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::StatusCode;
     use http_body_util::Full;
     use std::convert::Infallible;
 

@@ -1,10 +1,10 @@
-//! A one-request HTTP/1.1 client for tests that drive a server from outside, and a readiness
-//! wait on an admin port.
+//! A one-request HTTP client (HTTP/1.1, or h2c with prior knowledge) for tests that drive a server
+//! from outside, and a readiness wait on an admin port.
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::time::Duration;
 
 /// A response, read whole.
@@ -28,6 +28,27 @@ pub async fn send(port: u16, request: Request<Full<Bytes>>) -> Answer {
         .expect("handshake");
     tokio::spawn(conn);
     let response = sender.send_request(request).await.expect("response");
+    collect(response).await
+}
+
+/// Sends one HTTP/2 request (h2c, prior knowledge) to `127.0.0.1:port` on a new connection.
+///
+/// # Panics
+/// If the connection or the exchange fails.
+pub async fn send_h2(port: u16, request: Request<Full<Bytes>>) -> Answer {
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("handshake");
+    tokio::spawn(conn);
+    let response = sender.send_request(request).await.expect("response");
+    collect(response).await
+}
+
+async fn collect(response: http::Response<hyper::body::Incoming>) -> Answer {
     let (parts, body) = response.into_parts();
     Answer {
         status: parts.status,

@@ -1,8 +1,10 @@
 //! Test support shared by the workspace's test suites: a real `redis-server` started on a free
 //! port and stopped when dropped (tests never share the machine's Redis on 6379), child
-//! processes, free ports, and a one-request HTTP client ([`client`]).
+//! processes, free ports, a one-request HTTP client ([`client`]) and a bounded wait for a
+//! condition ([`wait`]).
 
 pub mod client;
+pub mod wait;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;

@@ -10,13 +10,16 @@
 //! acknowledgement.
 //! `XDEL` keeps the stream's length equal to the backlog, which the gateway reads as queue depth.
 //!
+//! A batch that dead-letters anything also trims the dead-letter stream to its bounds (length and
+//! age), counting what it removed.
+//!
 //! A connection failure retries the step (with backoff) until it succeeds or the hard stop. A
 //! command the server rejects for one entry releases that entry unacknowledged, so it is
 //! delivered again later and eventually dead-lettered, instead of blocking the batch forever.
 
 use super::backoff::Backoff;
 use super::{Worker, is_connection_error, redis_failed};
-use holdline_protocol::{CONSUMER_GROUP, QueuedResponse, Reply};
+use holdline_protocol::{CONSUMER_GROUP, QueuedResponse, Reply, unix_ms_now};
 use redis::{RedisResult, Value};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -40,7 +43,8 @@ pub(crate) enum Outcome {
     },
     /// Nothing to publish (deadline passed, or the entry is gone): acknowledge.
     Ack,
-    /// Leave unacknowledged so it is delivered again (the handler panicked).
+    /// Leave unacknowledged so it is delivered again (the handler panicked, and `retry_panics`
+    /// allows another attempt).
     Release,
 }
 
@@ -53,10 +57,12 @@ pub(crate) struct Publication {
     pub(crate) response: QueuedResponse,
 }
 
-/// Which reply of the publish pipeline decides one completion's fate.
+/// What the replies of one publish pipeline mean.
 struct Plan {
-    /// Index of the reply that must succeed for the entry to be acknowledged.
-    decisive: Option<usize>,
+    /// Per completion, the index of the reply that must succeed for it to be acknowledged.
+    decisive: Vec<Option<usize>>,
+    /// The indices of the `XTRIM`s that keep the dead-letter stream within its bounds.
+    trims: Vec<usize>,
 }
 
 /// Most published batches acknowledged in one round trip.
@@ -128,7 +134,7 @@ async fn ack_loop(worker: &Worker, mut to_ack: mpsc::UnboundedReceiver<Vec<Strin
 
 /// Publishes one batch; returns the entries to acknowledge (the others are released at once).
 async fn complete(worker: &Worker, batch: &[Completion]) -> Vec<String> {
-    let (pipe, plans) = publish_pipeline(worker, batch);
+    let (pipe, plan) = publish_pipeline(worker, batch);
     let replies = if pipe.is_empty() {
         Some(Vec::new())
     } else {
@@ -148,8 +154,8 @@ async fn complete(worker: &Worker, batch: &[Completion]) -> Vec<String> {
 
     let mut acked = Vec::new();
     let mut released = Vec::new();
-    for (completion, plan) in batch.iter().zip(&plans) {
-        let failed = plan.decisive.and_then(|i| replies[i].as_ref().err());
+    for (completion, decisive) in batch.iter().zip(&plan.decisive) {
+        let failed = decisive.and_then(|i| replies[i].as_ref().err());
         match (&completion.outcome, failed) {
             (Outcome::Release, _) => released.push(completion.entry_id.as_str()),
             (_, Some(error)) => {
@@ -158,32 +164,40 @@ async fn complete(worker: &Worker, batch: &[Completion]) -> Vec<String> {
             }
             (outcome, None) => {
                 if let Outcome::DeadLetter { label, .. } = outcome {
-                    worker
-                        .shared
-                        .metrics
-                        .dead_lettered
-                        .with_label_values(&[label])
-                        .inc();
+                    let metric = &worker.shared.metrics.dead_lettered;
+                    metric.with_label_values(&[label]).inc();
                 }
                 acked.push(completion.entry_id.as_str());
             }
         }
     }
-    for (i, reply) in replies.iter().enumerate() {
-        if let Err(error) = reply
-            && !plans.iter().any(|p| p.decisive == Some(i))
-        {
-            // A reply-stream XADD failed but the result key is stored: the client still gets its
-            // answer by fetching it after the hold time.
-            redis_failed(worker, "reply", error);
-        }
-    }
-
+    check_side_effects(worker, &replies, &plan);
     worker.held.release(released);
     acked.into_iter().map(str::to_owned).collect()
 }
 
-fn publish_pipeline(worker: &Worker, batch: &[Completion]) -> (redis::Pipeline, Vec<Plan>) {
+/// Accounts for the replies no entry's fate depends on: the dead-letter trims (counted), and the
+/// reply-stream `XADD`s and `EXPIRE`s (logged when they fail).
+fn check_side_effects(worker: &Worker, replies: &[RedisResult<Value>], plan: &Plan) {
+    for (i, reply) in replies.iter().enumerate() {
+        if plan.decisive.contains(&Some(i)) {
+            continue;
+        }
+        match reply {
+            Ok(Value::Int(trimmed)) if plan.trims.contains(&i) => {
+                let trimmed = u64::try_from(*trimmed).unwrap_or(0);
+                worker.shared.metrics.dead_letters_trimmed.inc_by(trimmed);
+            }
+            Ok(_) => {}
+            Err(error) if plan.trims.contains(&i) => redis_failed(worker, "trim", error),
+            // A reply-stream XADD failed but the result key is stored: the client still gets its
+            // answer by fetching it after the hold time.
+            Err(error) => redis_failed(worker, "reply", error),
+        }
+    }
+}
+
+fn publish_pipeline(worker: &Worker, batch: &[Completion]) -> (redis::Pipeline, Plan) {
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
     let mut next = 0;
@@ -192,12 +206,10 @@ fn publish_pipeline(worker: &Worker, batch: &[Completion]) -> (redis::Pipeline, 
         next += 1;
         next - 1
     };
-    let slots = batch
+    let decisive = batch
         .iter()
         .map(|completion| match &completion.outcome {
-            Outcome::Publish(publication) => Plan {
-                decisive: publish(worker, publication, &mut pipe, &mut push),
-            },
+            Outcome::Publish(publication) => publish(worker, publication, &mut pipe, &mut push),
             Outcome::DeadLetter { fields, notice, .. } => {
                 let mut xadd = redis::cmd("XADD");
                 xadd.arg(&worker.keys.dead).arg("*");
@@ -208,15 +220,36 @@ fn publish_pipeline(worker: &Worker, batch: &[Completion]) -> (redis::Pipeline, 
                 if let Some(notice) = notice {
                     publish(worker, notice, &mut pipe, &mut push);
                 }
-                Plan {
-                    decisive: Some(decisive),
-                }
+                Some(decisive)
             }
-            Outcome::Ack | Outcome::Release => Plan { decisive: None },
+            Outcome::Ack | Outcome::Release => None,
         })
         .collect();
-    // Refresh the TTL of each reply stream written to, once per batch: a replica that went away
-    // no longer refreshes its own, and a late reply must not make it live forever.
+    let dead_lettering = batch
+        .iter()
+        .any(|c| matches!(c.outcome, Outcome::DeadLetter { .. }));
+    let trims = if dead_lettering {
+        dead_letter_trims(worker)
+            .into_iter()
+            .map(|trim| push(&mut pipe, trim))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    for stream in reply_streams(batch) {
+        let mut expire = redis::cmd("EXPIRE");
+        expire
+            .arg(stream)
+            .arg(holdline_protocol::keys::REPLY_STREAM_TTL_SECS);
+        push(&mut pipe, expire);
+    }
+    (pipe, Plan { decisive, trims })
+}
+
+/// The reply streams a batch writes to, each once. Their TTL is refreshed once per batch: a
+/// replica that went away no longer refreshes its own, and a late reply must not make it live
+/// forever.
+fn reply_streams(batch: &[Completion]) -> Vec<&str> {
     let mut streams: Vec<&str> = batch
         .iter()
         .filter_map(|completion| match &completion.outcome {
@@ -227,14 +260,28 @@ fn publish_pipeline(worker: &Worker, batch: &[Completion]) -> (redis::Pipeline, 
         .collect();
     streams.sort_unstable();
     streams.dedup();
-    for stream in streams {
-        let mut expire = redis::cmd("EXPIRE");
-        expire
-            .arg(stream)
-            .arg(holdline_protocol::keys::REPLY_STREAM_TTL_SECS);
-        push(&mut pipe, expire);
-    }
-    (pipe, slots)
+    streams
+}
+
+/// `XTRIM dead MAXLEN n` and `XTRIM dead MINID <now - max age>`: the dead-letter stream keeps at
+/// most `dead_letter_max_len` entries, none older than `dead_letter_max_age`. Exact rather than
+/// `~` trimming, so the bound holds as configured; dead letters are rare enough for the cost not
+/// to matter. Each returns how many entries it removed.
+fn dead_letter_trims(worker: &Worker) -> [redis::Cmd; 2] {
+    let mut by_len = redis::cmd("XTRIM");
+    by_len
+        .arg(&worker.keys.dead)
+        .arg("MAXLEN")
+        .arg(worker.config.dead_letter_max_len);
+    let max_age_ms =
+        u64::try_from(worker.config.dead_letter_max_age.as_millis()).unwrap_or(u64::MAX);
+    let oldest_kept = unix_ms_now().saturating_sub(max_age_ms);
+    let mut by_age = redis::cmd("XTRIM");
+    by_age
+        .arg(&worker.keys.dead)
+        .arg("MINID")
+        .arg(format!("{oldest_kept}-0"));
+    [by_len, by_age]
 }
 
 /// Adds `SET result PX ttl` and, when someone waits, `XADD reply`; returns the index of the

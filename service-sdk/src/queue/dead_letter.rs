@@ -1,5 +1,6 @@
 //! Building what happens to an entry that cannot be served: a copy of its fields, plus why, for
-//! the dead-letter stream, and a `502` for whoever waits for it.
+//! the dead-letter stream, and an answer for whoever waits for it: a `502` for an entry that could
+//! not be run, the SDK's `500` for one whose handler panicked.
 //!
 //! The dead-letter entry starts with `dl_reason`, `dl_entry` (the original entry id),
 //! `dl_deliveries`, `dl_consumer` and `dl_ms`, followed by the original fields byte for byte.
@@ -9,8 +10,9 @@
 use super::Worker;
 use super::completer::{Outcome, Publication};
 use super::entry::RawEntry;
+use crate::response::internal_error;
 use bytes::Bytes;
-use holdline_protocol::{DEAD_LETTER_HEADER, QueuedResponse, unix_ms_now};
+use holdline_protocol::{DEAD_LETTER_HEADER, QueuedResponse, keys, unix_ms_now};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 /// Why an entry is dead-lettered.
@@ -20,6 +22,8 @@ pub(crate) enum Reason {
     Malformed(String),
     /// It was delivered more than `max_deliveries` times without being acknowledged.
     MaxDeliveries,
+    /// The handler panicked on it (with the panic's message), and panics are not retried.
+    Panicked(String),
 }
 
 /// The completer's instructions for dead-lettering `entry`.
@@ -39,6 +43,7 @@ pub(crate) fn outcome(
                 worker.config.max_deliveries
             ),
         ),
+        Reason::Panicked(message) => ("panicked", format!("handler panicked: {message}")),
     };
     tracing::warn!(entry = %entry.id, deliveries, reason = %text, "dead-lettering entry");
 
@@ -56,17 +61,27 @@ pub(crate) fn outcome(
         (b"dl_ms".to_vec(), unix_ms_now().to_string().into_bytes()),
     ];
     fields.extend(entry.fields.iter().flatten().cloned());
+    let answer = |request_id: &str| match reason {
+        // The handler did run: its client gets what the HTTP path would have answered.
+        Reason::Panicked(_) => panicked_response(),
+        Reason::Malformed(_) | Reason::MaxDeliveries => response(request_id, &text),
+    };
     Outcome::DeadLetter {
         fields,
         label,
-        notice: notice(worker, entry, &text),
+        notice: notice(worker, entry, answer),
     }
 }
 
-/// The `502` for the waiting client, if the entry says who that is: its `id` names the result
+/// The answer for the waiting client, if the entry says who that is: its `id` names the result
 /// key and its `reply` the gateway's reply stream. Both are read from the raw fields, so even a
-/// malformed entry gets its client an answer when those two fields are intact.
-fn notice(worker: &Worker, entry: &RawEntry, reason: &str) -> Option<Publication> {
+/// malformed entry gets its client an answer when those two fields are intact; they are used only
+/// if they keep to the key layout (a valid name, a gateway reply stream), as decoding requires.
+fn notice(
+    worker: &Worker,
+    entry: &RawEntry,
+    answer: impl FnOnce(&str) -> QueuedResponse,
+) -> Option<Publication> {
     let text = |name| {
         entry
             .field(name)
@@ -74,18 +89,30 @@ fn notice(worker: &Worker, entry: &RawEntry, reason: &str) -> Option<Publication
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
     };
-    let request_id = text("id")?;
+    let request_id = text("id").filter(|id| keys::is_valid_name(id))?;
     let ttl_ms = text("ttl")
         .and_then(|ttl| ttl.parse::<u64>().ok())
         .filter(|&ttl| ttl > 0)
         .unwrap_or(worker.config.fallback_result_ttl.as_millis() as u64);
     Some(Publication {
-        result_key: holdline_protocol::keys::result_key(&worker.config.service, &request_id),
+        result_key: keys::result_key(&worker.config.service, &request_id),
         ttl_ms,
-        reply_to: text("reply"),
-        response: response(&request_id, reason),
+        reply_to: text("reply").filter(|reply| keys::is_reply_stream(reply)),
+        response: answer(&request_id),
         request_id,
     })
+}
+
+/// The SDK's `500`, marked as dead-lettered so the gateway counts it as such.
+fn panicked_response() -> QueuedResponse {
+    let (parts, body) = internal_error().into_parts();
+    let mut headers = parts.headers;
+    headers.insert(DEAD_LETTER_HEADER, HeaderValue::from_static("1"));
+    QueuedResponse {
+        status: parts.status,
+        headers,
+        body,
+    }
 }
 
 /// `502`, `holdline-dead-letter: 1`, `{"error": ..., "request_id": ...}`.

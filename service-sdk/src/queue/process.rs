@@ -1,17 +1,32 @@
 //! One entry's journey from stream to handler: decode it, drop it if nobody waits any more, send
 //! it to the dead-letter stream if it has failed too often, else wait for a slot of the shared
 //! capacity, run the handler and hand the response to the completer.
+//!
+//! Nothing about an entry may take the worker down: decoding runs behind an unwind boundary (a
+//! decoder bug costs that entry, which is dead-lettered as malformed), and so does the handler.
+//! A handler that panics has its entry dead-lettered and its client answered with the SDK's `500`
+//! at once, as on the HTTP path, unless `retry_panics` asks for the entry to be delivered again.
 
 use super::Worker;
 use super::completer::{Completion, Outcome, Publication};
 use super::dead_letter::{self, Reason};
 use super::entry::RawEntry;
-use crate::Delivery;
+use crate::delivery::{Delivery, client_addr};
 use crate::metrics::outcome;
+use crate::response::internal_error;
 use bytes::Bytes;
-use holdline_protocol::{QueuedRequest, QueuedResponse, unix_ms_now};
+use holdline_protocol::{MAX_HEADER_LINES, QueuedRequest, QueuedResponse, unix_ms_now};
 use http::{HeaderMap, Request, Response, Version, header};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+
+/// What to do with an entry before any capacity is spent on it.
+enum Prepared {
+    /// Nothing left to run: complete it this way.
+    Done(Outcome),
+    /// Run the handler on it.
+    Run(Box<QueuedRequest>, Request<Bytes>),
+}
 
 /// Starts processing `entry` in its own task, unless this instance already holds it (the
 /// reclaimer can meet an entry the reader delivered here moments ago).
@@ -34,83 +49,90 @@ pub(crate) fn spawn(worker: &Arc<Worker>, entry: RawEntry, deliveries: u64) {
 }
 
 async fn process(worker: &Worker, entry: RawEntry, deliveries: u64) -> Completion {
-    let entry_id = entry.id.clone();
-    let done = |outcome| Completion {
-        entry_id: entry_id.clone(),
-        outcome,
+    let outcome = match prepare(worker, &entry, deliveries) {
+        Prepared::Done(outcome) => outcome,
+        Prepared::Run(queued, request) => {
+            handle(worker, &entry, deliveries, &queued, request).await
+        }
     };
+    Completion {
+        entry_id: entry.id,
+        outcome,
+    }
+}
+
+fn prepare(worker: &Worker, entry: &RawEntry, deliveries: u64) -> Prepared {
     if entry.fields.is_none() {
         // Deleted from the stream while pending: there is nothing left to run.
-        return done(Outcome::Ack);
+        return Prepared::Done(Outcome::Ack);
     }
-    let queued = match QueuedRequest::from_fields(entry.pairs()) {
-        Ok(queued) => queued,
-        Err(error) => {
-            return done(dead_letter::outcome(
-                worker,
-                &entry,
-                deliveries,
-                Reason::Malformed(error.to_string()),
-            ));
+    let decoded = std::panic::catch_unwind(AssertUnwindSafe(|| decode(entry, deliveries)))
+        .unwrap_or_else(|_| Err("decoding it panicked".to_owned()));
+    let (queued, request) = match decoded {
+        Ok(decoded) => decoded,
+        Err(reason) => {
+            let reason = Reason::Malformed(reason);
+            return Prepared::Done(dead_letter::outcome(worker, entry, deliveries, reason));
         }
     };
     if expired(&queued) {
         worker.shared.metrics.finished("queue", "expired");
-        tracing::debug!(entry = %entry_id, request = %queued.id, "deadline passed, dropping");
-        return done(Outcome::Ack);
+        tracing::debug!(entry = %entry.id, request = %queued.id, "deadline passed, dropping");
+        return Prepared::Done(Outcome::Ack);
     }
     if deliveries > worker.config.max_deliveries {
-        return done(dead_letter::outcome(
-            worker,
-            &entry,
-            deliveries,
-            Reason::MaxDeliveries,
-        ));
+        let reason = Reason::MaxDeliveries;
+        return Prepared::Done(dead_letter::outcome(worker, entry, deliveries, reason));
     }
-    let request = match to_http(&queued, &entry_id, deliveries) {
-        Ok(request) => request,
-        Err(reason) => {
-            return done(dead_letter::outcome(
-                worker,
-                &entry,
-                deliveries,
-                Reason::Malformed(reason),
-            ));
-        }
-    };
+    Prepared::Run(Box::new(queued), request)
+}
 
+/// The entry as a queued request and as the request the handler gets; the reason when it is
+/// malformed.
+fn decode(entry: &RawEntry, deliveries: u64) -> Result<(QueuedRequest, Request<Bytes>), String> {
+    let queued = QueuedRequest::from_fields(entry.pairs()).map_err(|error| error.to_string())?;
+    let request = to_http(&queued, &entry.id, deliveries)?;
+    Ok((queued, request))
+}
+
+/// Waits for a slot, runs the handler and says what to publish.
+async fn handle(
+    worker: &Worker,
+    entry: &RawEntry,
+    deliveries: u64,
+    queued: &QueuedRequest,
+    request: Request<Bytes>,
+) -> Outcome {
     let slot = worker.shared.capacity.acquire().await;
     // Waiting for the slot can take a while under load; re-check so no work is done for nobody.
-    if expired(&queued) {
+    if expired(queued) {
         worker.shared.metrics.finished("queue", "expired");
-        return done(Outcome::Ack);
+        return Outcome::Ack;
     }
     let waited_ms = unix_ms_now().saturating_sub(queued.enqueued_ms);
-    worker
-        .shared
-        .metrics
-        .queue_wait
-        .observe(waited_ms as f64 / 1000.0);
+    let metrics = &worker.shared.metrics;
+    metrics.queue_wait.observe(waited_ms as f64 / 1000.0);
     let result = worker.shared.handler.call(request).await;
     drop(slot);
 
-    match result {
+    let panicked = match result {
         Ok(response) => {
-            worker
-                .shared
-                .metrics
-                .finished("queue", outcome(response.status()));
-            done(Outcome::Publish(publication(worker, &queued, response)))
+            metrics.finished("queue", outcome(response.status()));
+            return Outcome::Publish(publication(worker, queued, response));
         }
-        Err(panicked) => {
-            // Not acknowledged and no longer kept alive: the entry goes idle, is reclaimed and
-            // retried, and after max_deliveries it is dead-lettered.
-            worker.shared.metrics.finished("queue", "panicked");
-            tracing::error!(entry = %entry_id, request = %queued.id, deliveries, error = %panicked,
-                "handler panicked on the queue path; the entry will be delivered again");
-            done(Outcome::Release)
-        }
+        Err(panicked) => panicked,
+    };
+    metrics.finished("queue", "panicked");
+    if worker.config.retry_panics {
+        // Not acknowledged and no longer kept alive: the entry goes idle, is reclaimed and
+        // retried, and after max_deliveries it is dead-lettered.
+        tracing::error!(entry = %entry.id, request = %queued.id, deliveries, error = %panicked,
+            "handler panicked on the queue path; the entry will be delivered again");
+        return Outcome::Release;
     }
+    tracing::error!(entry = %entry.id, request = %queued.id, deliveries, error = %panicked,
+        "handler panicked on the queue path; answering 500 and dead-lettering the entry");
+    dead_letter::outcome(worker, entry, deliveries, Reason::Panicked(panicked.0))
 }
 
 fn expired(queued: &QueuedRequest) -> bool {
@@ -130,6 +152,8 @@ fn to_http(
         .body(queued.body.clone())
         .map_err(|error| format!("field `uri` is invalid: {error}"))?;
     *request.headers_mut() = queued.headers.clone();
+    let client = client_addr(&queued.headers, None);
+    request.extensions_mut().insert(client);
     request.extensions_mut().insert(Delivery::queue(
         queued.id.clone(),
         entry_id.to_owned(),
@@ -141,7 +165,7 @@ fn to_http(
 }
 
 fn publication(worker: &Worker, queued: &QueuedRequest, response: Response<Bytes>) -> Publication {
-    let (parts, body) = response.into_parts();
+    let (parts, body) = carriable(response).into_parts();
     Publication {
         request_id: queued.id.clone(),
         result_key: holdline_protocol::keys::result_key(&worker.config.service, &queued.id),
@@ -153,6 +177,19 @@ fn publication(worker: &Worker, queued: &QueuedRequest, response: Response<Bytes
             body,
         },
     }
+}
+
+/// The handler's response if the protocol can carry it, else the SDK's `500`: an interim status
+/// (`1xx`) cannot be a stored answer, and the gateway refuses a header block over the limit.
+fn carriable(response: Response<Bytes>) -> Response<Bytes> {
+    let status = response.status();
+    let lines = response.headers().len();
+    if holdline_protocol::is_final_status(status) && lines <= MAX_HEADER_LINES {
+        return response;
+    }
+    tracing::error!(%status, header_lines = lines,
+        "the handler's response cannot travel through the queue; answering 500 instead");
+    internal_error()
 }
 
 /// Drops hop-by-hop headers: the response travels as one stored value, and these described the

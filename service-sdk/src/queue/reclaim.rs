@@ -1,6 +1,6 @@
 //! Taking over abandoned work: entries another consumer read but has not touched for `min_idle`
-//! (its instance died, or its handler panicked and released them) are claimed with `XAUTOCLAIM`,
-//! never more than there are free slots, and processed here.
+//! (its instance died, or, with `retry_panics`, its handler panicked and released them) are
+//! claimed with `XAUTOCLAIM`, never more than there are free slots, and processed here.
 //!
 //! `XAUTOCLAIM` raises each entry's delivery count but does not return it, so the count comes from
 //! the extended `XPENDING key group id id 1`, pipelined for the whole batch. That count is what

@@ -1,5 +1,5 @@
 //! The echo service's library part: its flags, its handler and how it runs them on the Holdline
-//! SDK. `main.rs` only parses the flags, sets up logging and calls [`run`].
+//! SDK. `main.rs` only sets up logging, parses the flags and calls [`run`].
 //!
 //! Every answer is `200`, `content-type: application/json`:
 //!
@@ -13,43 +13,34 @@
 
 use bytes::Bytes;
 use clap::Parser;
-use holdline_sdk::{Config, Delivery, Handler, QueueConfig, Runner};
-use http::{HeaderValue, Request, Response, header};
-use std::net::SocketAddr;
+use holdline_sdk::{Delivery, Handler, IntoResponse, Json, Settings};
+use http::{HeaderMap, Request};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The echo service's flags; each can also be set through the environment variable shown.
+/// The echo service's flags: the SDK's shared ones (`--listen`, `--redis`, ...; `--help` lists
+/// them with their `HOLDLINE_*` variables) and the simulated work.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "example-echo",
     about = "Echo service built on the Holdline SDK"
 )]
 pub struct Args {
-    /// HTTP listener address.
-    #[arg(long, env = "ECHO_LISTEN", default_value = "127.0.0.1:18080")]
-    pub listen: SocketAddr,
-    /// Redis URL; enables the queue consumer.
-    #[arg(long, env = "ECHO_REDIS")]
-    pub redis: Option<String>,
-    /// The service name, whose request stream is consumed.
-    #[arg(long, env = "ECHO_SERVICE", default_value = "echo")]
-    pub service: String,
-    /// Shared capacity: the most requests handled at once, HTTP and queue together.
-    #[arg(long, env = "ECHO_CONCURRENCY", default_value_t = 64)]
-    pub concurrency: usize,
+    /// The flags every service built on the SDK shares.
+    #[command(flatten)]
+    pub sdk: holdline_sdk::Args,
     /// Simulated work per request, in milliseconds (an async sleep).
     #[arg(long, env = "ECHO_WORK_MS", default_value_t = 0)]
     pub work_ms: u64,
-    /// Queue-only worker: no HTTP listener (needs --redis).
-    #[arg(long, env = "ECHO_NO_HTTP")]
-    pub no_http: bool,
-    /// Admin listener address (/healthz, /readyz, /metrics).
-    #[arg(long, env = "ECHO_ADMIN")]
-    pub admin: Option<SocketAddr>,
-    /// Instance id (the Redis consumer name); random by default.
-    #[arg(long, env = "ECHO_INSTANCE")]
-    pub instance: Option<String>,
+}
+
+/// The echo service's defaults (service `echo`, HTTP on 127.0.0.1:18080, 64 slots), overridden
+/// by `args`.
+pub fn settings(args: holdline_sdk::Args) -> Settings {
+    Settings::new("echo")
+        .listen(([127, 0, 0, 1], 18080))
+        .concurrency(64)
+        .args(args)
 }
 
 /// The echo handler: describes each request as JSON, after `work` of simulated work.
@@ -66,7 +57,7 @@ pub fn echo(instance: impl Into<String>, work: Duration) -> impl Handler {
     }
 }
 
-fn describe(request: &Request<Bytes>, instance: &str) -> Response<Bytes> {
+fn describe(request: &Request<Bytes>, instance: &str) -> impl IntoResponse + use<> {
     let mut headers = serde_json::Map::new();
     for name in request.headers().keys() {
         let values: Vec<_> = request
@@ -91,48 +82,21 @@ fn describe(request: &Request<Bytes>, instance: &str) -> Response<Bytes> {
         "instance": instance,
         "via": via,
     });
-    let mut response = Response::new(Bytes::from(body.to_string()));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    let mut echoed = HeaderMap::new();
     if let Some(id) = request.headers().get("x-request-id") {
-        response.headers_mut().insert("x-request-id", id.clone());
+        echoed.insert("x-request-id", id.clone());
     }
-    response
+    (echoed, Json(body))
 }
 
-/// Binds the listeners the flags ask for and serves until `shutdown` resolves.
+/// Serves the echo handler as the flags say until `shutdown` resolves.
 pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    if args.no_http && args.redis.is_none() {
-        anyhow::bail!("--no-http needs --redis: without either there is nothing to serve");
-    }
-    let instance = args
-        .instance
-        .clone()
-        .unwrap_or_else(holdline_sdk::default_instance_id);
-    let config = Config {
-        concurrency: args.concurrency,
-        instance_id: instance.clone(),
-        queue: args
-            .redis
-            .as_ref()
-            .map(|url| QueueConfig::new(url, &args.service)),
-        ..Config::default()
-    };
-    let mut runner = Runner::new(echo(instance, Duration::from_millis(args.work_ms)), config);
-    if !args.no_http {
-        runner = runner.bind_http(args.listen).await?;
-    }
-    if let Some(admin) = args.admin {
-        runner = runner.bind_admin(admin).await?;
-    }
-    runner.run(shutdown).await?;
+    let settings = settings(args.sdk);
+    let work = Duration::from_millis(args.work_ms);
+    let handler = echo(settings.config.instance_id.clone(), work);
+    settings.serve(handler, shutdown).await?;
     Ok(())
 }
-
-/// Resolves on SIGTERM or SIGINT (Ctrl-C); shared by every service through the SDK.
-pub use holdline_sdk::shutdown_signal;
 
 #[cfg(test)]
 mod tests {
@@ -146,7 +110,7 @@ mod tests {
             .header("accept", "application/json")
             .body(Bytes::from_static(b"hi \xff"))
             .unwrap();
-        let response = describe(&request, "i-1");
+        let response = describe(&request, "i-1").into_response();
         assert_eq!(response.headers()["content-type"], "application/json");
         assert_eq!(response.headers()["x-request-id"], "r-1");
         let json: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
@@ -166,16 +130,19 @@ mod tests {
     #[test]
     fn flags_have_the_documented_defaults() {
         let args = Args::try_parse_from(["example-echo"]).unwrap();
-        assert_eq!(args.listen, "127.0.0.1:18080".parse().unwrap());
+        let work_ms = args.work_ms;
+        let instance = args.sdk.instance.clone();
+        let args = settings(args.sdk);
+        assert_eq!(args.listen, Some("127.0.0.1:18080".parse().unwrap()));
         assert_eq!(
-            (args.service.as_str(), args.concurrency, args.work_ms),
+            (args.service.as_str(), args.config.concurrency, work_ms),
             ("echo", 64, 0)
         );
         assert!(
-            args.redis.is_none()
-                && !args.no_http
+            args.redis_url.is_none()
+                && args.listen.is_some()
                 && args.admin.is_none()
-                && args.instance.is_none()
+                && instance.is_none()
         );
     }
 }

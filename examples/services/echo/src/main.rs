@@ -14,12 +14,7 @@ static ALLOCATOR: holdline_alloc::MiMalloc = holdline_alloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    holdline_sdk::init_logging();
     let args = example_echo::Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    example_echo::run(args, example_echo::shutdown_signal()).await
+    example_echo::run(args, holdline_sdk::shutdown_signal()).await
 }

@@ -10,7 +10,7 @@
 
 use crate::Redactor;
 use bytes::Bytes;
-use holdline_sdk::Handler;
+use holdline_sdk::{Handler, IntoResponse, Json};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -45,7 +45,7 @@ pub fn handler(redactor: Arc<Redactor>) -> impl Handler {
 }
 
 /// Runs [`respond`] on the blocking pool. A panic there is re-raised here, so the SDK treats it
-/// like any handler panic (a `500`, or a redelivery on the queue path).
+/// like any handler panic (its `500`, on either path).
 async fn offload(redactor: Arc<Redactor>, request: Request<Bytes>) -> Response<Bytes> {
     match tokio::task::spawn_blocking(move || respond(&redactor, &request)).await {
         Ok(response) => response,
@@ -108,13 +108,7 @@ fn error(status: StatusCode, message: &str) -> Response<Bytes> {
 }
 
 fn json(status: StatusCode, value: &serde_json::Value) -> Response<Bytes> {
-    let mut response = Response::new(Bytes::from(value.to_string()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+    (status, Json(value)).into_response()
 }
 
 #[cfg(test)]
@@ -187,7 +181,7 @@ mod tests {
     async fn other_methods_are_405_and_large_bodies_take_the_blocking_pool() {
         let handler = handler(Arc::new(redactor()));
         let get = Request::get("/").body(Bytes::new()).unwrap();
-        let response: Response<Bytes> = handler.call(get).await.into();
+        let response: Response<Bytes> = handler.call(get).await.into_response();
         assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(response.headers()["allow"], "POST");
 
@@ -197,7 +191,7 @@ mod tests {
             .header("x-request-id", "big-1")
             .body(Bytes::from(big.clone()))
             .unwrap();
-        let response: Response<Bytes> = handler.call(request).await.into();
+        let response: Response<Bytes> = handler.call(request).await.into_response();
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()["x-request-id"], "big-1");
         let lines = big.lines().count();

@@ -34,13 +34,15 @@ async fn redacts_over_http_and_from_the_queue_with_a_rules_file() {
     std::fs::write(&rules, RULES).unwrap();
     let (listen, admin) = (free_port(), free_port());
     let args = Args {
-        listen: format!("127.0.0.1:{listen}").parse().unwrap(),
-        redis: Some(redis.url()),
-        service: "redact-test".into(),
-        concurrency: 4,
-        no_http: false,
-        admin: Some(format!("127.0.0.1:{admin}").parse().unwrap()),
-        instance: Some("redact-1".into()),
+        sdk: holdline_sdk::Args {
+            listen: Some(format!("127.0.0.1:{listen}").parse().unwrap()),
+            redis: Some(redis.url()),
+            service: Some("redact-test".into()),
+            concurrency: Some(4),
+            no_http: false,
+            admin: Some(format!("127.0.0.1:{admin}").parse().unwrap()),
+            instance: Some("redact-1".into()),
+        },
         rules: Some(rules),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -11,7 +11,7 @@
 
 use crate::Report;
 use bytes::Bytes;
-use holdline_sdk::{Delivery, Handler};
+use holdline_sdk::{Delivery, Handler, IntoResponse, Json};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,13 +65,7 @@ pub fn handler(instance: impl Into<String>, scan_time: Duration) -> impl Handler
 }
 
 fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Bytes> {
-    let mut response = Response::new(Bytes::from(value.to_string()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+    (status, Json(value)).into_response()
 }
 
 #[cfg(test)]
@@ -86,7 +80,7 @@ mod tests {
             .body(Bytes::from_static(b"abc"))
             .unwrap();
         let started = Instant::now();
-        let response: Response<Bytes> = scan.call(request).await.into();
+        let response: Response<Bytes> = scan.call(request).await.into_response();
         // Paused time: the sleep is exact and costs no wall time.
         assert_eq!(started.elapsed(), Duration::from_millis(3000));
         assert_eq!(response.status(), StatusCode::OK);
@@ -106,7 +100,7 @@ mod tests {
     async fn only_uploads_are_scanned() {
         let scan = handler("i-1", Duration::from_secs(60));
         let request = Request::get("/").body(Bytes::new()).unwrap();
-        let response: Response<Bytes> = scan.call(request).await.into();
+        let response: Response<Bytes> = scan.call(request).await.into_response();
         assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(response.headers()["allow"], "POST, PUT");
     }

@@ -1,8 +1,9 @@
-//! The flags, in the same style as every example service: each can also be set through the
-//! environment variable shown in `--help`.
+//! The flags: the SDK's shared ones (each also read from the `HOLDLINE_*` variable shown in
+//! `--help`) and the simulated scan time.
 
 use clap::Parser;
-use std::net::SocketAddr;
+use holdline_sdk::Settings;
+use std::time::Duration;
 
 /// The scan service's flags.
 #[derive(Debug, Clone, Parser)]
@@ -11,31 +12,24 @@ use std::net::SocketAddr;
     about = "Slow file-scanning job built on the Holdline SDK"
 )]
 pub struct Args {
-    /// HTTP listener address.
-    #[arg(long, env = "SCAN_LISTEN", default_value = "127.0.0.1:18091")]
-    pub listen: SocketAddr,
-    /// Redis URL; enables the queue consumer.
-    #[arg(long, env = "SCAN_REDIS")]
-    pub redis: Option<String>,
-    /// The service name, whose request stream is consumed.
-    #[arg(long, env = "SCAN_SERVICE", default_value = "scan")]
-    pub service: String,
-    /// Shared capacity: the most scans running at once, HTTP and queue together.
-    #[arg(long, env = "SCAN_CONCURRENCY", default_value_t = 8)]
-    pub concurrency: usize,
+    /// The flags every service built on the SDK shares.
+    #[command(flatten)]
+    pub sdk: holdline_sdk::Args,
     /// Simulated scan time per upload, in milliseconds: longer than the gateway's hold, it
     /// shows the `202 Accepted` fallback.
     #[arg(long, env = "SCAN_MS", default_value_t = 3000)]
     pub scan_ms: u64,
-    /// Queue-only worker: no HTTP listener (needs --redis).
-    #[arg(long, env = "SCAN_NO_HTTP")]
-    pub no_http: bool,
-    /// Admin listener address (/healthz, /readyz, /metrics).
-    #[arg(long, env = "SCAN_ADMIN")]
-    pub admin: Option<SocketAddr>,
-    /// Instance id (the Redis consumer name); random by default.
-    #[arg(long, env = "SCAN_INSTANCE")]
-    pub instance: Option<String>,
+}
+
+/// The scan service's defaults (service `scan`, HTTP on 127.0.0.1:18091, 8 slots, and a shutdown
+/// grace long enough for a scan in progress to finish), overridden by `args`.
+pub fn settings(args: holdline_sdk::Args, scan_time: Duration) -> Settings {
+    let mut settings = Settings::new("scan")
+        .listen(([127, 0, 0, 1], 18091))
+        .concurrency(8);
+    // A stopping instance lets a scan in progress finish rather than abandon it.
+    settings.config.shutdown_grace = scan_time.max(Duration::from_secs(30));
+    settings.args(args)
 }
 
 #[cfg(test)]
@@ -45,12 +39,14 @@ mod tests {
     #[test]
     fn flags_have_the_documented_defaults() {
         let args = Args::try_parse_from(["example-scan"]).unwrap();
-        assert_eq!(args.listen, "127.0.0.1:18091".parse().unwrap());
+        let (sdk, scan_ms) = (args.sdk.clone(), args.scan_ms);
+        let args = settings(args.sdk, Duration::from_millis(scan_ms));
+        assert_eq!(args.listen, Some("127.0.0.1:18091".parse().unwrap()));
         assert_eq!(
-            (args.service.as_str(), args.concurrency, args.scan_ms),
+            (args.service.as_str(), args.config.concurrency, scan_ms),
             ("scan", 8, 3000)
         );
-        assert!(args.redis.is_none() && !args.no_http && args.admin.is_none());
-        assert!(args.instance.is_none());
+        assert!(args.redis_url.is_none() && args.listen.is_some() && args.admin.is_none());
+        assert!(sdk.instance.is_none());
     }
 }

@@ -11,12 +11,7 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    holdline_sdk::init_logging();
     let args = example_scan::Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    example_scan::run(args, example_scan::shutdown_signal()).await
+    example_scan::run(args, holdline_sdk::shutdown_signal()).await
 }

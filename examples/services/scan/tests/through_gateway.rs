@@ -65,14 +65,16 @@ async fn worker(
 ) -> Running<anyhow::Result<()>> {
     let admin = free_port();
     let args = Args {
-        listen: format!("127.0.0.1:{}", http.unwrap_or(0)).parse().unwrap(),
-        redis,
-        service: "scan".into(),
-        concurrency: 2,
+        sdk: holdline_sdk::Args {
+            listen: Some(format!("127.0.0.1:{}", http.unwrap_or(0)).parse().unwrap()),
+            redis,
+            service: Some("scan".into()),
+            concurrency: Some(2),
+            no_http: http.is_none(),
+            admin: Some(format!("127.0.0.1:{admin}").parse().unwrap()),
+            instance: Some("scan-1".into()),
+        },
         scan_ms,
-        no_http: http.is_none(),
-        admin: Some(format!("127.0.0.1:{admin}").parse().unwrap()),
-        instance: Some("scan-1".into()),
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(example_scan::run(args, async {

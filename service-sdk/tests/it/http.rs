@@ -1,8 +1,7 @@
 //! The direct HTTP path: serving, the shared capacity's `503`, the admin listener, and start-up
 //! errors. No Redis involved.
 
-mod support;
-
+use crate::support::*;
 use bytes::Bytes;
 use holdline_protocol::NOT_PROCESSED_HEADER;
 use holdline_sdk::{Config, Delivery, Error, Runner, from_tower};
@@ -11,8 +10,7 @@ use http_body_util::{BodyExt, Full};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
-use support::*;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 
 /// Answers `VIA METHOD URI BODY`.
 async fn describe(req: Request<Bytes>) -> Response<Bytes> {
@@ -53,19 +51,7 @@ async fn serves_the_handler_over_http1_and_h2c() {
 async fn a_full_instance_answers_503_not_processed_at_once() {
     logs();
     let gate = Arc::new(Semaphore::new(0));
-    let (started, mut started_rx) = mpsc::unbounded_channel();
-    let handler = {
-        let gate = Arc::clone(&gate);
-        move |req: Request<Bytes>| {
-            let gate = Arc::clone(&gate);
-            let started = started.clone();
-            async move {
-                let _ = started.send(());
-                gate.acquire().await.unwrap().forget();
-                Response::new(req.into_body())
-            }
-        }
-    };
+    let (handler, mut started_rx) = gated(&gate);
     let running = start(handler, config(1, None), HTTP_ADMIN).await;
     let addr = running.http.unwrap();
 

@@ -1,8 +1,7 @@
 //! The queue path against a real redis-server: replies and result keys, the shared capacity,
 //! deadlines, dead-lettering, queue-only mode and Redis outages.
 
-mod support;
-
+use crate::support::*;
 use bytes::Bytes;
 use holdline_protocol::{DEAD_LETTER_HEADER, NOT_PROCESSED_HEADER, keys};
 use holdline_sdk::Delivery;
@@ -11,8 +10,7 @@ use http::{Request, Response, StatusCode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use support::*;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -89,16 +87,9 @@ async fn a_request_queued_before_any_worker_is_answered_on_the_reply_stream_and_
     );
 
     // Acknowledged and deleted: the stream length is the backlog, and nothing is pending.
-    let stream = keys::request_stream("svc");
-    eventually("the entry is acknowledged", WAIT, || {
-        let mut conn = conn.clone();
-        let stream = stream.clone();
-        async move { xlen(&mut conn, &stream).await == 0 && pending(&mut conn, "svc").await == 0 }
-    })
-    .await;
+    all_acknowledged(&conn, "svc").await;
 
-    let metrics =
-        String::from_utf8_lossy(&get(running.admin.unwrap(), "/metrics").await.body).into_owned();
+    let metrics = metrics(&running).await;
     assert!(
         metrics.contains(r#"holdline_sdk_processed_total{outcome="2xx",path="queue"} 1"#),
         "{metrics}"
@@ -151,19 +142,7 @@ async fn capacity_is_shared_a_busy_queued_request_makes_http_answer_503() {
     logs();
     let redis_server = RedisServer::start();
     let gate = Arc::new(Semaphore::new(0));
-    let (started, mut started_rx) = mpsc::unbounded_channel();
-    let handler = {
-        let gate = Arc::clone(&gate);
-        move |req: Request<Bytes>| {
-            let gate = Arc::clone(&gate);
-            let started = started.clone();
-            async move {
-                let _ = started.send(req.extensions().get::<Delivery>().unwrap().via());
-                gate.acquire().await.unwrap().forget();
-                Response::new(req.into_body())
-            }
-        }
-    };
+    let (handler, mut started_rx) = gated(&gate);
     let config = config(1, Some(queue_config(&redis_server.url(), "shared")));
     let running = start(handler, config, HTTP).await;
 
@@ -199,13 +178,7 @@ async fn an_expired_request_is_acknowledged_without_running_the_handler() {
     logs();
     let redis_server = RedisServer::start();
     let calls = Arc::new(AtomicUsize::new(0));
-    let handler = {
-        let calls = Arc::clone(&calls);
-        move |req: Request<Bytes>| {
-            calls.fetch_add(1, Ordering::SeqCst);
-            async move { Response::new(req.into_body()) }
-        }
-    };
+    let handler = counting(&calls);
     let config = config(2, Some(queue_config(&redis_server.url(), "late")));
     let running = start(handler, config, NONE).await;
 
@@ -226,13 +199,7 @@ async fn an_expired_request_is_acknowledged_without_running_the_handler() {
         .await
         .expect("a reply");
     assert_eq!(reply.id, "d2", "only the live request is answered");
-    let stream = keys::request_stream("late");
-    eventually("both entries are acknowledged", WAIT, || {
-        let mut conn = conn.clone();
-        let stream = stream.clone();
-        async move { xlen(&mut conn, &stream).await == 0 && pending(&mut conn, "late").await == 0 }
-    })
-    .await;
+    all_acknowledged(&conn, "late").await;
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     assert!(result(&mut conn, "late", "d1").await.is_none());
     assert_eq!(xlen(&mut conn, &reply_stream).await, 1);
@@ -309,13 +276,7 @@ async fn a_malformed_entry_is_dead_lettered_and_its_client_gets_a_502() {
     assert_eq!(field("id").unwrap(), b"e1");
     assert_eq!(field("junk").unwrap(), b"\xff\x00");
 
-    let stream = keys::request_stream("bad");
-    eventually("the entry is acknowledged", WAIT, || {
-        let mut conn = conn.clone();
-        let stream = stream.clone();
-        async move { xlen(&mut conn, &stream).await == 0 && pending(&mut conn, "bad").await == 0 }
-    })
-    .await;
+    all_acknowledged(&conn, "bad").await;
     running.shutdown().await;
 }
 

@@ -1,16 +1,13 @@
 //! Graceful shutdown: in-flight work on both paths finishes, is published and acknowledged, and
 //! nothing new is taken meanwhile.
 
-mod support;
-
+use crate::support::*;
 use bytes::Bytes;
 use holdline_protocol::keys;
-use holdline_sdk::Delivery;
 use holdline_testkit::RedisServer;
 use http::{Request, Response, StatusCode};
 use std::sync::Arc;
 use std::time::Duration;
-use support::*;
 use tokio::sync::{Semaphore, mpsc};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -20,19 +17,7 @@ async fn shutdown_finishes_in_flight_work_on_both_paths_and_acknowledges_it() {
     logs();
     let redis_server = RedisServer::start();
     let gate = Arc::new(Semaphore::new(0));
-    let (started, mut started_rx) = mpsc::unbounded_channel();
-    let handler = {
-        let gate = Arc::clone(&gate);
-        move |req: Request<Bytes>| {
-            let gate = Arc::clone(&gate);
-            let started = started.clone();
-            async move {
-                let _ = started.send(req.extensions().get::<Delivery>().unwrap().via());
-                gate.acquire().await.unwrap().forget();
-                Response::new(req.into_body())
-            }
-        }
-    };
+    let (handler, mut started_rx) = gated(&gate);
     let config = config(4, Some(queue_config(&redis_server.url(), "drain")));
     let mut running = start(handler, config, HTTP_ADMIN).await;
     let (http, admin) = (running.http.unwrap(), running.admin.unwrap());

@@ -1,54 +1,57 @@
 //! Helpers shared by the SDK's integration tests: start a runner in-process on port 0, talk HTTP
 //! to it, and play the gateway's part on a real Redis (enqueue, read replies, fetch results).
-
-#![allow(dead_code, unreachable_pub)]
+//! Generic helpers (the HTTP client, the bounded wait, `redis-server`) come from `testkit`.
 
 use bytes::Bytes;
 use holdline_protocol::{QueuedRequest, QueuedResponse, Reply, keys};
-use holdline_sdk::{Config, Handler, QueueConfig, Runner};
-use http::{HeaderMap, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use holdline_sdk::{Config, Delivery, Handler, QueueConfig, Runner};
+use holdline_testkit::client::{self, Answer};
+use http::{HeaderMap, Method, Request, Response};
+use http_body_util::Full;
 use redis::aio::MultiplexedConnection;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+pub(crate) use holdline_testkit::wait::eventually;
+
 /// A runner started in the background.
-pub struct Running {
-    pub http: Option<SocketAddr>,
-    pub admin: Option<SocketAddr>,
+pub(crate) struct Running {
+    pub(crate) http: Option<SocketAddr>,
+    pub(crate) admin: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
-    pub task: JoinHandle<Result<(), holdline_sdk::Error>>,
+    pub(crate) task: JoinHandle<Result<(), holdline_sdk::Error>>,
 }
 
 /// Which listeners to bind.
 #[derive(Clone, Copy)]
-pub struct Listeners {
-    pub http: bool,
-    pub admin: bool,
+pub(crate) struct Listeners {
+    pub(crate) http: bool,
+    pub(crate) admin: bool,
 }
 
-pub const HTTP: Listeners = Listeners {
+pub(crate) const HTTP: Listeners = Listeners {
     http: true,
     admin: false,
 };
-pub const HTTP_ADMIN: Listeners = Listeners {
+pub(crate) const HTTP_ADMIN: Listeners = Listeners {
     http: true,
     admin: true,
 };
-pub const NONE: Listeners = Listeners {
+pub(crate) const NONE: Listeners = Listeners {
     http: false,
     admin: false,
 };
-pub const ADMIN: Listeners = Listeners {
+pub(crate) const ADMIN: Listeners = Listeners {
     http: false,
     admin: true,
 };
 
-pub async fn start<H: Handler>(handler: H, config: Config, listeners: Listeners) -> Running {
+pub(crate) async fn start<H: Handler>(handler: H, config: Config, listeners: Listeners) -> Running {
     let mut runner = Runner::new(handler, config);
     let (mut http, mut admin) = (None, None);
     if listeners.http {
@@ -75,14 +78,14 @@ pub async fn start<H: Handler>(handler: H, config: Config, listeners: Listeners)
 
 impl Running {
     /// Sends the shutdown signal without waiting.
-    pub fn signal_shutdown(&mut self) {
+    pub(crate) fn signal_shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
     }
 
     /// Shuts down and waits (bounded) for the runner to return.
-    pub async fn shutdown(mut self) {
+    pub(crate) async fn shutdown(mut self) {
         self.signal_shutdown();
         tokio::time::timeout(Duration::from_secs(20), self.task)
             .await
@@ -94,7 +97,7 @@ impl Running {
 
 /// Queue timings short enough for tests: a worker reacts within a fraction of a second, and
 /// abandoned work is reclaimed after one second.
-pub fn queue_config(redis_url: &str, service: &str) -> QueueConfig {
+pub(crate) fn queue_config(redis_url: &str, service: &str) -> QueueConfig {
     let mut queue = QueueConfig::new(redis_url, service);
     queue.read_block = Duration::from_millis(200);
     queue.min_idle = Duration::from_secs(1);
@@ -106,7 +109,7 @@ pub fn queue_config(redis_url: &str, service: &str) -> QueueConfig {
     queue
 }
 
-pub fn config(concurrency: usize, queue: Option<QueueConfig>) -> Config {
+pub(crate) fn config(concurrency: usize, queue: Option<QueueConfig>) -> Config {
     Config {
         concurrency,
         queue,
@@ -115,60 +118,25 @@ pub fn config(concurrency: usize, queue: Option<QueueConfig>) -> Config {
     }
 }
 
-/// A complete HTTP response.
-pub struct Answer {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
 /// One request over a fresh HTTP/1.1 connection.
-pub async fn send(addr: SocketAddr, request: Request<Full<Bytes>>) -> Answer {
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    collect(sender.send_request(request).await.unwrap()).await
+pub(crate) async fn send(addr: SocketAddr, request: Request<Full<Bytes>>) -> Answer {
+    client::send(addr.port(), request).await
 }
 
 /// One request over a fresh h2c (HTTP/2 prior knowledge) connection.
-pub async fn send_h2(addr: SocketAddr, request: Request<Full<Bytes>>) -> Answer {
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    collect(sender.send_request(request).await.unwrap()).await
+pub(crate) async fn send_h2(addr: SocketAddr, request: Request<Full<Bytes>>) -> Answer {
+    client::send_h2(addr.port(), request).await
 }
 
-async fn collect(response: Response<hyper::body::Incoming>) -> Answer {
-    let (parts, body) = response.into_parts();
-    Answer {
-        status: parts.status,
-        headers: parts.headers,
-        body: body.collect().await.unwrap().to_bytes(),
-    }
+pub(crate) async fn get(addr: SocketAddr, path: &str) -> Answer {
+    send(addr, client::request(Method::GET, path, &[], Bytes::new())).await
 }
 
-pub async fn get(addr: SocketAddr, path: &str) -> Answer {
-    let request = Request::get(path)
-        .header("host", addr.to_string())
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    send(addr, request).await
+pub(crate) async fn post(addr: SocketAddr, path: &str, body: &'static str) -> Answer {
+    send(addr, client::request(Method::POST, path, &[], body)).await
 }
 
-pub async fn post(addr: SocketAddr, path: &str, body: &'static str) -> Answer {
-    let request = Request::post(path)
-        .header("host", addr.to_string())
-        .body(Full::new(Bytes::from_static(body.as_bytes())))
-        .unwrap();
-    send(addr, request).await
-}
-
-pub async fn redis(url: &str) -> MultiplexedConnection {
+pub(crate) async fn redis(url: &str) -> MultiplexedConnection {
     redis::Client::open(url)
         .unwrap()
         .get_multiplexed_async_connection()
@@ -177,7 +145,7 @@ pub async fn redis(url: &str) -> MultiplexedConnection {
 }
 
 /// A request as the gateway would queue it, with a deadline a minute away.
-pub fn queued(
+pub(crate) fn queued(
     id: &str,
     service: &str,
     reply_to: Option<&str>,
@@ -201,7 +169,7 @@ pub fn queued(
 }
 
 /// `XADD` exactly as the gateway does; returns the entry id.
-pub async fn enqueue(conn: &mut MultiplexedConnection, request: &QueuedRequest) -> String {
+pub(crate) async fn enqueue(conn: &mut MultiplexedConnection, request: &QueuedRequest) -> String {
     let mut cmd = redis::cmd("XADD");
     cmd.arg(keys::request_stream(&request.service)).arg("*");
     for (name, value) in request.to_fields() {
@@ -212,7 +180,7 @@ pub async fn enqueue(conn: &mut MultiplexedConnection, request: &QueuedRequest) 
 
 /// Waits (up to `timeout`) for the next entry on a reply stream after `after`, returning it and
 /// its id.
-pub async fn next_reply(
+pub(crate) async fn next_reply(
     conn: &mut MultiplexedConnection,
     stream: &str,
     after: &str,
@@ -246,7 +214,7 @@ pub async fn next_reply(
 }
 
 /// A blocking-read client needs its response timeout off (redis-rs defaults to 500 ms).
-pub async fn blocking_redis(url: &str) -> MultiplexedConnection {
+pub(crate) async fn blocking_redis(url: &str) -> MultiplexedConnection {
     let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
     redis::Client::open(url)
         .unwrap()
@@ -255,7 +223,7 @@ pub async fn blocking_redis(url: &str) -> MultiplexedConnection {
         .unwrap()
 }
 
-pub async fn result(
+pub(crate) async fn result(
     conn: &mut MultiplexedConnection,
     service: &str,
     id: &str,
@@ -268,12 +236,12 @@ pub async fn result(
     raw.map(|raw| QueuedResponse::decode(&raw).unwrap())
 }
 
-pub async fn xlen(conn: &mut MultiplexedConnection, key: &str) -> u64 {
+pub(crate) async fn xlen(conn: &mut MultiplexedConnection, key: &str) -> u64 {
     redis::cmd("XLEN").arg(key).query_async(conn).await.unwrap()
 }
 
 /// Pending entries of the group (0 when the group does not exist yet).
-pub async fn pending(conn: &mut MultiplexedConnection, service: &str) -> u64 {
+pub(crate) async fn pending(conn: &mut MultiplexedConnection, service: &str) -> u64 {
     let reply: redis::RedisResult<redis::Value> = redis::cmd("XPENDING")
         .arg(keys::request_stream(service))
         .arg(holdline_protocol::CONSUMER_GROUP)
@@ -288,21 +256,96 @@ pub async fn pending(conn: &mut MultiplexedConnection, service: &str) -> u64 {
     }
 }
 
-/// Polls `check` every 50 ms until it holds, failing the test after `timeout`.
-pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !check().await {
-        assert!(start.elapsed() < timeout, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+/// A handler that reports each call's path (`http` or `queue`) on `started`, then waits for a
+/// permit of `gate` (never returned) and echoes the body: how tests hold calls in flight.
+pub(crate) fn gated(
+    gate: &Arc<Semaphore>,
+) -> (impl Handler, mpsc::UnboundedReceiver<&'static str>) {
+    let (started, started_rx) = mpsc::unbounded_channel();
+    let gate = Arc::clone(gate);
+    let handler = move |req: Request<Bytes>| {
+        let gate = Arc::clone(&gate);
+        let started = started.clone();
+        async move {
+            let via = req
+                .extensions()
+                .get::<Delivery>()
+                .map_or("none", Delivery::via);
+            let _ = started.send(via);
+            gate.acquire().await.unwrap().forget();
+            Response::new(req.into_body())
+        }
+    };
+    (handler, started_rx)
+}
+
+/// A handler that counts its calls in `calls`, panics on the body `poison`, and echoes any other
+/// body.
+pub(crate) fn counting(calls: &Arc<AtomicUsize>) -> impl Handler {
+    let calls = Arc::clone(calls);
+    move |req: Request<Bytes>| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        async move {
+            assert!(req.body().as_ref() != b"poison", "poison message");
+            Response::new(req.into_body())
+        }
     }
 }
 
+/// Waits until every entry of the service's request stream is acknowledged and deleted.
+pub(crate) async fn all_acknowledged(conn: &MultiplexedConnection, service: &str) {
+    let stream = keys::request_stream(service);
+    eventually("every entry is acknowledged", Duration::from_secs(15), || {
+        let mut conn = conn.clone();
+        let stream = stream.clone();
+        async move { xlen(&mut conn, &stream).await == 0 && pending(&mut conn, service).await == 0 }
+    })
+    .await;
+}
+
+/// The runner's `/metrics` text.
+pub(crate) async fn metrics(running: &Running) -> String {
+    let admin = running.admin.expect("the runner has an admin listener");
+    String::from_utf8_lossy(&get(admin, "/metrics").await.body).into_owned()
+}
+
+/// `XADD`s an entry with exactly these fields, as something other than the gateway might;
+/// returns the entry id.
+pub(crate) async fn enqueue_raw(
+    conn: &mut MultiplexedConnection,
+    service: &str,
+    fields: &[(&str, &[u8])],
+) -> String {
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(keys::request_stream(service)).arg("*");
+    for (name, value) in fields {
+        cmd.arg(*name).arg(*value);
+    }
+    cmd.query_async(conn).await.unwrap()
+}
+
+/// The `dl_reason` of every entry of the service's dead-letter stream, oldest first.
+pub(crate) async fn dead_reasons(conn: &mut MultiplexedConnection, service: &str) -> Vec<String> {
+    let entries: Vec<(String, Vec<Vec<u8>>)> = redis::cmd("XRANGE")
+        .arg(keys::dead_letter_stream(service))
+        .arg("-")
+        .arg("+")
+        .query_async(conn)
+        .await
+        .unwrap();
+    entries
+        .into_iter()
+        .map(|(_, fields)| {
+            let at = fields.iter().step_by(2).position(|f| f == b"dl_reason");
+            at.map_or_else(String::new, |at| {
+                String::from_utf8_lossy(&fields[at * 2 + 1]).into_owned()
+            })
+        })
+        .collect()
+}
+
 /// Installs a log subscriber once, so failing tests show what the runner did (`RUST_LOG`).
-pub fn logs() {
+pub(crate) fn logs() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()

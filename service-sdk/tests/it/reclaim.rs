@@ -1,8 +1,7 @@
 //! Work that changes hands: a dead consumer's entries are reclaimed, repeatedly failing entries
 //! are dead-lettered, and a long handler keeps its claim.
 
-mod support;
-
+use crate::support::*;
 use bytes::Bytes;
 use holdline_protocol::{CONSUMER_GROUP, DEAD_LETTER_HEADER, keys};
 use holdline_sdk::Delivery;
@@ -11,7 +10,6 @@ use http::{Request, Response, StatusCode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use support::*;
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -81,8 +79,7 @@ async fn work_held_by_a_dead_consumer_is_reclaimed() {
         async move { pending(&mut conn, "orphan").await == 0 }
     })
     .await;
-    let metrics =
-        String::from_utf8_lossy(&get(running.admin.unwrap(), "/metrics").await.body).into_owned();
+    let metrics = metrics(&running).await;
     assert!(
         metrics.contains("holdline_sdk_reclaimed_total 1"),
         "{metrics}"
@@ -95,18 +92,10 @@ async fn an_entry_that_keeps_failing_is_dead_lettered_after_max_deliveries() {
     logs();
     let redis_server = RedisServer::start();
     let calls = Arc::new(AtomicUsize::new(0));
-    let handler = {
-        let calls = Arc::clone(&calls);
-        move |req: Request<Bytes>| {
-            let calls = Arc::clone(&calls);
-            async move {
-                calls.fetch_add(1, Ordering::SeqCst);
-                assert!(req.body().as_ref() != b"poison", "poison message");
-                Response::new(req.into_body())
-            }
-        }
-    };
+    let handler = counting(&calls);
     let mut queue = queue_config(&redis_server.url(), "poison");
+    // Panics may be retried: without this a panic is answered at once (see `panics.rs`).
+    queue.retry_panics = true;
     queue.max_deliveries = 2;
     queue.min_idle = Duration::from_millis(300);
     let running = start(handler, config(2, Some(queue)), ADMIN).await;
@@ -143,15 +132,8 @@ async fn an_entry_that_keeps_failing_is_dead_lettered_after_max_deliveries() {
 
     let dead = keys::dead_letter_stream("poison");
     assert_eq!(xlen(&mut conn, &dead).await, 1);
-    let stream = keys::request_stream("poison");
-    eventually("the entry is acknowledged", WAIT, || {
-        let mut conn = conn.clone();
-        let stream = stream.clone();
-        async move { xlen(&mut conn, &stream).await == 0 && pending(&mut conn, "poison").await == 0 }
-    })
-    .await;
-    let metrics =
-        String::from_utf8_lossy(&get(running.admin.unwrap(), "/metrics").await.body).into_owned();
+    all_acknowledged(&conn, "poison").await;
+    let metrics = metrics(&running).await;
     assert!(
         metrics.contains(r#"holdline_sdk_dead_lettered_total{reason="max_deliveries"} 1"#),
         "{metrics}"
