@@ -29,7 +29,8 @@ pub(crate) struct Forwarding<'a> {
 }
 
 /// A request's forwarding facts as the HTTP/1.1 encoder applies them, for one endpoint: the
-/// fixed hop-by-hop fields, `Host` and the client's `x-forwarded-proto`/`-host` are left out,
+/// fixed hop-by-hop fields, the reserved `holdline-*` fields (only the gateway and the SDK set
+/// those), `Host` and the client's `x-forwarded-proto`/`-host` are left out,
 /// the client's `x-forwarded-for` values are joined with its address, and `Host` is the client's
 /// or else `fallback_host` (the endpoint's). The same result as [`apply`] on the map.
 pub(crate) struct Forwarded<'a> {
@@ -43,6 +44,7 @@ impl Rewrite for Forwarded<'_> {
             "host" | "x-forwarded-proto" | "x-forwarded-host" => FieldRewrite::Omit,
             "x-forwarded-for" => FieldRewrite::Collect,
             _ if is_hop_by_hop(name) => FieldRewrite::Omit,
+            other if holdline_protocol::is_reserved_header(other) => FieldRewrite::Omit,
             _ => FieldRewrite::Keep,
         }
     }
@@ -77,6 +79,7 @@ impl Rewrite for Forwarded<'_> {
 /// `Host` as the client sent it or else `fallback_host` (the endpoint's, or the service's).
 pub(crate) fn apply(headers: &mut HeaderMap, forwarding: &Forwarding<'_>, fallback_host: &str) {
     remove_hop_by_hop(headers);
+    remove_reserved(headers);
     set_forwarded(
         headers,
         forwarding.client,
@@ -88,6 +91,19 @@ pub(crate) fn apply(headers: &mut HeaderMap, forwarding: &Forwarding<'_>, fallba
             .unwrap_or_else(|_| HeaderValue::from_static("localhost"))
     });
     headers.insert(header::HOST, host);
+}
+
+/// Removes the reserved `holdline-*` headers a client sent: a client must not speak for the
+/// gateway (`holdline-queue-id`) to the service.
+fn remove_reserved(headers: &mut HeaderMap) {
+    let reserved: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| holdline_protocol::is_reserved_header(name.as_str()))
+        .cloned()
+        .collect();
+    for name in reserved {
+        headers.remove(name);
+    }
 }
 
 /// Sets `x-forwarded-for` (appending the client), `x-forwarded-proto` and `x-forwarded-host`.
@@ -177,6 +193,8 @@ mod tests {
                 .header("trailer", "x-sum")
                 .header("x-kept", "1")
                 .header("x-kept", "2")
+                .header("holdline-queue-id", "forged")
+                .header("Holdline-Not-Processed", "1")
                 .header(
                     "traceparent",
                     "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",

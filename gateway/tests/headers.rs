@@ -229,6 +229,23 @@ service = "stuck"
     never.open();
 }
 
+/// `holdline-*` is the gateway's and the SDK's namespace: a client cannot send the service a
+/// queue id, nor hide the request id or the `Host` it asked for behind `Connection`.
+#[tokio::test]
+async fn reserved_and_gateway_headers_cannot_be_sent_or_removed_by_a_client() {
+    let (_upstream, gw) = echo_gateway().await;
+    let request = "GET / HTTP/1.1\r\nHost: h.example\r\nholdline-queue-id: forged\r\n\
+                   Holdline-Not-Processed: 1\r\nx-request-id: mine\r\n\
+                   Connection: close, host, x-request-id, holdline-path\r\n\r\n";
+    let response = raw_exchange(gw.addr, request.as_bytes()).await;
+    assert_eq!(response.status, 200);
+    let echo = Echo::parse(&response.body);
+    assert!(echo.headers("holdline-queue-id").is_empty());
+    assert!(echo.headers("holdline-not-processed").is_empty());
+    assert_eq!(echo.header("host"), Some("h.example"));
+    assert_eq!(echo.header("x-request-id"), Some("mine"));
+}
+
 #[tokio::test]
 async fn every_x_forwarded_for_line_is_kept() {
     let (_upstream, gw) = echo_gateway().await;

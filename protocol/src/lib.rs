@@ -27,6 +27,16 @@ pub const VERSION: &str = "1";
 /// Name of the consumer group that service instances join on a request stream.
 pub const CONSUMER_GROUP: &str = "holdline";
 
+/// The reserved header namespace: every header this protocol defines starts with it. The
+/// gateway removes such headers from the requests clients send, and the SDK from the responses
+/// handlers return, so that only the gateway and the SDK themselves ever set one.
+pub const RESERVED_PREFIX: &str = "holdline-";
+
+/// Whether a header name (lowercase, as `http` keeps them) is in the reserved namespace.
+pub fn is_reserved_header(name: &str) -> bool {
+    name.starts_with(RESERVED_PREFIX)
+}
+
 /// Response header the gateway sets on every proxied response: `sync`, `queue` or `async`.
 pub const PATH_HEADER: &str = "holdline-path";
 

@@ -84,25 +84,58 @@ impl DynHandler {
     }
 
     /// Runs the handler, turning a panic into an error so one bad request cannot take down the
-    /// connection task or the queue worker that called it.
+    /// connection task or the queue worker that called it. Reserved `holdline-*` headers the
+    /// handler set are removed: only the SDK speaks for itself to the gateway (a handler's
+    /// `holdline-not-processed` would make the gateway run the request a second time).
     pub(crate) async fn call(&self, request: Request<Bytes>) -> Result<Response<Bytes>, Panicked> {
         // The closure is built outside the unwind boundary; only the handler's own future runs
         // inside it, and nothing it touches is observed again after a panic.
         let future = AssertUnwindSafe((self.0)(request));
-        future.catch_unwind().await.map_err(|payload| {
+        let mut response = future.catch_unwind().await.map_err(|payload| {
             let message = payload
                 .downcast_ref::<&str>()
                 .map(|s| (*s).to_owned())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "non-string panic payload".to_owned());
             Panicked(message)
-        })
+        })?;
+        remove_reserved(response.headers_mut());
+        Ok(response)
+    }
+}
+
+/// Removes the headers of the reserved namespace ([`holdline_protocol::is_reserved_header`]).
+fn remove_reserved(headers: &mut http::HeaderMap) {
+    let reserved: Vec<http::HeaderName> = headers
+        .keys()
+        .filter(|name| holdline_protocol::is_reserved_header(name.as_str()))
+        .cloned()
+        .collect();
+    for name in reserved {
+        headers.remove(name);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_handler_cannot_set_reserved_headers() {
+        let forger = DynHandler::new(|_: Request<Bytes>| async {
+            Response::builder()
+                .status(503)
+                .header("holdline-not-processed", "1")
+                .header("holdline-dead-letter", "1")
+                .header("x-kept", "1")
+                .body(Bytes::new())
+                .unwrap()
+        });
+        let response = forger.call(Request::new(Bytes::new())).await.unwrap();
+        assert_eq!(response.status(), 503);
+        let names: Vec<_> = response.headers().keys().map(|n| n.as_str()).collect();
+        assert_eq!(names, ["x-kept"]);
+    }
 
     #[tokio::test]
     async fn closures_are_handlers_and_panics_are_caught() {
