@@ -208,3 +208,62 @@ async fn a_partial_http2_preface_is_waited_for_not_polled() {
         String::from_utf8_lossy(&answer)
     );
 }
+
+/// An HTTP/2 connection with no call in flight is closed after the header read timeout, as an
+/// idle HTTP/1.1 keep-alive connection is (a client that only answers pings, or sends nothing,
+/// kept its slot forever): a GOAWAY, then the close.
+#[tokio::test]
+async fn an_idle_http2_connection_is_sent_goaway_and_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = Upstream::echo("echo").await;
+    let gw = TestGateway::start(&format!(
+        r#"{LISTEN}
+[limits]
+header_read_timeout = "500ms"
+[services.echo]
+endpoints = ["{}"]
+[[routes]]
+prefix = "/"
+service = "echo"
+"#,
+        upstream.url()
+    ))
+    .await;
+    let mut h2 = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    h2.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut frames = Vec::new();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match h2.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => frames.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "an idle HTTP/2 connection stayed open for 5 s"
+    );
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    // Walk the frames: one of them is GOAWAY (type 7).
+    let mut at = 0;
+    let mut goaway = false;
+    while at + 9 <= frames.len() {
+        let len = usize::from(frames[at]) << 16
+            | usize::from(frames[at + 1]) << 8
+            | usize::from(frames[at + 2]);
+        goaway |= frames[at + 3] == 7;
+        at += 9 + len;
+    }
+    assert!(goaway, "no GOAWAY before the close: {frames:?}");
+}

@@ -57,7 +57,7 @@ impl HeadTimeouts {
     }
 
     /// How often a waiting connection looks at the timeout.
-    fn tick(&self) -> Duration {
+    pub(super) fn tick(&self) -> Duration {
         (self.tight / 2).max(Duration::from_millis(1))
     }
 }

@@ -29,10 +29,12 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// The HTTP/2 connection preface a prior-knowledge client opens with (RFC 9113 section 3.4).
@@ -180,9 +182,20 @@ impl Protocols {
         IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
         S: Stack,
     {
-        let service = TowerToHyperService::new(ForHyper(stack));
+        let activity = Arc::new(Activity::default());
+        let service = TowerToHyperService::new(ForHyper {
+            stack,
+            activity: activity.clone(),
+        });
         let connection = self.http2.serve_connection(TokioIo::new(io), service);
-        let result = Box::pin(until_drained(connection, &drain, |c| c.graceful_shutdown())).await;
+        let idle = Idle {
+            activity: &activity,
+            timeouts: &self.timeouts,
+        };
+        let result = Box::pin(until_drained(connection, &drain, idle, |c| {
+            c.graceful_shutdown();
+        }))
+        .await;
         if let Err(error) = result {
             tracing::debug!(%error, "connection ended with an error");
         }
@@ -224,41 +237,132 @@ where
     }
 }
 
-/// The stack as hyper's connections call it, with the body hyper read boxed first.
+/// The stack as hyper's connections call it, with the body hyper read boxed first, and the
+/// calls in flight counted for the idle timeout.
 #[derive(Clone)]
-struct ForHyper<S>(S);
+struct ForHyper<S> {
+    stack: S,
+    activity: Arc<Activity>,
+}
 
 impl<S: Stack> tower::Service<Request<Incoming>> for ForHyper<S> {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = S::Call;
+    type Future = Tracked<S::Call>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.0.poll_ready(cx)
+        self.stack.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<Incoming>) -> S::Call {
-        self.0.call(request.map(crate::body::from_incoming))
+    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+        self.activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        Tracked {
+            call: self.stack.call(request.map(crate::body::from_incoming)),
+            activity: self.activity.clone(),
+        }
     }
 }
 
-/// Runs a connection; once `drain` is cancelled, it asks the connection to finish the requests
-/// in flight (`graceful` is the protocol's `graceful_shutdown`) and runs it to its end.
+/// What an HTTP/2 connection is doing, for its idle timeout: calls in flight (up to their
+/// response head), and when the last one ended.
+#[derive(Debug)]
+struct Activity {
+    in_flight: AtomicUsize,
+    last: std::sync::Mutex<Instant>,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Self {
+            in_flight: AtomicUsize::new(0),
+            last: std::sync::Mutex::new(Instant::now()),
+        }
+    }
+}
+
+impl Activity {
+    fn ended(&self) {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// How long the connection has had no call in flight; zero while it has one.
+    fn idle_for(&self) -> Duration {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return Duration::ZERO;
+        }
+        self.last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed()
+    }
+}
+
+/// A call whose end (or cancellation) is noted in its connection's [`Activity`].
+struct Tracked<F> {
+    call: F,
+    activity: Arc<Activity>,
+}
+
+impl<F: Future + Unpin> Future for Tracked<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        Pin::new(&mut self.call).poll(cx)
+    }
+}
+
+impl<F> Drop for Tracked<F> {
+    fn drop(&mut self) {
+        self.activity.ended();
+    }
+}
+
+/// When an HTTP/2 connection counts as idle: no call in flight for the header read timeout in
+/// force (the same limit an idle HTTP/1.1 keep-alive connection has). A client that only
+/// answers pings does not keep its connection, and so a slot, forever.
+struct Idle<'a> {
+    activity: &'a Activity,
+    timeouts: &'a HeadTimeouts,
+}
+
+/// Runs a connection; once `drain` is cancelled or the connection has been idle too long, it
+/// asks the connection to finish the requests in flight (`graceful` is the protocol's
+/// `graceful_shutdown`: streams under way still end) and runs it to its end.
 async fn until_drained<C>(
     connection: C,
     drain: &CancellationToken,
+    idle: Idle<'_>,
     graceful: impl FnOnce(Pin<&mut C>),
 ) -> hyper::Result<()>
 where
     C: Future<Output = hyper::Result<()>>,
 {
     let mut connection = std::pin::pin!(connection);
-    tokio::select! {
-        result = connection.as_mut() => return result,
-        () = drain.cancelled() => {}
-    }
+    let mut ticks = tokio::time::interval(idle.timeouts.tick());
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let idled = loop {
+        tokio::select! {
+            result = connection.as_mut() => return result,
+            () = drain.cancelled() => break false,
+            _ = ticks.tick() => {
+                if idle.activity.idle_for() >= idle.timeouts.current() {
+                    tracing::debug!("closing an idle HTTP/2 connection");
+                    break true;
+                }
+            }
+        }
+    };
     graceful(connection.as_mut());
-    connection.await
+    if !idled {
+        return connection.await;
+    }
+    // A graceful close waits for the client to acknowledge a ping; one that never does is let
+    // go after another timeout (nothing is in flight on an idle connection).
+    match tokio::time::timeout(idle.timeouts.current(), connection).await {
+        Ok(result) => result,
+        Err(_) => Ok(()),
+    }
 }
 
 /// The protocol a TLS connection negotiated with ALPN; HTTP/1.1 when none was.
