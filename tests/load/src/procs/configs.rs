@@ -1,8 +1,10 @@
 //! Configuration files for the systems under test, written for the ports of one run.
 //!
-//! The nginx and haproxy configs follow the reference peers in `/work/shared/peers/` (one
+//! The nginx and haproxy configs follow the reference peers in `tests/load/peers/` (one
 //! worker, keep-alive upstreams; haproxy queues past each server's `maxconn`), with the ports,
-//! upstream servers and `maxconn` of the scenario's instances.
+//! upstream servers and `maxconn` of the scenario's instances. haproxy waits 60 s for a slow
+//! client or server, as nginx does by default: scenarios with slow clients compare the
+//! gateway with the peers' usual settings, not with the shorter ones of the benchmark peer.
 
 use crate::scenario::GatewaySpec;
 use std::fmt::Write as _;
@@ -100,7 +102,7 @@ pub fn nginx_config(port: u16, servers: &[Server], dir: &Path) -> String {
         let _ = writeln!(upstream, "    server 127.0.0.1:{};", s.port);
     }
     format!(
-        "# Written by holdline-load for one run, after /work/shared/peers/nginx.conf.
+        "# Written by holdline-load for one run, after tests/load/peers/nginx.conf.
 worker_processes 1;
 daemon off;
 pid {dir}/nginx.pid;
@@ -144,7 +146,7 @@ pub fn haproxy_config(port: u16, servers: &[Server]) -> String {
         );
     }
     format!(
-        "# Written by holdline-load for one run, after /work/shared/peers/haproxy.cfg.
+        "# Written by holdline-load for one run, after tests/load/peers/haproxy.cfg.
 global
   nbthread 1
   maxconn 9000
