@@ -181,6 +181,7 @@ async fn drive(
         body_bytes: scenario.body_bytes,
         idempotency_key: scenario.idempotency_key,
         poll_max: scenario.poll_max,
+        clients: scenario.clients.clone(),
     };
     let exchange = Exchange::new(Pool::new(), target, ids.clone());
     let plan = scenario.plan();

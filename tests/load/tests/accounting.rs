@@ -77,6 +77,7 @@ fn target(addr: SocketAddr) -> Target {
         body_bytes: BODY_BYTES,
         idempotency_key: false,
         poll_max: Duration::from_millis(50),
+        clients: Default::default(),
     }
 }
 

@@ -24,6 +24,7 @@ fn target(addr: std::net::SocketAddr) -> Target {
         body_bytes: BODY_BYTES,
         idempotency_key: false,
         poll_max: Duration::from_millis(50),
+        clients: Default::default(),
     }
 }
 
