@@ -330,14 +330,22 @@ fn marks<'a>(
             ("sans-serif", 12).into_font().color(&PHASE),
         )))?;
     }
+    // An action close after another gets its name a line lower, so the two do not overprint.
+    let (mut level, mut last) = (0u32, f64::NEG_INFINITY);
     for a in &r.actions {
+        level = if a.started_s - last < t_max(r) / 8.0 {
+            (level + 1) % 4
+        } else {
+            0
+        };
+        last = a.started_s;
         chart.draw_series(std::iter::once(PathElement::new(
             vec![(a.started_s, 0.0), (a.started_s, top)],
             ACTION.stroke_width(2),
         )))?;
         chart.draw_series(std::iter::once(Text::new(
             a.action.clone(),
-            (a.started_s + 0.1, top * 0.88),
+            (a.started_s + 0.1, top * (0.88 - 0.07 * f64::from(level))),
             ("sans-serif", 11).into_font().color(&ACTION),
         )))?;
     }
@@ -458,6 +466,37 @@ mod tests {
         let x = &svg[start..end];
         let x = &x[x.find(" x=\"").unwrap() + 4..];
         x[..x.find('"').unwrap()].parse().unwrap()
+    }
+
+    /// The `y` of the first SVG text element whose content is `label`.
+    fn text_y(svg: &str, label: &str) -> f64 {
+        let end = svg.find(&format!(">\n{label}\n</text>")).expect(label);
+        let start = svg[..end].rfind("<text").unwrap();
+        let y = &svg[start..end];
+        let y = &y[y.find(" y=\"").unwrap() + 4..];
+        y[..y.find('"').unwrap()].parse().unwrap()
+    }
+
+    #[test]
+    fn names_of_actions_close_together_do_not_overprint() {
+        let mut r = report(buckets(&[100, 100, 100, 100, 100]));
+        for (at, action) in [(1.0, "kill a"), (3.0, "start b"), (3.3, "reload target")] {
+            r.actions.push(crate::report::ActionRecord {
+                planned_s: at,
+                started_s: at,
+                finished_s: at,
+                action: action.into(),
+                ok: true,
+                error: None,
+            });
+        }
+        let svg = render(&r).unwrap();
+        assert_eq!(
+            text_y(&svg, "kill a"),
+            text_y(&svg, "start b"),
+            "far apart: one line"
+        );
+        assert!(text_y(&svg, "reload target") > text_y(&svg, "start b") + 8.0);
     }
 
     /// The largest `x` of any line or polyline point: how far right the plots reach.
