@@ -3,15 +3,15 @@
 #
 # A trivial upstream (`holdline-load upstream`, 200 "ok" at once) listens on 127.0.0.1:18080;
 # the gateway (workers = 1) on 18083, nginx on 18081 and haproxy on 18082 proxy to it, with the
-# reference configs of /work/shared/peers copied and adapted into a temporary directory. Each is
+# reference configs of tests/load/peers copied and adapted into a temporary directory. Each is
 # driven by the same `wrk -t1 -c50 -d5s`, alternating between them for several rounds, and the
 # script prints requests/s, p50, p99 and the proxy's own CPU time per request (user + system of
 # its processes, from /proc) per run, the medians, the ratios gateway/nginx and gateway/haproxy,
 # in how many rounds the gateway did better than each peer (with a sign test), and the machine.
 #
 # The peer configs add no headers, while the gateway sends `x-forwarded-for`, `-proto`, `-host`
-# and `x-request-id` to the upstream and returns `x-request-id` (the issue requires them), and the
-# upstream, on the same two cores, spends about 4k more instructions per request parsing them.
+# and `x-request-id` to the upstream and returns `x-request-id` (tracing needs them), and the
+# upstream, on the same two cores, pays for parsing them.
 # --equal-work adds the same headers in nginx's and haproxy's copied configs, to compare the
 # proxies doing the same work (the files in the peers directory are not changed).
 #
@@ -25,7 +25,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-PEERS="${PEERS:-$ROOT/../shared/peers}"
+PEERS="${PEERS:-$ROOT/tests/load/peers}"
 ROUNDS=3
 DURATION=5s
 CONNECTIONS=50

@@ -2,8 +2,9 @@
 # Instructions per proxied request, counted by callgrind (repeatable on a noisy machine): the
 # gateway (release, workers = 1) under `valgrind --tool=callgrind`, driven by `wrk -t1 -c10 -d8s`
 # through an nginx upstream that answers `200 ok`. With --nginx, nginx as the proxy (the peer
-# config of ../shared/peers, one worker, no master process) is counted the same way in the same
-# run, for the comparison. Startup is included (about 1.2M instructions, under 0.5% of a run).
+# config of tests/load/peers, one worker, no master process) is counted the same way in the same
+# run, for the comparison. Startup is included (a small part of a run, so the figure is
+# slightly pessimistic).
 # Installs valgrind, nginx and wrk from Debian's packages if missing.
 #
 # Usage: tests/load/callgrind-sync.sh [--nginx] [--peers DIR] [GATEWAY_BINARY]
@@ -11,7 +12,7 @@
 # Set CALLGRIND_OUT=FILE to keep the gateway's profile (then `callgrind_annotate FILE`).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-PEERS="${PEERS:-$ROOT/../shared/peers}"
+PEERS="${PEERS:-$ROOT/tests/load/peers}"
 NGINX=0
 BIN=""
 while [ $# -gt 0 ]; do

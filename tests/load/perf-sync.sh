@@ -14,7 +14,7 @@
 # packages when run as root.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-PEERS="${PEERS:-$ROOT/../shared/peers}"
+PEERS="${PEERS:-$ROOT/tests/load/peers}"
 ROUNDS=3
 DURATION=6
 BIN=""

@@ -1,8 +1,11 @@
 //! Command-line interface: `run` a scenario, `check` scenario files, or serve an `upstream`.
 //!
 //! Exit codes: 0 when every threshold held, 1 when one failed (or an action failed, or the
-//! accounting did not balance), 2 when the tool itself could not do its job.
+//! accounting did not balance), 2 when the tool itself could not do its job, 130 and 143 when
+//! `SIGINT` or `SIGTERM` ended a run early (after its partial report was written).
 
+use crate::interrupt::Interrupt;
+use crate::procs;
 use crate::progress;
 use crate::report::compare;
 use crate::runner::{self, RunTarget};
@@ -35,6 +38,9 @@ enum Command {
     },
     /// Serve a minimal HTTP/1.1 upstream (answers `200 ok`, or echoes with `--echo`).
     Upstream(UpstreamArgs),
+    /// Started by `run` itself: kills the run's process group once `run` has exited.
+    #[command(hide = true)]
+    Watchdog,
 }
 
 #[derive(Debug, Args)]
@@ -99,11 +105,17 @@ pub fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
+    let interrupt = Interrupt::new();
     let result = match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(args, &interrupt),
         Command::Check { files } => check(&files),
         Command::Upstream(args) => serve_upstream(args).map(|()| true),
+        Command::Watchdog => procs::watch().context("watch").map(|()| true),
     };
+    if let Some(signal) = interrupt.signal() {
+        eprintln!("holdline-load: interrupted by {}", signal.name());
+        return ExitCode::from(signal.exit_code());
+    }
     match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
@@ -125,7 +137,7 @@ fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
     builder.enable_all().build().context("build the runtime")
 }
 
-fn run(args: RunArgs) -> anyhow::Result<bool> {
+fn run(args: RunArgs, interrupt: &Interrupt) -> anyhow::Result<bool> {
     let scenario = Scenario::load(&args.scenario)?;
     let self_exe = std::env::current_exe().context("locate this binary")?;
     let bin_dir = match args.bin_dir {
@@ -142,6 +154,7 @@ fn run(args: RunArgs) -> anyhow::Result<bool> {
         progress: args.progress,
         ledger: args.ledger,
         threads: args.threads.max(1),
+        interrupt: interrupt.clone(),
     };
     let targets: Vec<RunTarget> = match (&args.url, args.targets.is_empty()) {
         (Some(url), _) => vec![RunTarget::Url(url.clone())],
@@ -154,9 +167,19 @@ fn run(args: RunArgs) -> anyhow::Result<bool> {
             .collect(),
     };
     let rt = runtime(options.threads)?;
+    // Installed before any process starts, so that no signal finds the default action (which
+    // would end the tool at once and leave the processes running).
+    let listen = {
+        let _guard = rt.enter();
+        interrupt.listen().context("install the signal handlers")?
+    };
+    rt.spawn(listen);
     let mut reports = Vec::new();
     let mut failed_to_run = Vec::new();
     for target in &targets {
+        if interrupt.is_interrupted() {
+            break;
+        }
         match rt.block_on(runner::run_target(&scenario, target, &options)) {
             Ok(done) => {
                 println!("{}", crate::report::text::render(&done.report));

@@ -8,6 +8,7 @@
 use crate::identity::{RunIds, VerifyMode};
 use crate::outcome::{Lost, Outcome, ServedPath};
 use crate::pool::{Body, Pool, SendError};
+use crate::scenario::ClientSpec;
 use crate::wire::{Wire, WireError};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode, Uri, header};
@@ -32,6 +33,8 @@ pub struct Target {
     pub idempotency_key: bool,
     /// Longest wait between two polls of a result location (caps `Retry-After`).
     pub poll_max: Duration,
+    /// How the clients use connections, and which are slow.
+    pub clients: ClientSpec,
 }
 
 /// Everything a request task needs, shared by all of them.
@@ -104,12 +107,13 @@ impl Exchange {
     /// request timeout.
     pub async fn run(&self, seq: u64) -> Answer {
         let (body, id_len) = self.ids.body_bytes(seq, self.target.body_bytes);
+        let pace = self.target.clients.pace(seq);
         let Some(head) = &self.head else {
             return answer(Outcome::SendFailed, ServedPath::Unmarked);
         };
         let written = self
             .wire
-            .exchange(self.target.method == Method::HEAD, |out| {
+            .exchange(self.target.method == Method::HEAD, &pace, |out| {
                 // The whole request in one buffer and one write; the id header is the start of
                 // the body.
                 out.extend_from_slice(head);
@@ -332,6 +336,7 @@ mod tests {
             body_bytes: 16,
             idempotency_key: false,
             poll_max: Duration::from_secs(1),
+            clients: ClientSpec::default(),
         };
         Exchange::new(Pool::new(), target, RunIds::new("t"))
     }

@@ -4,11 +4,14 @@
 //!
 //! Draining never aborts a request early: when sending stops, every request still in flight is
 //! waited for up to the drain grace period; whatever is still unanswered then is counted lost.
+//! Only an [`Interrupt`] cuts it short: sending stops at once and the requests in flight are
+//! counted lost as interrupted.
 
 mod closed;
 mod open;
 
 use crate::client::Exchange;
+use crate::interrupt::Interrupt;
 use crate::ledger::{Ledger, Times};
 use crate::outcome::{Lost, Outcome, ServedPath};
 use crate::schedule::Schedule;
@@ -68,24 +71,27 @@ struct Ctx {
     stats: Shared,
     ledger: Option<Ledger>,
     cancel: CancellationToken,
+    interrupt: Interrupt,
     timeout: Duration,
     start: Instant,
 }
 
 /// Runs `plan` from `start` (the instant every offset in the run is measured from), reporting
-/// to `stats` and, if given, the ledger.
+/// to `stats` and, if given, the ledger, until the plan ends or `interrupt` fires.
 pub async fn run(
     plan: &Plan,
     exchange: Exchange,
     stats: Shared,
     ledger: Option<Ledger>,
     start: Instant,
+    interrupt: &Interrupt,
 ) -> Ended {
     let ctx = Arc::new(Ctx {
         exchange,
         stats,
         ledger,
         cancel: CancellationToken::new(),
+        interrupt: interrupt.clone(),
         timeout: plan.request_timeout,
         start,
     });
@@ -117,9 +123,10 @@ pub async fn run(
         .lock()
         .stop_sending(sending_stopped - start, not_sent);
     tracker.close();
-    let drained_in_time = tokio::time::timeout(plan.drain, tracker.wait())
-        .await
-        .is_ok();
+    let drained_in_time = tokio::select! {
+        drained = tokio::time::timeout(plan.drain, tracker.wait()) => drained.is_ok(),
+        _ = interrupt.interrupted() => false,
+    };
     if !drained_in_time {
         // Every request still waiting records itself as lost on cancellation.
         ctx.cancel.cancel();
@@ -145,6 +152,9 @@ async fn request(ctx: Arc<Ctx>, seq: u64, phase: usize, due: Instant, sent: Inst
         r = tokio::time::timeout(ctx.timeout, exchange) => Some(r),
     };
     let (outcome, path, instance) = match answer {
+        None if ctx.interrupt.is_interrupted() => {
+            (Outcome::Lost(Lost::Interrupted), ServedPath::Unmarked, None)
+        }
         None => (Outcome::Lost(Lost::Drain), ServedPath::Unmarked, None),
         Some(Err(_)) => (Outcome::TimedOut, ServedPath::Unmarked, None),
         Some(Ok(a)) => (a.outcome, a.path, a.instance),

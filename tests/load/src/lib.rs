@@ -15,6 +15,7 @@ pub mod cli;
 pub mod client;
 pub mod generator;
 pub mod identity;
+pub mod interrupt;
 pub mod ledger;
 pub mod outcome;
 pub mod pool;

@@ -41,6 +41,9 @@ pub enum Lost {
     Drain,
     /// A `202` was answered but its result location later said the result does not exist.
     ResultGone,
+    /// Still unanswered when a signal ended the run early: not the system's fault, but not an
+    /// answer either.
+    Interrupted,
 }
 
 /// Which way the system under test served a request, from the `holdline-path` response header.
@@ -87,6 +90,7 @@ impl Lost {
             Self::Connection => "connection",
             Self::Drain => "drain",
             Self::ResultGone => "result_gone",
+            Self::Interrupted => "interrupted",
         }
     }
 }

@@ -62,8 +62,19 @@ pub struct Report {
     pub timeline: Vec<Bucket>,
     /// Every threshold evaluated.
     pub checks: Vec<Check>,
-    /// True when every threshold held.
+    /// Set when a signal ended the run early: the report covers only what happened until then.
+    pub interrupted: Option<Interruption>,
+    /// True when every threshold held (never for an interrupted run).
     pub passed: bool,
+}
+
+/// A run ended early by a signal.
+#[derive(Debug, Clone, Serialize)]
+pub struct Interruption {
+    /// `SIGINT` or `SIGTERM`.
+    pub signal: String,
+    /// When sending stopped, seconds from the start.
+    pub at_s: f64,
 }
 
 /// Counters and latency of one scope.

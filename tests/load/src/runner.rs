@@ -5,11 +5,14 @@ use crate::check;
 use crate::client::{Exchange, Target};
 use crate::generator::{self, Model};
 use crate::identity::RunIds;
+use crate::interrupt::Interrupt;
 use crate::ledger::LedgerFile;
 use crate::pool::Pool;
 use crate::procs::{Env, Topology};
 use crate::progress;
-use crate::report::{Accounting, ActionRecord, GeneratorReport, Report, ScopeReport, Written};
+use crate::report::{
+    Accounting, ActionRecord, GeneratorReport, Interruption, Report, ScopeReport, Written,
+};
 use crate::scenario::{ActionSpec, ModelKind, Scenario, TargetKind};
 use crate::selfcost::{self, Health, Machine, SelfCost};
 use crate::stats::{Collector, Shared};
@@ -45,6 +48,8 @@ pub struct Options {
     pub ledger: bool,
     /// Runtime worker threads the tool runs on (for its CPU share).
     pub threads: usize,
+    /// Ends the run early (on `SIGINT` or `SIGTERM`) with a partial report.
+    pub interrupt: Interrupt,
 }
 
 /// A finished run: its report and where it was written.
@@ -110,10 +115,16 @@ pub async fn run_target(
                     dir: dir.clone(),
                 };
                 let (scenario, kind) = (scenario.clone(), *kind);
-                let started = procs
-                    .spawn(async move { Topology::start(&scenario, kind, env).await })
-                    .await
-                    .context("the process runtime failed")?;
+                let mut starting =
+                    procs.spawn(async move { Topology::start(&scenario, kind, env).await });
+                let started = tokio::select! {
+                    started = &mut starting => started.context("the process runtime failed")?,
+                    _ = options.interrupt.interrupted() => {
+                        // What has started is killed when the aborted task drops it.
+                        starting.abort();
+                        anyhow::bail!("interrupted while starting the processes");
+                    }
+                };
                 let topo = started.with_context(|| format!("start the processes for {label}"))?;
                 let base = topo.base();
                 (Some(Arc::new(Mutex::new(topo))), base)
@@ -170,6 +181,7 @@ async fn drive(
         body_bytes: scenario.body_bytes,
         idempotency_key: scenario.idempotency_key,
         poll_max: scenario.poll_max,
+        clients: scenario.clients.clone(),
     };
     let exchange = Exchange::new(Pool::new(), target, ids.clone());
     let plan = scenario.plan();
@@ -203,7 +215,12 @@ async fn drive(
         stop_progress.clone(),
     ));
     let actions = match &topology {
-        Some(topo) => procs.spawn(run_actions(topo.clone(), scenario.actions.clone(), start)),
+        Some(topo) => procs.spawn(run_actions(
+            topo.clone(),
+            scenario.actions.clone(),
+            start,
+            options.interrupt.clone(),
+        )),
         None => procs.spawn(async { Vec::new() }),
     };
     let ended = generator::run(
@@ -212,6 +229,7 @@ async fn drive(
         stats.clone(),
         ledger.as_ref().map(|l| l.ledger()),
         start,
+        &options.interrupt,
     )
     .await;
     let actions = actions.await.context("the action task panicked")?;
@@ -256,8 +274,16 @@ async fn drive(
         open_files_limit: machine.open_files_limit,
     });
     let balanced = issued == completed;
-    // A fault that was not injected proves nothing, so a failed action fails the run too.
-    let passed = balanced && checks.iter().all(|c| c.passed) && actions.iter().all(|a| a.ok);
+    let interrupted = options.interrupt.signal().map(|signal| Interruption {
+        signal: signal.name().to_owned(),
+        at_s: (ended.sending_stopped - start).as_secs_f64(),
+    });
+    // A fault that was not injected proves nothing, so a failed action fails the run too; a
+    // run cut short proves nothing about the phases it did not reach.
+    let passed = balanced
+        && interrupted.is_none()
+        && checks.iter().all(|c| c.passed)
+        && actions.iter().all(|a| a.ok);
     Ok(Report {
         tool: format!("holdline-load {}", env!("CARGO_PKG_VERSION")),
         scenario: scenario.name.clone(),
@@ -303,20 +329,26 @@ async fn drive(
         bucket_s: results.bucket.as_secs_f64(),
         timeline: results.timeline,
         checks,
+        interrupted,
         passed,
     })
 }
 
-/// Carries out the actions at their times, in order; a failed action is recorded, not fatal.
+/// Carries out the actions at their times, in order, until the run is interrupted; a failed
+/// action is recorded, not fatal.
 async fn run_actions(
     topology: Arc<Mutex<Topology>>,
     mut actions: Vec<ActionSpec>,
     start: Instant,
+    interrupt: Interrupt,
 ) -> Vec<ActionRecord> {
     actions.sort_by_key(|a| a.at);
     let mut records = Vec::with_capacity(actions.len());
     for action in actions {
-        tokio::time::sleep_until((start + action.at).into()).await;
+        tokio::select! {
+            _ = tokio::time::sleep_until((start + action.at).into()) => {}
+            _ = interrupt.interrupted() => break,
+        }
         let started = start.elapsed();
         let result = topology.lock().await.apply(&action).await;
         let finished = start.elapsed();

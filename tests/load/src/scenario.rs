@@ -5,11 +5,13 @@
 //! by the tests so they cannot rot.
 
 mod action;
+mod clients;
 mod phase;
 mod process;
 mod threshold;
 
 pub use action::{ActionKind, ActionSpec, SIGNALS};
+pub use clients::{ClientSpec, ConnectionMode, Pace, Slow, Trickle};
 pub use phase::{ModelKind, PhaseSpec};
 pub use process::{GatewaySpec, InstanceKind, InstanceSpec, TargetKind};
 pub use threshold::Thresholds;
@@ -72,6 +74,8 @@ pub struct Scenario {
     pub redis: bool,
     /// Service name the instances register and the gateway routes to.
     pub service: String,
+    /// How the clients use connections, and which of them are slow.
+    pub clients: ClientSpec,
     /// Gateway settings.
     pub gateway: GatewaySpec,
     /// Service instances.
@@ -130,6 +134,7 @@ impl Default for Scenario {
             poll_max: Duration::from_millis(500),
             redis: true,
             service: "echo".into(),
+            clients: ClientSpec::default(),
             gateway: GatewaySpec::default(),
             instances: Vec::new(),
             phases: Vec::new(),
@@ -229,6 +234,12 @@ impl Scenario {
         if self.poll_max.is_zero() {
             return Err(invalid("poll_max", "must be more than zero"));
         }
+        self.clients
+            .check()
+            .map_err(|reason| ScenarioError::Invalid {
+                field: "clients".into(),
+                reason,
+            })?;
         self.validate_phases()?;
         self.validate_processes()?;
         self.validate_actions()?;

@@ -11,8 +11,14 @@
 //! so the requests in flight are never capped. An idle connection the server has closed is found
 //! before the request is written (the read side shows the close), so a request is only counted
 //! sent once it was written on a connection that looked open.
+//!
+//! A request with a [`Pace`] that asks for it goes as a slow client would: on a connection of
+//! its own, its head written late, its body a few bytes at a time, or its answer read a few
+//! bytes at a time through a small receive buffer (so that the server, not the kernel, has to
+//! hold what the client has not read yet).
 
-use bytes::{Buf, Bytes, BytesMut};
+use crate::scenario::{Pace, Trickle};
+use bytes::{Buf, BufMut as _, Bytes, BytesMut};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -27,6 +33,9 @@ const MAX_IDLE: usize = 50_000;
 /// Largest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
 
+/// Receive buffer of a slow reader's connection (the kernel doubles it, and keeps a minimum).
+const SLOW_READ_BUFFER: u32 = 4096;
+
 /// Connections to one authority, shared by every request of a run.
 #[derive(Clone)]
 pub struct Wire {
@@ -38,6 +47,8 @@ struct Conn {
     stream: TcpStream,
     buf: BytesMut,
     out: Vec<u8>,
+    /// A slow reader's pieces; `None` reads as fast as the answer comes.
+    read: Option<Trickle>,
 }
 
 /// Why an exchange failed.
@@ -89,16 +100,22 @@ impl Wire {
     }
 
     /// Sends one request, written by `write` into an empty buffer, and reads its answer
-    /// (`head`: the request is a `HEAD`, whose answer has no body whatever its headers say).
+    /// (`head`: the request is a `HEAD`, whose answer has no body whatever its headers say), at
+    /// the `pace` of its client.
     pub async fn exchange(
         &self,
         head: bool,
+        pace: &Pace,
         write: impl Fn(&mut Vec<u8>),
     ) -> Result<Answer, WireError> {
+        if pace.fresh {
+            // Boxed: slow clients are the rare path; keep their futures out of line.
+            return Box::pin(self.exchange_alone(head, pace, write)).await;
+        }
         let mut conn = match self.take() {
             Some(c) => c,
             // Boxed: opening a connection is the rare path; keep its future out of line.
-            None => Box::pin(self.connect()).await?,
+            None => Box::pin(self.connect(None)).await?,
         };
         conn.out.clear();
         write(&mut conn.out);
@@ -111,6 +128,33 @@ impl Wire {
         if keep && conn.buf.is_empty() {
             self.put(conn);
         }
+        Ok(answer)
+    }
+
+    /// One exchange on a connection of its own, closed after the answer.
+    async fn exchange_alone(
+        &self,
+        head: bool,
+        pace: &Pace,
+        write: impl Fn(&mut Vec<u8>),
+    ) -> Result<Answer, WireError> {
+        let mut conn = self.connect(pace.read).await?;
+        write(&mut conn.out);
+        if !pace.head_delay.is_zero() {
+            tokio::time::sleep(pace.head_delay).await;
+        }
+        // A head the server closed the connection on before it was written is a call the
+        // server dropped: the client did its part and got no answer.
+        let written = match pace.upload {
+            None => conn.stream.write_all(&conn.out).await,
+            Some(trickle) => upload(&mut conn, trickle).await,
+        };
+        if written.is_err() {
+            return Err(WireError::NoAnswer);
+        }
+        let (answer, _) = read_answer(&mut conn, head)
+            .await
+            .map_err(|_| WireError::NoAnswer)?;
         Ok(answer)
     }
 
@@ -138,8 +182,26 @@ impl Wire {
         }
     }
 
-    async fn connect(&self) -> Result<Conn, WireError> {
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&*self.authority))
+    /// Opens a connection; a slow reader's (`read`) gets a small receive buffer.
+    async fn connect(&self, read: Option<Trickle>) -> Result<Conn, WireError> {
+        let connect = async {
+            match read {
+                None => TcpStream::connect(&*self.authority).await,
+                Some(_) => {
+                    let addr = tokio::net::lookup_host(&*self.authority)
+                        .await?
+                        .next()
+                        .ok_or(std::io::ErrorKind::AddrNotAvailable)?;
+                    let socket = match addr {
+                        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+                        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+                    };
+                    socket.set_recv_buffer_size(SLOW_READ_BUFFER)?;
+                    socket.connect(addr).await
+                }
+            }
+        };
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, connect)
             .await
             .map_err(|_| WireError::NotSent)?
             .map_err(|_| WireError::NotSent)?;
@@ -148,6 +210,7 @@ impl Wire {
             stream,
             buf: BytesMut::with_capacity(4096),
             out: Vec::with_capacity(512),
+            read,
         })
     }
 }
@@ -160,12 +223,33 @@ impl std::fmt::Debug for Wire {
     }
 }
 
-/// Reads more bytes into the connection's buffer; an error at the end of the stream.
+/// Writes the request in `conn.out`: its head at once, then its body in pieces of
+/// `trickle.bytes` with `trickle.pause` before each.
+async fn upload(conn: &mut Conn, trickle: Trickle) -> std::io::Result<()> {
+    let head_end = find(&conn.out, b"\r\n\r\n").map_or(conn.out.len(), |i| i + 4);
+    conn.stream.write_all(&conn.out[..head_end]).await?;
+    for piece in conn.out[head_end..].chunks(trickle.bytes.max(1)) {
+        tokio::time::sleep(trickle.pause).await;
+        conn.stream.write_all(piece).await?;
+    }
+    Ok(())
+}
+
+/// Reads more bytes into the connection's buffer (a slow reader's next piece after its pause);
+/// an error at the end of the stream.
 async fn fill(conn: &mut Conn) -> std::io::Result<()> {
     if conn.buf.capacity() - conn.buf.len() < 1024 {
         conn.buf.reserve(4096);
     }
-    match conn.stream.read_buf(&mut conn.buf).await? {
+    let n = match conn.read {
+        None => conn.stream.read_buf(&mut conn.buf).await?,
+        Some(trickle) => {
+            tokio::time::sleep(trickle.pause).await;
+            let mut piece = (&mut conn.buf).limit(trickle.bytes.max(1));
+            conn.stream.read_buf(&mut piece).await?
+        }
+    };
+    match n {
         0 => Err(std::io::ErrorKind::UnexpectedEof.into()),
         _ => Ok(()),
     }
@@ -453,17 +537,17 @@ mod tests {
         )
         .await;
         let wire = Wire::new(&addr);
-        let a = wire.exchange(false, post).await.unwrap();
+        let a = wire.exchange(false, &Pace::default(), post).await.unwrap();
         assert_eq!((a.status, &a.body[..]), (200, &b"hello"[..]));
         assert_eq!(a.path.as_deref(), Some(&b"queue"[..]));
         assert_eq!(wire.idle(), 1, "kept for the next request");
-        let a = wire.exchange(false, post).await.unwrap();
+        let a = wire.exchange(false, &Pace::default(), post).await.unwrap();
         assert_eq!((a.status, &a.body[..]), (202, &b"abcde"[..]));
         assert_eq!(a.location.as_deref(), Some(&b"/r/1"[..]));
         assert_eq!(a.retry_after.as_deref(), Some(&b"2"[..]));
-        let a = wire.exchange(false, post).await.unwrap();
+        let a = wire.exchange(false, &Pace::default(), post).await.unwrap();
         assert_eq!((a.status, a.body.len()), (204, 0));
-        let a = wire.exchange(false, post).await.unwrap();
+        let a = wire.exchange(false, &Pace::default(), post).await.unwrap();
         assert_eq!((a.status, &a.body[..]), (503, &b"until close"[..]));
         assert_eq!(wire.idle(), 0, "a body ended by the close is not reused");
     }
@@ -487,17 +571,134 @@ mod tests {
             }
         });
         let wire = Wire::new(&addr);
-        assert_eq!(wire.exchange(false, post).await.unwrap().status, 200);
+        assert_eq!(
+            wire.exchange(false, &Pace::default(), post)
+                .await
+                .unwrap()
+                .status,
+            200
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert_eq!(wire.exchange(false, post).await, Err(WireError::NoAnswer));
+        assert_eq!(
+            wire.exchange(false, &Pace::default(), post).await,
+            Err(WireError::NoAnswer)
+        );
         let closed = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .to_string();
         assert_eq!(
-            Wire::new(&closed).exchange(false, post).await,
+            Wire::new(&closed)
+                .exchange(false, &Pace::default(), post)
+                .await,
             Err(WireError::NotSent)
+        );
+    }
+
+    /// When a request's first and last bytes came, from the accept of its connection.
+    #[derive(Debug, Clone, Copy)]
+    struct Arrival {
+        first: Duration,
+        last: Duration,
+    }
+
+    /// A server that reads one request per connection (its head and a 64-byte body), records
+    /// when it arrived, and answers with a body of `answer` bytes.
+    async fn timed_server(
+        answer: usize,
+    ) -> (String, tokio::sync::mpsc::UnboundedReceiver<Arrival>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let accepted = std::time::Instant::now();
+                    let (mut buf, mut first) = (Vec::new(), None);
+                    while find(&buf, b"\r\n\r\n").is_none_or(|i| buf.len() < i + 4 + 64) {
+                        let mut chunk = [0u8; 1024];
+                        let n = s.read(&mut chunk).await.unwrap();
+                        assert!(n > 0, "the client closed early");
+                        first.get_or_insert_with(|| accepted.elapsed());
+                        buf.extend_from_slice(&chunk[..n]);
+                    }
+                    let last = accepted.elapsed();
+                    let _ = tx.send(Arrival {
+                        first: first.unwrap(),
+                        last,
+                    });
+                    let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {answer}\r\n\r\n");
+                    s.write_all(head.as_bytes()).await.unwrap();
+                    s.write_all(&vec![b'x'; answer]).await.unwrap();
+                });
+            }
+        });
+        (addr, rx)
+    }
+
+    fn post64(out: &mut Vec<u8>) {
+        out.extend_from_slice(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 64\r\n\r\n");
+        out.extend_from_slice(&[b'b'; 64]);
+    }
+
+    #[tokio::test]
+    async fn slow_clients_write_late_trickle_their_bodies_and_read_slowly() {
+        let (addr, mut arrivals) = timed_server(32 * 1024).await;
+        let wire = Wire::new(&addr);
+        let ms = Duration::from_millis;
+
+        let late = Pace {
+            fresh: true,
+            head_delay: ms(300),
+            ..Pace::default()
+        };
+        let a = wire.exchange(false, &late, post64).await.unwrap();
+        assert_eq!((a.status, a.body.len()), (200, 32 * 1024));
+        let got = arrivals.recv().await.unwrap();
+        assert!(
+            got.first >= ms(300),
+            "the head came {:?} after the connect",
+            got.first
+        );
+
+        let trickle = Pace {
+            fresh: true,
+            upload: Some(Trickle {
+                bytes: 16,
+                pause: ms(50),
+            }),
+            ..Pace::default()
+        };
+        wire.exchange(false, &trickle, post64).await.unwrap();
+        let got = arrivals.recv().await.unwrap();
+        // Four pieces of 16 bytes, each 50 ms after the last; the head came at once.
+        assert!(got.first < ms(40), "head at {:?}", got.first);
+        assert!(got.last >= ms(200), "body done at {:?}", got.last);
+
+        let reader = Pace {
+            fresh: true,
+            read: Some(Trickle {
+                bytes: 2048,
+                pause: ms(10),
+            }),
+            ..Pace::default()
+        };
+        let started = std::time::Instant::now();
+        let a = wire.exchange(false, &reader, post64).await.unwrap();
+        assert_eq!(a.body.len(), 32 * 1024, "the whole answer, however slowly");
+        // At most 2 KiB per read, 10 ms apart: 32 KiB and the head take 17 reads at least.
+        assert!(
+            started.elapsed() >= ms(160),
+            "read in {:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            wire.idle(),
+            0,
+            "a slow client's connection is its own, closed after"
         );
     }
 

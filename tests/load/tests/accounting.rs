@@ -6,6 +6,7 @@ mod support;
 use holdline_load::client::{Exchange, Target};
 use holdline_load::generator::{self, Model, Plan};
 use holdline_load::identity::{RunIds, VerifyMode};
+use holdline_load::interrupt::Interrupt;
 use holdline_load::ledger::LedgerFile;
 use holdline_load::pool::Pool;
 use holdline_load::schedule::{RatePhase, Schedule};
@@ -76,6 +77,7 @@ fn target(addr: SocketAddr) -> Target {
         body_bytes: BODY_BYTES,
         idempotency_key: false,
         poll_max: Duration::from_millis(50),
+        clients: Default::default(),
     }
 }
 
@@ -108,6 +110,7 @@ async fn run(
         stats.clone(),
         Some(ledger.ledger()),
         Instant::now(),
+        &Interrupt::new(),
     )
     .await;
     ledger.close().unwrap();
@@ -283,7 +286,15 @@ async fn request_cap_leaves_the_rest_unsent_and_counted() {
         Duration::from_millis(5),
     ));
     let exchange = Exchange::new(Pool::new(), target(addr), ids);
-    generator::run(&plan, exchange, stats.clone(), None, Instant::now()).await;
+    generator::run(
+        &plan,
+        exchange,
+        stats.clone(),
+        None,
+        Instant::now(),
+        &Interrupt::new(),
+    )
+    .await;
     let r = stats.finish();
     assert_eq!(
         (r.total.counts.issued, r.total.counts.ok, r.not_sent),

@@ -4,21 +4,26 @@
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_holdline-load");
 
-fn run(dir: &Path, scenario: &str, extra: &[&str]) -> (i32, String) {
+/// `holdline-load run` of `scenario` (written into `dir`), reporting into `dir/out`.
+fn command(dir: &Path, scenario: &str) -> Command {
     let file = dir.join("scenario.toml");
     std::fs::write(&file, scenario).unwrap();
-    let out = Command::new(BIN)
+    let mut command = Command::new(BIN);
+    command
         .arg("run")
         .arg(&file)
         .arg("--out")
         .arg(dir.join("out"))
-        .args(["--progress", "off"])
-        .args(extra)
-        .output()
-        .unwrap();
+        .args(["--progress", "off"]);
+    command
+}
+
+fn run(dir: &Path, scenario: &str, extra: &[&str]) -> (i32, String) {
+    let out = command(dir, scenario).args(extra).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     (
@@ -189,4 +194,152 @@ duration = "1s"
     let (code, output) = run(dir.path(), "rate = 1", &[]);
     assert_eq!(code, 2, "{output}");
     assert!(output.contains("unknown field"), "{output}");
+}
+
+/// Pids of the living descendants of `pid`, from `/proc` (zombies count as gone).
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut parents = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Some((state, ppid)) = stat(child) {
+            parents.push((child, ppid, state));
+        }
+    }
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let p = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, ppid, state)| *ppid == p && *state != 'Z')
+                .map(|(c, _, _)| *c),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// State and parent pid of a process, if it exists.
+fn stat(pid: u32) -> Option<(char, u32)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain spaces; the fields follow the last `)`.
+    let mut fields = text[text.rfind(')')? + 1..].split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some((state, ppid))
+}
+
+fn alive(pid: u32) -> bool {
+    stat(pid).is_some_and(|(state, _)| state != 'Z')
+}
+
+/// A run of 30 s against two upstreams and a private Redis, to be cut short.
+const LONG: &str = r#"
+targets = ["direct"]
+path = "/z"
+drain = "20s"
+redis = true
+[[instances]]
+name = "up-1"
+kind = "upstream"
+[[instances]]
+name = "up-2"
+kind = "upstream"
+[[phases]]
+name = "long"
+rate = 50
+duration = "30s"
+[thresholds]
+lost = 0
+"#;
+
+/// Starts the long run and waits until its processes (the watchdog, Redis and two upstreams)
+/// run and requests have gone out for a second.
+fn start_long(dir: &Path) -> (std::process::Child, Vec<u32>) {
+    let child = command(dir, LONG)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let procs = loop {
+        let procs = descendants(child.id());
+        if procs.len() >= 4 {
+            break procs;
+        }
+        assert!(Instant::now() < deadline, "the processes did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    (child, procs)
+}
+
+fn wait_gone(procs: &[u32]) -> Vec<u32> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: Vec<u32> = procs.iter().copied().filter(|&p| alive(p)).collect();
+        if left.is_empty() || Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_signal_stops_every_process_and_writes_a_partial_report() {
+    for (signal, code) in [("INT", 130), ("TERM", 143)] {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut child, procs) = start_long(dir.path());
+        let sent = Command::new("kill")
+            .args(["-s", signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("SIG{signal}: the tool did not exit");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(status.code(), Some(code), "SIG{signal}");
+        assert_eq!(
+            wait_gone(&procs),
+            Vec::<u32>::new(),
+            "SIG{signal}: left running"
+        );
+
+        let r = report(dir.path(), "scenario-direct");
+        assert_eq!(r["interrupted"]["signal"], format!("SIG{signal}"));
+        assert_eq!(r["accounting"]["balanced"], true);
+        let issued = r["accounting"]["issued"].as_u64().unwrap();
+        assert!(issued > 0 && issued < 500, "SIG{signal}: issued {issued}");
+        assert_eq!(r["passed"], false);
+        let text = std::fs::read_to_string(dir.path().join("out/scenario-direct.txt")).unwrap();
+        assert!(
+            text.contains(&format!("INTERRUPTED by SIG{signal}")),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn a_killed_tool_takes_its_processes_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, procs) = start_long(dir.path());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(wait_gone(&procs), Vec::<u32>::new(), "left running");
 }

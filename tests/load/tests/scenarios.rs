@@ -1,7 +1,7 @@
 //! The shipped scenario files parse, validate, and keep the promises the README makes about them.
 
 use holdline_load::generator::Model;
-use holdline_load::scenario::{Scenario, TargetKind};
+use holdline_load::scenario::{ActionKind, ConnectionMode, Scenario, TargetKind};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -27,10 +27,12 @@ fn every_shipped_scenario_is_valid_and_promises_no_loss() {
     assert_eq!(
         names,
         [
+            "connection-pressure",
             "gateway-reload",
             "instance-kill",
             "redis-restart",
             "scale-up",
+            "slow-clients",
             "smoke",
             "spike",
             "steady"
@@ -72,4 +74,46 @@ fn smoke_is_ten_seconds_and_spike_is_three_times_capacity() {
         .filter_map(|p| p.rate)
         .fold(0.0, f64::max);
     assert_eq!(peak, 3.0 * capacity);
+}
+
+/// Calls per second the instances started with the run can work through.
+fn capacity(s: &Scenario) -> f64 {
+    s.instances
+        .iter()
+        .filter(|i| i.start)
+        .map(|i| i.capacity as f64 * 1000.0 / i.work_ms as f64)
+        .sum()
+}
+
+#[test]
+fn slow_clients_and_connection_pressure_are_what_they_say() {
+    let all = shipped();
+    let get = |n: &str| &all.iter().find(|(name, _)| name == n).unwrap().1;
+
+    let slow = get("slow-clients");
+    assert_eq!(capacity(slow), 1600.0, "two instances of 16 slots x 20 ms");
+    assert_eq!(slow.phases[0].rate, Some(1.5 * capacity(slow)));
+    assert_eq!(slow.duration(), Duration::from_secs(12));
+    assert_eq!(slow.clients.connection, ConnectionMode::PerCall);
+    let heads = slow.clients.head_delay.as_ref().unwrap();
+    assert_eq!(heads.min, Duration::from_secs(5));
+    assert_eq!(heads.max, Some(Duration::from_secs(15)));
+    let at = |kind: ActionKind| slow.actions.iter().find(|a| a.kind == kind).unwrap().at;
+    assert_eq!(at(ActionKind::Kill), Duration::from_secs(4));
+    assert_eq!(at(ActionKind::Start), Duration::from_secs(8));
+
+    let pressure = get("connection-pressure");
+    let Model::Open(schedule) = pressure.plan().model else {
+        unreachable!("checked above");
+    };
+    let cap = pressure.gateway.max_connections.unwrap() as u64;
+    // More calls than connections arrive before the instance could have answered the first
+    // `cap` of them.
+    assert!(schedule.total() > 2 * cap);
+    assert!(capacity(pressure) * pressure.duration().as_secs_f64() < cap as f64);
+    assert_eq!(pressure.clients.connection, ConnectionMode::PerCall);
+
+    for s in [slow, pressure] {
+        assert!(s.targets.contains(&TargetKind::Nginx) && s.targets.contains(&TargetKind::Haproxy));
+    }
 }

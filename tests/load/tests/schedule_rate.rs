@@ -7,6 +7,7 @@ mod support;
 use holdline_load::client::{Exchange, Target};
 use holdline_load::generator::{self, ClosedPhase, Model, Plan};
 use holdline_load::identity::{RunIds, VerifyMode};
+use holdline_load::interrupt::Interrupt;
 use holdline_load::ledger::LedgerFile;
 use holdline_load::pool::Pool;
 use holdline_load::schedule::{RatePhase, Schedule};
@@ -23,6 +24,7 @@ fn target(addr: std::net::SocketAddr) -> Target {
         body_bytes: BODY_BYTES,
         idempotency_key: false,
         poll_max: Duration::from_millis(50),
+        clients: Default::default(),
     }
 }
 
@@ -57,7 +59,15 @@ async fn run_open(name: &str, phases: Vec<RatePhase>) -> (Results, Duration, Vec
     ));
     let start = Instant::now();
     let exchange = Exchange::new(Pool::new(), target(addr), ids);
-    let ended = generator::run(&plan, exchange, stats.clone(), Some(ledger.ledger()), start).await;
+    let ended = generator::run(
+        &plan,
+        exchange,
+        stats.clone(),
+        Some(ledger.ledger()),
+        start,
+        &Interrupt::new(),
+    )
+    .await;
     ledger.close().unwrap();
     let mut rows: Vec<Row> = std::fs::read_to_string(&path)
         .unwrap()
@@ -198,7 +208,15 @@ async fn closed_model_keeps_one_request_per_connection() {
         Duration::from_millis(5),
     ));
     let exchange = Exchange::new(Pool::new(), target(addr), ids);
-    generator::run(&plan, exchange, stats.clone(), None, Instant::now()).await;
+    generator::run(
+        &plan,
+        exchange,
+        stats.clone(),
+        None,
+        Instant::now(),
+        &Interrupt::new(),
+    )
+    .await;
     let r = stats.finish();
     let c = &r.total.counts;
     assert!(r.phases[0].counts.issued >= 4 && r.phases[1].counts.issued >= 8);

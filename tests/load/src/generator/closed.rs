@@ -18,7 +18,10 @@ pub(super) async fn send(phases: &[ClosedPhase], max: u64, ctx: &Arc<Ctx>, track
         for _ in 0..p.connections {
             tracker.spawn(connection(ctx.clone(), phase, end, max, next_seq.clone()));
         }
-        tokio::time::sleep_until(end.into()).await;
+        tokio::select! {
+            _ = tokio::time::sleep_until(end.into()) => {}
+            _ = ctx.interrupt.interrupted() => return,
+        }
     }
 }
 
@@ -26,7 +29,7 @@ pub(super) async fn send(phases: &[ClosedPhase], max: u64, ctx: &Arc<Ctx>, track
 async fn connection(ctx: Arc<Ctx>, phase: usize, end: Instant, max: u64, next: Arc<AtomicU64>) {
     loop {
         let now = Instant::now();
-        if now >= end || ctx.cancel.is_cancelled() {
+        if now >= end || ctx.cancel.is_cancelled() || ctx.interrupt.is_interrupted() {
             return;
         }
         let seq = next.fetch_add(1, Ordering::Relaxed);

@@ -11,8 +11,8 @@ use tokio_util::task::TaskTracker;
 /// the request tasks on the same thread still make progress.
 const YIELD_EVERY: u32 = 64;
 
-/// Sends every arrival of `schedule` (at most `max` of them); returns how many were left out
-/// by the cap.
+/// Sends every arrival of `schedule` (at most `max` of them) until the run is interrupted;
+/// returns how many were left out by the cap or the interruption.
 pub(super) async fn send(
     schedule: &Schedule,
     max: u64,
@@ -26,13 +26,17 @@ pub(super) async fn send(
     let sleep = tokio::time::sleep_until(ctx.start.into());
     tokio::pin!(sleep);
     for (issued, arrival) in (0u64..).zip(schedule.arrivals()) {
-        if issued >= max {
+        if issued >= max || ctx.interrupt.is_interrupted() {
             return schedule.total() - issued;
         }
         let due = ctx.start + arrival.due;
         if due > Instant::now() {
             sleep.as_mut().reset(due.into());
-            sleep.as_mut().await;
+            tokio::select! {
+                biased;
+                _ = ctx.interrupt.interrupted() => return schedule.total() - issued,
+                _ = sleep.as_mut() => {}
+            }
             without_sleep = 0;
         } else {
             without_sleep += 1;

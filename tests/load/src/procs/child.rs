@@ -24,6 +24,8 @@ pub struct ProcSpec {
     pub port: Option<u16>,
     /// File its stdout and stderr are appended to.
     pub log: PathBuf,
+    /// Process group to join (the run's watchdog's), or `None` to stay in the tool's.
+    pub group: Option<u32>,
 }
 
 /// A process that may be running.
@@ -134,14 +136,17 @@ impl Managed {
             .open(&self.spec.log)
             .map_err(spawn_err)?;
         let log2 = log.try_clone().map_err(spawn_err)?;
-        let child = Command::new(&self.spec.program)
+        let mut command = Command::new(&self.spec.program);
+        command
             .args(&self.spec.args)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log2))
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(spawn_err)?;
+            .kill_on_drop(true);
+        if let Some(group) = self.spec.group {
+            command.process_group(group as i32);
+        }
+        let child = command.spawn().map_err(spawn_err)?;
         self.child = Some(child);
         match self.spec.port {
             Some(port) => self.wait_ready(port).await,
@@ -251,6 +256,7 @@ mod tests {
             args: args.iter().map(OsString::from).collect(),
             port,
             log: dir.join("t.log"),
+            group: None,
         }
     }
 

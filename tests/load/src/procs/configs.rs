@@ -1,8 +1,10 @@
 //! Configuration files for the systems under test, written for the ports of one run.
 //!
-//! The nginx and haproxy configs follow the reference peers in `/work/shared/peers/` (one
+//! The nginx and haproxy configs follow the reference peers in `tests/load/peers/` (one
 //! worker, keep-alive upstreams; haproxy queues past each server's `maxconn`), with the ports,
-//! upstream servers and `maxconn` of the scenario's instances.
+//! upstream servers and `maxconn` of the scenario's instances. haproxy waits 60 s for a slow
+//! client or server, as nginx does by default: scenarios with slow clients compare the
+//! gateway with the peers' usual settings, not with the shorter ones of the benchmark peer.
 
 use crate::scenario::GatewaySpec;
 use std::fmt::Write as _;
@@ -42,7 +44,7 @@ http = "{{listen}}"
 
 [admin]
 listen = "{{admin}}"
-{{redis_table}}
+{{limits_table}}{{redis_table}}
 [services.{{service}}]
 endpoints = [{{endpoints}}]
 max_inflight_per_endpoint = {{max_inflight}}
@@ -69,12 +71,17 @@ pub fn gateway_config(spec: &GatewaySpec, ports: &GatewayPorts<'_>) -> String {
         Some(url) => format!("\n[redis]\nurl = \"{url}\"\n"),
         None => String::new(),
     };
+    let limits_table = match spec.max_connections {
+        Some(n) => format!("\n[limits]\nmax_connections = {n}\n"),
+        None => String::new(),
+    };
     let template = spec.config.as_deref().unwrap_or(GATEWAY_TEMPLATE);
     let hold = humantime_serde::re::humantime::format_duration(spec.hold).to_string();
     let values = [
         ("workers", spec.workers.to_string()),
         ("listen", ports.listen.to_string()),
         ("admin", ports.admin.to_string()),
+        ("limits_table", limits_table),
         ("redis_table", redis_table),
         ("redis_url", ports.redis_url.unwrap_or_default().to_owned()),
         ("service", ports.service.to_owned()),
@@ -100,7 +107,7 @@ pub fn nginx_config(port: u16, servers: &[Server], dir: &Path) -> String {
         let _ = writeln!(upstream, "    server 127.0.0.1:{};", s.port);
     }
     format!(
-        "# Written by holdline-load for one run, after /work/shared/peers/nginx.conf.
+        "# Written by holdline-load for one run, after tests/load/peers/nginx.conf.
 worker_processes 1;
 daemon off;
 pid {dir}/nginx.pid;
@@ -144,7 +151,7 @@ pub fn haproxy_config(port: u16, servers: &[Server]) -> String {
         );
     }
     format!(
-        "# Written by holdline-load for one run, after /work/shared/peers/haproxy.cfg.
+        "# Written by holdline-load for one run, after tests/load/peers/haproxy.cfg.
 global
   nbthread 1
   maxconn 9000
@@ -190,6 +197,13 @@ mod tests {
         assert_eq!(svc["endpoints"].as_array().unwrap().len(), 2);
         assert_eq!(svc["queue"]["hold"].as_str(), Some("10s"));
         assert_eq!(doc["routes"][0]["prefix"].as_str(), Some("/echo"));
+        assert!(!doc.contains_key("limits"), "the gateway's own default");
+        let capped = GatewaySpec {
+            max_connections: Some(200),
+            ..GatewaySpec::default()
+        };
+        let doc: toml::Table = gateway_config(&capped, &ports).parse().unwrap();
+        assert_eq!(doc["limits"]["max_connections"].as_integer(), Some(200));
 
         let custom = GatewaySpec {
             config: Some("listen = \"{{listen}}\" # {{endpoints}}".into()),

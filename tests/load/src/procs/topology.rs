@@ -4,6 +4,7 @@
 use super::child::{Managed, ProcError, ProcSpec};
 use super::configs::{self, GatewayPorts, Server};
 use super::free_port;
+use super::watchdog::Watchdog;
 use crate::scenario::{ActionKind, ActionSpec, InstanceKind, InstanceSpec, Scenario, TargetKind};
 use http::Uri;
 use std::ffi::OsString;
@@ -50,6 +51,9 @@ pub struct Topology {
     redis: Option<(Managed, u16)>,
     instances: Vec<Instance>,
     proxy: Option<Proxy>,
+    /// Declared last so that it is dropped last: the processes are stopped (or killed on drop)
+    /// before it kills whatever is left in their group.
+    watchdog: Watchdog,
 }
 
 // === impl Topology ===
@@ -58,6 +62,11 @@ impl Topology {
     /// Starts Redis, the instances that start with the run, and the target.
     pub async fn start(scenario: &Scenario, kind: TargetKind, env: Env) -> Result<Self, ProcError> {
         std::fs::create_dir_all(&env.dir).map_err(|e| write_err(&env.dir, e))?;
+        let watchdog = Watchdog::start(&env.self_exe).map_err(|e| ProcError::Spawn {
+            name: "watchdog".into(),
+            program: env.self_exe.display().to_string(),
+            reason: e.to_string(),
+        })?;
         let mut topo = Self {
             scenario: scenario.clone(),
             kind,
@@ -65,6 +74,7 @@ impl Topology {
             redis: None,
             instances: Vec::new(),
             proxy: None,
+            watchdog,
         };
         // Processes started so far are killed on drop if a later one fails to start.
         if scenario.redis {
@@ -356,6 +366,7 @@ impl Topology {
             args: args.into_iter().map(OsString::from).collect(),
             port,
             log: self.env.dir.join(format!("{}.log", spec.name)),
+            group: Some(self.watchdog.group()),
         }
     }
 
@@ -372,6 +383,7 @@ impl Topology {
             args: args.into(),
             port: Some(port),
             log: self.env.dir.join(format!("{name}.log")),
+            group: Some(self.watchdog.group()),
         }
     }
 }

@@ -29,12 +29,24 @@ fn write_all(s: &mut String, r: &Report) -> std::fmt::Result {
         "  {} x {}, kernel {}; run {}; {} model, {:.1} s of load{planned}",
         r.machine.nproc, r.machine.cpu_model, r.machine.kernel, r.run, r.model, r.duration_s
     )?;
+    if let Some(i) = &r.interrupted {
+        writeln!(
+            s,
+            "  INTERRUPTED by {} at {:.1} s: a partial report; the requests in flight then are \
+             counted lost (interrupted)",
+            i.signal, i.at_s
+        )?;
+    }
     writeln!(s)?;
     scope_block(s, &r.totals)?;
     let a = &r.accounting;
+    let left_out = match r.interrupted {
+        Some(_) => "request cap or interruption",
+        None => "request cap",
+    };
     writeln!(
         s,
-        "accounting  issued {} = completed {} ({}); {} not sent (request cap)",
+        "accounting  issued {} = completed {} ({}); {} not sent ({left_out})",
         a.issued,
         a.completed,
         if a.balanced { "balanced" } else { "UNBALANCED" },
@@ -115,6 +127,7 @@ fn write_all(s: &mut String, r: &Report) -> std::fmt::Result {
         s,
         "\nresult: {}",
         match (r.passed, failed) {
+            _ if r.interrupted.is_some() => "INTERRUPTED (a partial run does not pass)".to_owned(),
             (true, _) => format!("PASS ({} thresholds)", r.checks.len()),
             (false, n) => format!("FAIL ({n} of {} thresholds failed)", r.checks.len()),
         }

@@ -71,6 +71,8 @@ pub struct GatewaySpec {
     /// How long the gateway holds a queued call before answering `202`.
     #[serde(with = "humantime_serde")]
     pub hold: Duration,
+    /// The gateway's `[limits] max_connections`; its own default when absent.
+    pub max_connections: Option<usize>,
     /// A whole gateway config template replacing the generated one. Placeholders:
     /// `{{listen}}`, `{{admin}}`, `{{redis_url}}`, `{{endpoints}}` (the items of a TOML array
     /// of the running HTTP instances), `{{service}}`, `{{workers}}`.
@@ -124,6 +126,7 @@ impl Default for GatewaySpec {
             max_inflight_per_endpoint: 64,
             queue: true,
             hold: Duration::from_secs(30),
+            max_connections: None,
             config: None,
         }
     }

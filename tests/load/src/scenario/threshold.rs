@@ -39,7 +39,8 @@ pub struct Thresholds {
     #[serde(with = "humantime_serde")]
     pub max: Option<Duration>,
     /// Smallest share (0 to 1) of answered requests per path (`sync`, `queue`, `async`,
-    /// `unmarked`), e.g. `{ queue = 0.1 }` to prove the queue took part.
+    /// `unmarked`), e.g. `{ queue = 0.1 }` to prove the queue took part; `queue` counts the
+    /// answers fetched after a `202` (`async`) too, since the queue served those as well.
     pub min_share: BTreeMap<String, f64>,
 }
 
