@@ -1177,3 +1177,457 @@ fn check_upstream(
     }
     Ok(())
 }
+
+// === the malicious upstream ===
+
+/// What the first client, whose request the malicious response answers, must get.
+#[derive(Debug, Clone, Copy)]
+enum First {
+    /// `200` with exactly this body.
+    Body(&'static [u8]),
+    /// `200` with exactly this body, or `502`.
+    BodyOr502(&'static [u8]),
+    /// This status and no body.
+    Status(u16),
+    /// `502`, or a response cut off before its end (when the fault came after its head).
+    Failed,
+}
+
+/// Whether the gateway may reuse the upstream connection that carried the malicious response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reuse {
+    /// It must (the control case: proves the later requests go through the pool).
+    Must,
+    /// It must not: the connection holds bytes nobody asked for, or broke its framing.
+    Never,
+    /// Either is safe.
+    Any,
+}
+
+struct Malicious {
+    name: &'static str,
+    answer: Answer,
+    /// The first client's request.
+    request: &'static str,
+    first: First,
+    reuse: Reuse,
+    /// Trailer fields the first client must not get.
+    trailers_lack: &'static [&'static str],
+    why: &'static str,
+    known_defect: Option<&'static str>,
+}
+
+const EVIL_GET: &str = "GET /evil HTTP/1.1\r\nHost: h\r\n\r\n";
+const GOOD: &[u8] = b"GET /good HTTP/1.1\r\nHost: h\r\n\r\n";
+/// A response the upstream tries to slip to whoever asks next.
+const EVIL: &str = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil";
+
+fn mal(
+    name: &'static str,
+    bytes: &str,
+    first: First,
+    reuse: Reuse,
+    why: &'static str,
+) -> Malicious {
+    Malicious {
+        name,
+        answer: Answer::raw(bytes.as_bytes()),
+        request: EVIL_GET,
+        first,
+        reuse,
+        trailers_lack: &[],
+        why,
+        known_defect: None,
+    }
+}
+
+fn malicious() -> Vec<Malicious> {
+    use First::*;
+    use Reuse::*;
+    let hello_then_evil = format!("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello{EVIL}");
+    let thirty = "abcdefghijklmnopqrstuvwxyz0123";
+    vec![
+        mal(
+            "control_clean",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+            Body(b"hello"),
+            Must,
+            "a clean response leaves the connection in the pool: the other cases' second \
+             requests would go through it",
+        ),
+        Malicious {
+            known_defect: Some(
+                "a response with both lengths is forwarded with the stale Content-Length",
+            ),
+            ..mal(
+                "cl_and_te",
+                &format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n1e\r\n{thirty}\r\n0\r\n\r\n"
+                ),
+                BodyOr502(b"abcdefghijklmnopqrstuvwxyz0123"),
+                Any,
+                "RFC 9112 6.3: Transfer-Encoding overrides Content-Length, and an intermediary \
+                 MUST remove the length before forwarding",
+            )
+        },
+        mal(
+            "two_lengths",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello",
+            Failed,
+            Never,
+            "RFC 9112 6.3: differing lengths are unrecoverable; a proxy MUST close the \
+             connection to the server and answer 502",
+        ),
+        mal(
+            "length_list_differing",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5, 7\r\n\r\nhello",
+            Failed,
+            Never,
+            "RFC 9112 6.3, as two_lengths",
+        ),
+        mal(
+            "length_list_same",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\nhello",
+            BodyOr502(b"hello"),
+            Any,
+            "RFC 9110 8.6: identical lengths may be read as one (and forwarded as one)",
+        ),
+        mal(
+            "length_signed",
+            "HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\nhello",
+            Failed,
+            Never,
+            "RFC 9110 8.6: 1*DIGIT; an invalid length is unrecoverable (RFC 9112 6.3)",
+        ),
+        mal(
+            "length_hex",
+            "HTTP/1.1 200 OK\r\nContent-Length: 0x5\r\n\r\nhello",
+            Failed,
+            Never,
+            "as length_signed",
+        ),
+        mal(
+            "extra_bytes_at_once",
+            &hello_then_evil,
+            Body(b"hello"),
+            Never,
+            "bytes after a response that nobody asked for must not answer the next request: \
+             response splitting",
+        ),
+        Malicious {
+            answer: Answer {
+                later: Some((Duration::from_millis(50), EVIL.as_bytes().to_vec())),
+                ..Answer::ok(b"hello")
+            },
+            ..mal(
+                "extra_bytes_later",
+                "",
+                Body(b"hello"),
+                Never,
+                "as extra_bytes_at_once, for bytes that arrive while the connection is idle in \
+                 the pool",
+            )
+        },
+        mal(
+            "bare_lf_in_head",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: a\nSet-Cookie: injected\r\n\r\nhello",
+            BodyOr502(b"hello"),
+            Any,
+            "RFC 9112 2.2: a lone LF may end a line; what reaches the client is CRLF-framed \
+             either way",
+        ),
+        mal(
+            "bare_cr_in_head",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: a\rSet-Cookie: injected\r\n\r\nhello",
+            BodyOr502(b"hello"),
+            Any,
+            "RFC 9112 2.2: a bare CR MUST be refused or replaced with SP before forwarding",
+        ),
+        mal(
+            "nul_in_head",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: a\x00b\r\n\r\nhello",
+            BodyOr502(b"hello"),
+            Any,
+            "RFC 9110 5.5: NUL MUST be refused or replaced, never forwarded",
+        ),
+        mal(
+            "obs_fold_in_head",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: a\r\n b\r\n\r\nhello",
+            BodyOr502(b"hello"),
+            Any,
+            "RFC 9112 5.2: a proxy MUST refuse obs-fold or replace it with SP before forwarding",
+        ),
+        mal(
+            "interim_100",
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+            Body(b"hello"),
+            Any,
+            "RFC 9110 15.2: an interim response precedes the final one, which answers the request",
+        ),
+        mal(
+            "interim_103_three_times",
+            "HTTP/1.1 103 Early Hints\r\nLink: </a>; rel=preload\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+            Body(b"hello"),
+            Any,
+            "RFC 9110 15.2: any number of interim responses may come first",
+        ),
+        mal(
+            "interim_with_length",
+            "HTTP/1.1 100 Continue\r\nContent-Length: 4\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+            Body(b"hello"),
+            Any,
+            "RFC 9112 6.3: a 1xx ends at its empty line whatever its fields say",
+        ),
+        Malicious {
+            answer: Answer {
+                close: true,
+                ..Answer::raw(b"HTTP/1.1 100 Continue\r\n\r\n")
+            },
+            ..mal(
+                "interim_then_close",
+                "",
+                Failed,
+                Never,
+                "no final response came before the close: 502",
+            )
+        },
+        mal(
+            "unasked_101",
+            &format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: evil\r\nConnection: upgrade\r\n\r\n{EVIL}"
+            ),
+            Failed,
+            Never,
+            "RFC 9110 15.2.2: a server MUST NOT switch protocols the request did not ask for",
+        ),
+        mal(
+            "no_content_with_length",
+            "HTTP/1.1 204 No Content\r\nContent-Length: 4\r\n\r\nevil",
+            Status(204),
+            Never,
+            "RFC 9112 6.3: a 204 ends at its empty line; the bytes after it are nobody's",
+        ),
+        mal(
+            "not_modified_with_length",
+            "HTTP/1.1 304 Not Modified\r\nContent-Length: 4\r\n\r\nevil",
+            Status(304),
+            Never,
+            "RFC 9112 6.3: a 304 ends at its empty line (its length describes the \
+             representation); the bytes after it are nobody's",
+        ),
+        Malicious {
+            request: "HEAD /evil HTTP/1.1\r\nHost: h\r\n\r\n",
+            ..mal(
+                "head_with_body",
+                "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil",
+                Status(200),
+                Never,
+                "RFC 9112 6.3: a response to HEAD ends at its empty line",
+            )
+        },
+        mal(
+            "chunk_size_invalid",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+            Failed,
+            Never,
+            "a broken chunked body is a failed response, and its connection is done",
+        ),
+        mal(
+            "chunk_size_overflow",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000005\r\nhello\r\n0\r\n\r\n",
+            Failed,
+            Never,
+            "a chunk size that wraps to 5 must not be read as 5",
+        ),
+        Malicious {
+            answer: Answer {
+                close: true,
+                ..Answer::raw(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello")
+            },
+            ..mal(
+                "shorter_than_length",
+                "",
+                Failed,
+                Never,
+                "RFC 9112 8: a response cut short is incomplete, never passed off as whole",
+            )
+        },
+        Malicious {
+            answer: Answer {
+                close: true,
+                ..Answer::raw(b"HTTP/1.1 200 OK\r\n\r\nhello")
+            },
+            ..mal(
+                "until_close",
+                "",
+                Body(b"hello"),
+                Never,
+                "RFC 9112 6.3: without a length, a response ends when the connection closes",
+            )
+        },
+        Malicious {
+            answer: Answer {
+                close: true,
+                ..Answer::raw(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nhello")
+            },
+            ..mal(
+                "coding_without_chunked",
+                "",
+                BodyOr502(b"hello"),
+                Never,
+                "RFC 9112 6.3: a response whose last coding is not chunked ends at the close",
+            )
+        },
+        Malicious {
+            request: "GET /evil HTTP/1.1\r\nHost: h\r\nTE: trailers\r\n\r\n",
+            trailers_lack: &["set-cookie", "content-length", "transfer-encoding"],
+            known_defect: Some(
+                "response trailers are forwarded verbatim, forbidden fields included",
+            ),
+            ..mal(
+                "forbidden_trailers",
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-sum\r\n\r\n5\r\nhello\r\n0\r\nX-Sum: 1\r\nSet-Cookie: a=b\r\nContent-Length: 9\r\nTransfer-Encoding: gzip\r\n\r\n",
+                Body(b"hello"),
+                Any,
+                "RFC 9110 6.5.1: framing and authentication fields (Set-Cookie) are forbidden in \
+                 trailers and must not be forwarded",
+            )
+        },
+        mal(
+            "status_four_digits",
+            "HTTP/1.1 2000 OK\r\nContent-Length: 5\r\n\r\nhello",
+            Failed,
+            Never,
+            "RFC 9112 4: a status code is three digits",
+        ),
+        mal(
+            "no_status_line",
+            "hello\r\n\r\n",
+            Failed,
+            Never,
+            "not HTTP: 502",
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn nothing_a_malicious_upstream_sends_reaches_the_next_client() {
+    let cases = malicious();
+    let mut verdicts = Vec::new();
+    for batch in cases.chunks(10) {
+        let results = join_all(batch.iter().map(run_malicious)).await;
+        verdicts.extend(batch.iter().zip(results).map(|(case, result)| Verdict {
+            name: case.name,
+            known_defect: case.known_defect,
+            result: result.map_err(|e| format!("{e} (expected because: {})", case.why)),
+        }));
+    }
+    judge("malicious upstream", &verdicts);
+}
+
+async fn run_malicious(case: &Malicious) -> Result<(), String> {
+    let evil = case.answer.clone();
+    let upstream = RawUpstream::start(move |request| match request.target() {
+        "/good" => Answer::ok(b"good"),
+        _ => evil.clone(),
+    })
+    .await;
+    let gw = gateway(&upstream).await;
+    let mut first = RawClient::connect(gw.addr).await;
+    first.send(case.request.as_bytes()).await;
+    let head = case.request.starts_with("HEAD");
+    let answer = first.final_response(head).await;
+    let reusable = check_first(case, &answer)?;
+    // Bytes the upstream sends late arrive while its connection idles in the pool.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    if reusable {
+        first.send(GOOD).await;
+        let again = first
+            .final_response(false)
+            .await
+            .map_err(|e| format!("first client's next request: {e:?}"))?;
+        check_good(&again, "first client's next request")?;
+    }
+    let mut second = RawClient::connect(gw.addr).await;
+    second.send(GOOD).await;
+    let good = second
+        .final_response(false)
+        .await
+        .map_err(|e| format!("second client: {e:?}"))?;
+    check_good(&good, "second client")?;
+
+    let received = upstream.received();
+    let mut evil_conn = None;
+    let mut good_conns = Vec::new();
+    for got in &received {
+        let message = got.message.as_ref().map_err(|e| {
+            format!(
+                "upstream could not parse what it got ({e}): {:?}",
+                lossy(&got.raw)
+            )
+        })?;
+        match message.target() {
+            "/good" => good_conns.push(got.conn),
+            _ => evil_conn = Some(got.conn),
+        }
+    }
+    let evil_conn = evil_conn.ok_or("the first request never reached the upstream")?;
+    let reused = good_conns.contains(&evil_conn);
+    match case.reuse {
+        Reuse::Must if !reused => Err("the clean connection was not reused".to_owned()),
+        Reuse::Never if reused => Err(format!(
+            "the connection that carried the malicious response was reused (connections \
+             {good_conns:?}, malicious {evil_conn})"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Checks the first client's answer; whether its connection can carry another request.
+fn check_first(case: &Malicious, answer: &Result<Message, End>) -> Result<bool, String> {
+    let describe = |m: &Message| format!("{} {:?}", m.status(), lossy(&m.body));
+    match (case.first, answer) {
+        (First::Failed, Ok(m)) if m.status() == 502 => Ok(false),
+        (First::Failed, Err(End::Closed | End::Truncated(_))) => Ok(false),
+        (First::Failed, other) => Err(format!("first client got {other:?}, expected 502 or a cut")),
+        (First::BodyOr502(_), Ok(m)) if m.status() == 502 => Ok(false),
+        (First::Body(body) | First::BodyOr502(body), Ok(m)) => {
+            if m.status() != 200 || m.body != body {
+                return Err(format!(
+                    "first client got {}, expected 200 {:?}",
+                    describe(m),
+                    lossy(body)
+                ));
+            }
+            for name in case.trailers_lack {
+                if !m.trailer_values(name).is_empty() {
+                    return Err(format!(
+                        "first client got trailer {name}, which must not cross"
+                    ));
+                }
+            }
+            Ok(m.keep_alive())
+        }
+        (First::Status(status), Ok(m)) => {
+            if m.status() != status || !m.body.is_empty() {
+                return Err(format!(
+                    "first client got {}, expected {status} without a body",
+                    describe(m)
+                ));
+            }
+            Ok(m.keep_alive())
+        }
+        (_, Err(end)) => Err(format!("first client got no valid response: {end:?}")),
+    }
+}
+
+fn check_good(answer: &Message, who: &str) -> Result<(), String> {
+    if answer.status() != 200 || answer.body != b"good" {
+        return Err(format!(
+            "{who} got {} {:?}, not its own answer",
+            answer.status(),
+            lossy(&answer.body)
+        ));
+    }
+    Ok(())
+}
