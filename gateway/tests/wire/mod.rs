@@ -708,3 +708,51 @@ pub(crate) fn judge(table: &str, verdicts: &[Verdict]) {
     );
     assert!(failures.is_empty(), "{table}:\n{}", failures.join("\n"));
 }
+
+// === the cost of an attack ===
+
+/// Tests that measure the process (its memory, its CPU time) take this lock, so that no other
+/// test of the same binary runs while they measure.
+pub(crate) static MEASURE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The process's resident memory in bytes (the gateway runs in it).
+pub(crate) fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    let kb: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("VmRSS in /proc/self/status");
+    kb * 1024
+}
+
+/// The CPU time the process has used, user and system, in seconds.
+pub(crate) fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("read /proc/self/stat");
+    // The command name is in parentheses and may hold spaces: count fields after it.
+    let after = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let ticks: u64 =
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    // USER_HZ is 100 on every Linux this runs on.
+    ticks as f64 / 100.0
+}
+
+/// The highest resident memory seen while `work` runs, sampled every 20 ms, above what it was
+/// before.
+pub(crate) async fn peak_growth<F: std::future::Future>(work: F) -> (F::Output, u64) {
+    let before = rss_bytes();
+    let mut peak = before;
+    let mut work = std::pin::pin!(work);
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let output = loop {
+        tokio::select! {
+            output = work.as_mut() => break output,
+            _ = tick.tick() => peak = peak.max(rss_bytes()),
+        }
+    };
+    peak = peak.max(rss_bytes());
+    (output, peak.saturating_sub(before))
+}
