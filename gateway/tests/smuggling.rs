@@ -9,6 +9,9 @@
 //! after a response, interim-response games. None of it may reach the next client of a reused
 //! upstream connection, which is checked by asking again on a new client connection.
 //!
+//! Both tables run against the plain listener and the TLS one (HTTP/1.1 by ALPN), which must
+//! behave alike; where they differ today, a listener's own table of known defects says so.
+//!
 //! Cases marked `known_defect` assert the right behaviour only with `HOLDLINE_STRICT_WIRE=1`;
 //! otherwise they print whether the defect still reproduces, and fail once it no longer does (so
 //! the mark is removed with the fix). References: RFC 9112 (HTTP/1.1), RFC 9110 (semantics).
@@ -17,8 +20,12 @@ mod support;
 mod wire;
 
 use futures_util::future::join_all;
+use rustls::pki_types::ServerName;
+use std::sync::Arc;
 use std::time::Duration;
 use support::{LISTEN, TestGateway};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 use wire::{Answer, End, Message, RawClient, RawUpstream, Verdict, judge, lossy};
 
 /// A request that, sent after a case on a connection that stays open, shows that the
@@ -31,9 +38,14 @@ const BAD: &[u16] = &[400];
 const BAD_CODING: &[u16] = &[400, 422, 501];
 
 /// A gateway with one service, routed from `/`, at `upstream`; bodies above 1 MiB are refused.
-async fn gateway(upstream: &RawUpstream) -> TestGateway {
+/// With `tls`, it also has an `https` listener.
+async fn gateway(upstream: &RawUpstream, tls: Option<&Tls>) -> TestGateway {
+    let listen = match tls {
+        None => LISTEN.to_owned(),
+        Some(tls) => tls.sections(),
+    };
     TestGateway::start(&format!(
-        r#"{LISTEN}
+        r#"{listen}
 [limits]
 max_body_bytes = 1048576
 header_read_timeout = "5s"
@@ -47,6 +59,91 @@ service = "up"
         upstream.url()
     ))
     .await
+}
+
+/// A self-signed certificate for `localhost` in files the gateway reads, and a client config
+/// that trusts it and offers only HTTP/1.1.
+struct Tls {
+    dir: tempfile::TempDir,
+    connector: TlsConnector,
+}
+
+impl Tls {
+    fn new() -> Self {
+        let certified =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("cert.pem"), certified.cert.pem()).expect("write cert");
+        std::fs::write(
+            dir.path().join("key.pem"),
+            certified.signing_key.serialize_pem(),
+        )
+        .expect("write key");
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(certified.cert.der().clone()).expect("trust");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Self {
+            dir,
+            connector: TlsConnector::from(Arc::new(config)),
+        }
+    }
+
+    /// The `[listen]` and `[tls]` sections of a gateway with both listeners.
+    fn sections(&self) -> String {
+        let path = |name: &str| self.dir.path().join(name).display().to_string();
+        format!(
+            "[listen]\nhttp = \"127.0.0.1:1\"\nhttps = \"127.0.0.1:1\"\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+            path("cert.pem"),
+            path("key.pem")
+        )
+    }
+}
+
+/// Which of the gateway's listeners a client connects to.
+#[derive(Clone, Copy)]
+enum Listener<'a> {
+    Plain,
+    /// The `https` listener, speaking HTTP/1.1 (by ALPN).
+    Tls(&'a Tls),
+}
+
+impl Listener<'_> {
+    fn tls(&self) -> Option<&Tls> {
+        match self {
+            Self::Plain => None,
+            Self::Tls(tls) => Some(tls),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Plain => "plain",
+            Self::Tls(_) => "tls",
+        }
+    }
+
+    async fn connect(&self, gw: &TestGateway) -> RawClient {
+        match self {
+            Self::Plain => RawClient::connect(gw.addr).await,
+            Self::Tls(tls) => {
+                let tcp = TcpStream::connect(gw.https.expect("https listener"))
+                    .await
+                    .expect("connect");
+                let name = ServerName::try_from("localhost").expect("name");
+                let stream = tokio::time::timeout(wire::IO_LIMIT, tls.connector.connect(name, tcp))
+                    .await
+                    .expect("handshake in time")
+                    .expect("handshake");
+                RawClient::over(stream)
+            }
+        }
+    }
 }
 
 // === the request table ===
@@ -962,32 +1059,84 @@ fn cases() -> Vec<Case> {
 
 #[tokio::test]
 async fn every_request_reaches_the_upstream_exactly_as_the_gateway_decided() {
+    request_table(Listener::Plain, &[]).await;
+}
+
+/// How the TLS listener's known defects differ from the plain one's (it serves HTTP/1.1 with
+/// hyper's server rather than the gateway's own): `Some` marks a case that fails on TLS only,
+/// `None` clears the mark of one that fails on the plain listener only.
+const TLS_DEFECTS: &[(&str, Option<&str>)] = &[
+    ("cl_te", Some(TLS_BOTH_LENGTHS)),
+    ("te_cl", Some(TLS_BOTH_LENGTHS)),
+    ("cl_zero_te", Some(TLS_BOTH_LENGTHS)),
+    ("cl_te_then_pipelined", Some(TLS_BOTH_LENGTHS)),
+    ("two_hosts", Some(TLS_HOST)),
+    ("two_hosts_same", Some(TLS_HOST)),
+    ("no_host", Some(TLS_HOST)),
+    ("host_userinfo", Some(TLS_HOST)),
+    ("absolute_form_no_host", Some(TLS_HOST)),
+    ("malformed_then_good", Some(TLS_HOST)),
+    (
+        "head_too_large",
+        Some("a head over max_header_bytes is accepted"),
+    ),
+    ("cl_list_over_the_body_limit", None),
+];
+const TLS_BOTH_LENGTHS: &str = "a request with both lengths is forwarded as chunked, not refused";
+const TLS_HOST: &str = "Host is not checked: none, two, or one with userinfo are all forwarded";
+
+#[tokio::test]
+async fn every_request_over_tls_reaches_the_upstream_exactly_as_the_gateway_decided() {
+    let tls = Tls::new();
+    request_table(Listener::Tls(&tls), TLS_DEFECTS).await;
+}
+
+/// The known defect of case `name` on a listener: the listener's own entry in `extra` if it has
+/// one, else the case's mark.
+fn defect_of(
+    name: &str,
+    mark: Option<&'static str>,
+    extra: &[(&'static str, Option<&'static str>)],
+) -> Option<&'static str> {
+    match extra.iter().find(|(n, _)| *n == name) {
+        Some((_, entry)) => *entry,
+        None => mark,
+    }
+}
+
+async fn request_table(listener: Listener<'_>, extra: &[(&'static str, Option<&'static str>)]) {
     let cases = cases();
     assert!(cases.len() >= 60, "{} cases", cases.len());
     let mut names: Vec<_> = cases.iter().map(|c| c.name).collect();
     names.sort_unstable();
     names.dedup();
     assert_eq!(names.len(), cases.len(), "case names are unique");
+    for (name, _) in extra {
+        assert!(names.contains(name), "no case {name}");
+    }
     // In batches: every case has its own gateway and upstream, and 2 cores to share.
     let mut verdicts = Vec::new();
     for batch in cases.chunks(12) {
-        let results = join_all(batch.iter().map(run_case)).await;
+        let results = join_all(batch.iter().map(|case| run_case(case, listener))).await;
         verdicts.extend(batch.iter().zip(results).map(|(case, result)| Verdict {
             name: case.name,
-            known_defect: case.known_defect,
+            known_defect: defect_of(case.name, case.known_defect, extra),
             result: result.map_err(|e| format!("{e} (expected because: {})", case.why)),
         }));
     }
-    judge("request smuggling", &verdicts);
+    judge(
+        &format!("request smuggling ({})", listener.name()),
+        &verdicts,
+    );
 }
 
-async fn run_case(case: &Case) -> Result<(), String> {
+async fn run_case(case: &Case, listener: Listener<'_>) -> Result<(), String> {
     let upstream = RawUpstream::start(|request| {
         Answer::ok(format!("{} {}", request.method(), request.target()).as_bytes())
     })
     .await;
-    let gw = gateway(&upstream).await;
-    let mut client = RawClient::connect(gw.addr).await;
+    let gw = gateway(&upstream, listener.tls()).await;
+    let mut client = listener.connect(&gw).await;
     // A write may fail when the gateway refused early and closed: what it answered still counts.
     client.send(&case.send).await;
     if let Some((status, bytes)) = &case.then_send {
@@ -1512,28 +1661,53 @@ fn malicious() -> Vec<Malicious> {
 
 #[tokio::test]
 async fn nothing_a_malicious_upstream_sends_reaches_the_next_client() {
+    malicious_table(Listener::Plain, &[]).await;
+}
+
+/// How the TLS listener's known defects differ for the malicious upstream, as [`TLS_DEFECTS`].
+const TLS_MALICIOUS_DEFECTS: &[(&str, Option<&str>)] = &[
+    (
+        "length_list_same",
+        Some("the upstream's `Content-Length: 5, 5` is passed to the client as it came"),
+    ),
+    ("forbidden_trailers", None),
+];
+
+#[tokio::test]
+async fn nothing_a_malicious_upstream_sends_reaches_the_next_client_over_tls() {
+    let tls = Tls::new();
+    malicious_table(Listener::Tls(&tls), TLS_MALICIOUS_DEFECTS).await;
+}
+
+async fn malicious_table(listener: Listener<'_>, extra: &[(&'static str, Option<&'static str>)]) {
     let cases = malicious();
+    for (name, _) in extra {
+        assert!(cases.iter().any(|c| c.name == *name), "no case {name}");
+    }
     let mut verdicts = Vec::new();
     for batch in cases.chunks(10) {
-        let results = join_all(batch.iter().map(run_malicious)).await;
+        let results = join_all(batch.iter().map(|case| run_malicious(case, listener))).await;
         verdicts.extend(batch.iter().zip(results).map(|(case, result)| Verdict {
             name: case.name,
-            known_defect: case.known_defect,
+            known_defect: defect_of(case.name, case.known_defect, extra),
             result: result.map_err(|e| format!("{e} (expected because: {})", case.why)),
         }));
     }
-    judge("malicious upstream", &verdicts);
+    judge(
+        &format!("malicious upstream ({})", listener.name()),
+        &verdicts,
+    );
 }
 
-async fn run_malicious(case: &Malicious) -> Result<(), String> {
+async fn run_malicious(case: &Malicious, listener: Listener<'_>) -> Result<(), String> {
     let evil = case.answer.clone();
     let upstream = RawUpstream::start(move |request| match request.target() {
         "/good" => Answer::ok(b"good"),
         _ => evil.clone(),
     })
     .await;
-    let gw = gateway(&upstream).await;
-    let mut first = RawClient::connect(gw.addr).await;
+    let gw = gateway(&upstream, listener.tls()).await;
+    let mut first = listener.connect(&gw).await;
     first.send(case.request.as_bytes()).await;
     let head = case.request.starts_with("HEAD");
     let answer = first.final_response(head).await;
@@ -1548,7 +1722,7 @@ async fn run_malicious(case: &Malicious) -> Result<(), String> {
             .map_err(|e| format!("first client's next request: {e:?}"))?;
         check_good(&again, "first client's next request")?;
     }
-    let mut second = RawClient::connect(gw.addr).await;
+    let mut second = listener.connect(&gw).await;
     second.send(GOOD).await;
     let good = second
         .final_response(false)

@@ -575,9 +575,17 @@ pub(crate) enum End {
     Stuck(Vec<u8>),
 }
 
+/// A byte stream a [`RawClient`] can speak over: plain TCP or TLS.
+pub(crate) trait Stream:
+    tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send
+{
+}
+
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for S {}
+
 /// A client connection that writes exact bytes and reads responses with the strict parser.
 pub(crate) struct RawClient {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     buf: Vec<u8>,
     eof: bool,
 }
@@ -586,9 +594,13 @@ pub(crate) struct RawClient {
 
 impl RawClient {
     pub(crate) async fn connect(addr: SocketAddr) -> Self {
-        let stream = TcpStream::connect(addr).await.expect("connect");
+        Self::over(TcpStream::connect(addr).await.expect("connect"))
+    }
+
+    /// A client over an established stream (a TLS session, say).
+    pub(crate) fn over(stream: impl Stream + 'static) -> Self {
         Self {
-            stream,
+            stream: Box::new(stream),
             buf: Vec::new(),
             eof: false,
         }
@@ -650,10 +662,6 @@ impl RawClient {
             true => Ok(()),
             false => Err(End::Truncated(std::mem::take(&mut self.buf))),
         }
-    }
-
-    pub(crate) fn stream(&mut self) -> &mut TcpStream {
-        &mut self.stream
     }
 }
 
