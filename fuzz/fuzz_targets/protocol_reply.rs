@@ -12,7 +12,6 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let encoded = reply.to_fields();
-    let again =
-        Reply::from_fields(borrowed(&encoded)).expect("an encoded reply decodes");
+    let again = Reply::from_fields(borrowed(&encoded)).expect("an encoded reply decodes");
     assert_eq!(again, reply);
 });

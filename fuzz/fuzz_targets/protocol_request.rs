@@ -12,7 +12,6 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let encoded = request.to_fields();
-    let again =
-        QueuedRequest::from_fields(borrowed(&encoded)).expect("an encoded request decodes");
+    let again = QueuedRequest::from_fields(borrowed(&encoded)).expect("an encoded request decodes");
     assert_eq!(again, request);
 });

@@ -10,7 +10,6 @@ fuzz_target!(|data: &[u8]| {
     let Ok(response) = QueuedResponse::decode(data) else {
         return;
     };
-    let again =
-        QueuedResponse::decode(&response.encode()).expect("an encoded response decodes");
+    let again = QueuedResponse::decode(&response.encode()).expect("an encoded response decodes");
     assert_eq!(again, response);
 });
