@@ -144,44 +144,21 @@ async fn upstream_spoken_to_with_h2() {
     assert_eq!(reply.echo().version(), "HTTP/1.1");
 }
 
-/// CPU time the calling thread has used, from `/proc/thread-self/stat` (utime + stime, in
-/// clock ticks of 10 ms).
-fn thread_cpu_ticks() -> u64 {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("thread stat");
-    // The fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let after = &stat[stat.rfind(')').expect("comm") + 2..];
-    let fields: Vec<&str> = after.split(' ').collect();
-    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
-}
-
-/// Clients that send a part of the HTTP/2 preface and then wait: the gateway waits for their
-/// next bytes instead of peeking again and again (it once spun on a 1 ms sleep per connection,
-/// a worker at 100% for 2,000 of them), and still tells the protocol once the bytes come.
+/// Clients that send a part of the HTTP/2 preface and then wait: the protocol is told once the
+/// next bytes come (what such connections cost meanwhile is measured in `h2_floods.rs`).
 #[tokio::test]
-async fn a_partial_http2_preface_is_waited_for_not_polled() {
+async fn a_partial_http2_preface_is_told_apart_once_the_rest_comes() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let upstream = Upstream::echo("echo").await;
     let other = Upstream::echo("other").await;
     let gw = gateway("http1", &upstream, &other).await;
     const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     let mut waiting = Vec::new();
-    for _ in 0..400 {
+    for _ in 0..2 {
         let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
         stream.write_all(&PREFACE[..16]).await.unwrap();
         waiting.push(stream);
     }
-    // The gateway runs on this test's thread: its CPU time while 400 connections wait is the
-    // gateway's. Polling each every millisecond cost about 24 ticks a second here; waiting
-    // costs none.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let before = thread_cpu_ticks();
-    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    let used = thread_cpu_ticks() - before;
-    assert!(
-        used <= 20,
-        "{used} ticks of CPU in 1 s with 200 partial prefaces waiting"
-    );
-
     // A preface completed later is HTTP/2: the server answers with its SETTINGS frame.
     let mut h2 = waiting.pop().unwrap();
     h2.write_all(&PREFACE[16..]).await.unwrap();
