@@ -180,6 +180,7 @@ impl BodyWriter {
     }
 
     /// Writes as much as `sink` takes; ready once the whole message is written (and flushed).
+    #[inline]
     pub(crate) fn poll_write(
         &mut self,
         cx: &mut Context<'_>,
@@ -255,6 +256,11 @@ impl BodyWriter {
                     return Poll::Ready(Err(WriteError::TooLong));
                 }
                 self.left -= data.len() as u64;
+                // The whole declared length, from a body that says it has ended (the usual
+                // response that came whole): nothing to poll it for again.
+                if self.left == 0 && body.is_end_stream() {
+                    self.body = None;
+                }
             }
             Framing::UntilClose => {}
         }

@@ -90,17 +90,29 @@ pub(crate) fn restore(buf: &mut BytesMut, data: Bytes) {
 
 /// A `Content-Length` value: digits, or a list of identical values (RFC 9110 section 8.6).
 pub(crate) fn parse_content_length(value: &[u8]) -> Result<u64, WireError> {
+    parse_decimal(value).map_or_else(|| parse_length_list(value), Ok)
+}
+
+/// One plain decimal that fits in 64 bits (what nearly every `Content-Length` is).
+#[inline]
+pub(crate) fn parse_decimal(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 20 {
+        return None;
+    }
+    value.iter().try_fold(0u64, |n, &d| {
+        if d.is_ascii_digit() {
+            n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        } else {
+            None
+        }
+    })
+}
+
+/// A `Content-Length` list of identical values.
+fn parse_length_list(value: &[u8]) -> Result<u64, WireError> {
     let mut result = None;
     for item in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-        if item.is_empty() || item.len() > 20 || !item.iter().all(u8::is_ascii_digit) {
-            return Err(WireError::Invalid("content-length"));
-        }
-        let n = item
-            .iter()
-            .try_fold(0u64, |n, &d| {
-                n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-            })
-            .ok_or(WireError::Invalid("content-length"))?;
+        let n = parse_decimal(item).ok_or(WireError::Invalid("content-length"))?;
         if result.is_some_and(|r| r != n) {
             return Err(WireError::Invalid("differing content-length values"));
         }
@@ -130,11 +142,6 @@ pub(crate) fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
         }
     }
     out.extend_from_slice(&digits[at..]);
-}
-
-/// Whether a `Content-Length` value is one plain decimal (what the gateway forwards as it is).
-pub(crate) fn is_canonical_decimal(value: &[u8]) -> bool {
-    !value.is_empty() && value.iter().all(u8::is_ascii_digit)
 }
 
 #[cfg(test)]
@@ -222,6 +229,7 @@ mod tests {
         ] {
             assert!(parse_content_length(bad).is_err(), "{bad:?}");
         }
-        assert!(is_canonical_decimal(b"123") && !is_canonical_decimal(b"1, 1"));
+        assert_eq!(parse_decimal(b"123"), Some(123));
+        assert_eq!(parse_decimal(b"1, 1"), None);
     }
 }

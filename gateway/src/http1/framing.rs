@@ -3,7 +3,7 @@
 //! fields, gathered while the head is parsed, and one decision from them for a request (the
 //! server half) or a response (the client half).
 
-use super::fields::{WireError, is_canonical_decimal, parse_content_length};
+use super::fields::{WireError, parse_content_length, parse_decimal};
 use http::StatusCode;
 
 /// How a message body is delimited on the wire.
@@ -50,8 +50,13 @@ pub(crate) struct Delimiters {
 impl Delimiters {
     /// A `Content-Length` field: digits, or a list of identical values (RFC 9110 section 8.6).
     /// Several fields must agree.
+    #[inline]
     pub(crate) fn content_length(&mut self, value: &[u8]) -> Result<LengthField, WireError> {
-        let length = parse_content_length(value)?;
+        let plain = parse_decimal(value);
+        let length = match plain {
+            Some(n) => n,
+            None => parse_content_length(value)?,
+        };
         match self.length {
             Some(earlier) if earlier != length => {
                 Err(WireError::Invalid("differing content-length values"))
@@ -59,7 +64,7 @@ impl Delimiters {
             Some(_) => Ok(LengthField::Drop),
             None => {
                 self.length = Some(length);
-                Ok(if is_canonical_decimal(value) {
+                Ok(if plain.is_some() {
                     LengthField::Keep
                 } else {
                     LengthField::Normalize(length)
@@ -69,6 +74,7 @@ impl Delimiters {
     }
 
     /// A `Transfer-Encoding` field; several fields form one list (RFC 9110 section 5.3).
+    #[inline]
     pub(crate) fn transfer_encoding(&mut self, value: &[u8]) {
         self.coded = true;
         for coding in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
@@ -82,6 +88,7 @@ impl Delimiters {
 
     /// A `Connection` field; `named` is called with every option other than `close` and
     /// `keep-alive` (the names of more hop-by-hop fields).
+    #[inline]
     pub(crate) fn connection(&mut self, value: &[u8], mut named: impl FnMut(&[u8])) {
         for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
             if token.eq_ignore_ascii_case(b"close") {
