@@ -9,6 +9,8 @@
 //! - [`server`]: request heads in, response heads out; [`client`]: request heads out, response
 //!   heads in.
 //!
+//! [`fuzzing`] exposes the parsers to the fuzz targets in `fuzz/`.
+//!
 //! Pure code over buffers and a [`Sink`]: the connections (`server::h1`, `upstream::h1`) do the
 //! I/O and the policy (timeouts, pooling, which headers a proxy adds). This module imports
 //! neither of them.
@@ -18,6 +20,7 @@ pub(crate) mod chunked;
 pub(crate) mod client;
 pub(crate) mod fields;
 pub(crate) mod framing;
+pub mod fuzzing;
 pub(crate) mod server;
 
 pub(crate) use body::{BodyReader, BodyWriter, Sink, WriteError};

@@ -24,6 +24,8 @@ pub mod state;
 pub mod upstream;
 
 pub use config::Config;
+#[doc(hidden)]
+pub use http1::fuzzing;
 pub use server::{Gateway, Listeners, run};
 
 /// The response header that says how a response was delivered.
