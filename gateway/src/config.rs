@@ -4,20 +4,22 @@
 //! `config/gateway.reference.toml` shows every key with its default; a test parses every file in
 //! `config/` so the examples cannot rot.
 
+mod endpoint_url;
 mod service;
 mod validate;
 
+pub use endpoint_url::EndpointUrl;
 pub use service::{HealthCheck, Outlier, QueueConfig, ServiceConfig, UpstreamProtocol};
 pub use validate::ConfigError;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Worker threads for the runtime; `None` means one per core. `1` runs a single-threaded
@@ -45,7 +47,7 @@ pub struct Config {
 }
 
 /// Client-facing listeners. At least one of the two must be set.
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct Listen {
     /// Plain-text listener: HTTP/1.1 and HTTP/2 with prior knowledge (h2c) on one port.
@@ -55,7 +57,7 @@ pub struct Listen {
 }
 
 /// Certificate and key for the `https` listener, PEM files. TLS 1.2 and 1.3 only.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Tls {
     /// Certificate chain, leaf first.
@@ -65,7 +67,7 @@ pub struct Tls {
 }
 
 /// The admin listener.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Admin {
     /// Address of the admin listener; `None` (`listen = "off"` in the file) disables it.
@@ -89,7 +91,7 @@ fn address_or_off<'de, D: serde::Deserializer<'de>>(
 }
 
 /// Limits on client requests.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Largest request body accepted; larger gets `413`.
@@ -107,7 +109,7 @@ pub struct Limits {
 }
 
 /// Logging.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Log {
     /// `tracing` filter, e.g. `info` or `holdline_gateway=debug`. `RUST_LOG` overrides it.
@@ -119,7 +121,7 @@ pub struct Log {
 }
 
 /// The Redis server.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Redis {
     /// `redis://host:port[/db]` or `rediss://` for TLS.
@@ -131,7 +133,7 @@ pub struct Redis {
 }
 
 /// One route: requests whose host and path match go to `service`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
     /// Path prefix, starting with `/`. Matches at a segment boundary: `/echo` matches `/echo` and

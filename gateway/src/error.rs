@@ -9,7 +9,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 
 /// Why a request did not get an upstream response.
 #[derive(Debug, thiserror::Error)]
-pub enum ProxyError {
+pub(crate) enum ProxyError {
     /// No route matches the request's host and path.
     #[error("no route")]
     NoRoute,
@@ -46,12 +46,12 @@ pub enum ProxyError {
 
 impl ProxyError {
     /// Whether the upstream may have received (and acted on) the request.
-    pub fn may_have_been_processed(&self) -> bool {
+    pub(crate) fn may_have_been_processed(&self) -> bool {
         matches!(self, Self::Upstream(_) | Self::Timeout)
     }
 
     /// The status the client sees.
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             Self::NoRoute => StatusCode::NOT_FOUND,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -66,7 +66,7 @@ impl ProxyError {
 
     /// The JSON error response: `{"error": "...", "request_id": "..."}`, with `Retry-After` on
     /// `503`s, since those are always worth retrying shortly.
-    pub fn into_response(self, request_id: &HeaderValue) -> Response<Body> {
+    pub(crate) fn into_response(self, request_id: &HeaderValue) -> Response<Body> {
         let status = self.status();
         let body = serde_json::json!({
             "error": self.to_string(),

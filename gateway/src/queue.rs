@@ -8,7 +8,7 @@
 mod deliver;
 mod depth;
 mod forget;
-pub mod mode;
+pub(crate) mod mode;
 mod replies;
 mod results;
 
@@ -28,7 +28,7 @@ use std::time::Duration;
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The gateway's connection to the queue.
-pub struct Queue {
+pub(crate) struct Queue {
     client: redis::Client,
     conn: ConnectionManager,
     gateway_id: String,
@@ -40,14 +40,14 @@ pub struct Queue {
 
 /// Why a queue operation failed.
 #[derive(Debug, thiserror::Error)]
-pub enum QueueError {
+pub(crate) enum QueueError {
     /// The Redis URL is invalid.
     #[error("invalid redis url: {0}")]
     Url(#[source] redis::RedisError),
 }
 
 /// Queue state of one service.
-pub struct ServiceQueue {
+pub(crate) struct ServiceQueue {
     service: Arc<str>,
     config: QueueConfig,
     mode: Mutex<ModeMachine>,
@@ -61,7 +61,7 @@ pub struct ServiceQueue {
 impl Queue {
     /// Connects lazily (the gateway starts even while Redis is down) and starts the reply
     /// listener, which ends once the queue is dropped.
-    pub fn start(config: &Redis, metrics: Arc<Metrics>) -> Result<Arc<Self>, QueueError> {
+    pub(crate) fn start(config: &Redis, metrics: Arc<Metrics>) -> Result<Arc<Self>, QueueError> {
         let client = redis::Client::open(config.url.as_str()).map_err(QueueError::Url)?;
         let conn_config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(COMMAND_TIMEOUT))
@@ -98,7 +98,7 @@ impl Queue {
 
 impl ServiceQueue {
     /// Queue state for a service; starts the depth poller, which ends with the state.
-    pub fn start(
+    pub(crate) fn start(
         service: &str,
         config: &QueueConfig,
         queue: &Arc<Queue>,
@@ -117,36 +117,31 @@ impl ServiceQueue {
     }
 
     /// The service's queue configuration.
-    pub fn config(&self) -> &QueueConfig {
+    pub(crate) fn config(&self) -> &QueueConfig {
         &self.config
     }
 
     /// Where the next request goes.
-    pub fn decide(&self) -> Decision {
+    pub(crate) fn decide(&self) -> Decision {
         let (decision, switch) = self.machine().decide();
         self.report(switch);
         decision
     }
 
     /// Reports an overload signal from the sync path.
-    pub fn overloaded(&self, signal: Signal) {
+    pub(crate) fn overloaded(&self, signal: Signal) {
         let switch = self.machine().overloaded(signal);
         self.report(switch);
     }
 
     /// Reports a sync response's time to first byte.
-    pub fn observe_latency(&self, latency: Duration) {
+    pub(crate) fn observe_latency(&self, latency: Duration) {
         let switch = self.machine().observe_latency(latency);
         self.report(switch);
     }
 
-    /// The current mode.
-    pub fn mode(&self) -> mode::Mode {
-        self.machine().mode()
-    }
-
     /// Requests in the queue as last polled.
-    pub fn depth(&self) -> u64 {
+    pub(crate) fn depth(&self) -> u64 {
         self.depth.load(Ordering::Relaxed)
     }
 
@@ -174,7 +169,7 @@ impl ServiceQueue {
     }
 
     fn publish_mode(&self, current: mode::Mode) {
-        for m in [mode::Mode::Sync, mode::Mode::Queue, mode::Mode::Recovering] {
+        for m in mode::Mode::ALL {
             self.metrics
                 .service_mode
                 .with_label_values(&[&*self.service, m.as_str()])

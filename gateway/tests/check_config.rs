@@ -56,7 +56,7 @@ fn each_kind_of_error_fails_naming_the_field() {
         (
             "bad-endpoint",
             GOOD.replace("http://127.0.0.1:18080", "ftp://127.0.0.1:18080"),
-            "services.echo.endpoints[0]",
+            "\"ftp://127.0.0.1:18080\" must start with http://",
         ),
         (
             "missing-service",
@@ -113,4 +113,76 @@ fn a_missing_file_fails() {
     let output = check(&dir.path().join("absent.toml"));
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("absent.toml"));
+}
+
+fn gateway(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .args(args)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("run the gateway binary")
+}
+
+#[test]
+fn describe_prints_the_catalogue_and_the_parsed_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.toml");
+    let text = GOOD.replace(
+        "[[routes]]",
+        "[services.echo.outlier]\nbase_ejection = \"2s\"\n[[routes]]",
+    ) + "[redis]\nurl = \"redis://:secret@127.0.0.1:6390\"\n";
+    std::fs::write(&path, text).unwrap();
+    let output = gateway(&["describe", "--json", "--config", path.to_str().unwrap()]);
+    assert!(output.status.success(), "{output:?}");
+    let described: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+
+    let metrics = described["metrics"].as_array().unwrap();
+    let replies = metrics
+        .iter()
+        .find(|m| m["name"] == "holdline_queue_replies_total")
+        .unwrap();
+    assert_eq!(replies["type"], "counter");
+    assert_eq!(replies["labels"], serde_json::json!(["service", "outcome"]));
+    let outcomes = &described["label_values"]["outcome"];
+    assert!(outcomes.as_array().unwrap().contains(&"unclaimed".into()));
+    assert!(!outcomes.as_array().unwrap().contains(&"expired".into()));
+
+    let config = &described["config"];
+    let echo = &config["services"]["echo"];
+    assert_eq!(echo["endpoints"][0]["host"], "127.0.0.1");
+    assert_eq!(echo["endpoints"][0]["port"], 18080);
+    // Set in the file, and a default the file leaves out.
+    assert_eq!(echo["outlier"]["base_ejection"], "2s");
+    assert_eq!(config["shutdown_grace"], "30s");
+    assert_eq!(config["routes"][0]["service"], "echo");
+    let url = config["redis"]["url"].as_str().unwrap();
+    assert!(!url.contains("secret"), "{url}");
+}
+
+#[test]
+fn describe_refuses_an_invalid_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        GOOD.replace("service = \"echo\"", "service = \"nope\""),
+    )
+    .unwrap();
+    let output = gateway(&["describe", "--json", "--config", path.to_str().unwrap()]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("bad.toml") && stderr.contains("routes[0].service"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_missing_argument_is_one_line_without_a_backtrace() {
+    let output = gateway(&[]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--config"), "{stderr}");
+    assert!(!stderr.contains("backtrace"), "{stderr}");
 }

@@ -5,7 +5,7 @@
 mod support;
 
 use holdline_gateway::body;
-use holdline_gateway::reload::reload_from_file;
+use holdline_gateway::reload_from_file;
 use http::Request;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

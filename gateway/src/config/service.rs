@@ -1,16 +1,17 @@
 //! Per-service configuration: endpoints, limits, timeouts, health and the queue.
 
-use serde::Deserialize;
+use super::EndpointUrl;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// One upstream service.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServiceConfig {
     /// Endpoint base URLs (`http://host:port`). Hostnames are re-resolved every
     /// `resolve_interval` and every address they resolve to becomes an endpoint, so a Kubernetes
     /// headless service works.
-    pub endpoints: Vec<String>,
+    pub endpoints: Vec<EndpointUrl>,
     /// Protocol spoken to the endpoints.
     pub protocol: UpstreamProtocol,
     /// Most requests in flight to one endpoint at once.
@@ -43,7 +44,7 @@ pub struct ServiceConfig {
 }
 
 /// Protocol to the upstream endpoints.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum UpstreamProtocol {
     /// HTTP/1.1 with pooled keep-alive connections.
@@ -54,7 +55,7 @@ pub enum UpstreamProtocol {
 }
 
 /// Passive outlier ejection: endpoints that keep failing are taken out of rotation for a while.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Outlier {
     /// Consecutive connect errors or `5xx` responses that eject an endpoint.
@@ -68,7 +69,7 @@ pub struct Outlier {
 }
 
 /// Active health checks: a `GET` to every endpoint every `interval`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct HealthCheck {
     /// Path to request, e.g. `/healthz`.
@@ -86,7 +87,7 @@ pub struct HealthCheck {
 }
 
 /// Queue delivery for one service.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueueConfig {
     /// Fail over to the Redis queue when the service is overloaded.

@@ -138,10 +138,6 @@ impl Config {
                 "must list at least one endpoint (or enable the queue)",
             ));
         }
-        for (i, url) in service.endpoints.iter().enumerate() {
-            crate::upstream::EndpointUrl::parse(url)
-                .map_err(|reason| invalid(format!("services.{name}.endpoints[{i}]"), reason))?;
-        }
         if service.max_inflight_per_endpoint == 0 {
             return Err(invalid(
                 field("max_inflight_per_endpoint"),

@@ -6,12 +6,13 @@
 //! the SDK's not-processed `503`), or if it is idempotent (`GET`, `HEAD`, `PUT`, `DELETE`,
 //! `OPTIONS`, or it carries an `Idempotency-Key`). Anything else gets its `502`/`504`.
 
+use super::ConnInfo;
 use super::forward::{self, Head, path_and_query};
 use super::headers::prepare_headers;
 use super::prefer::Prefer;
-use super::{ConnInfo, DeliveryPath};
 use crate::body::{self, Body};
 use crate::error::ProxyError;
+use crate::observe::DeliveryPath;
 use crate::queue::mode::{Decision, Signal};
 use crate::queue::{Delivery, Enqueue, Queue, ServiceQueue, deliver};
 use crate::routing::RouteEntry;

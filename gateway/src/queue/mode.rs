@@ -23,7 +23,7 @@ const BASELINE_WEIGHT: f64 = 0.01;
 
 /// The three modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// Requests go to endpoints.
     Sync,
     /// Requests go to the queue.
@@ -34,7 +34,7 @@ pub enum Mode {
 
 /// Where one request should go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Try the sync path.
     Sync,
     /// Send to the queue.
@@ -43,7 +43,7 @@ pub enum Decision {
 
 /// Why the service is overloaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
+pub(crate) enum Signal {
     /// No endpoint could be reached.
     Unreachable,
     /// No endpoint had capacity in time, or an instance refused for lack of capacity.
@@ -54,7 +54,7 @@ pub enum Signal {
 
 /// A mode change, reported so the caller can update metrics and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Switch {
+pub(crate) struct Switch {
     /// The mode left.
     pub from: Mode,
     /// The mode entered.
@@ -63,7 +63,7 @@ pub struct Switch {
 
 /// The state machine of one service.
 #[derive(Debug)]
-pub struct ModeMachine {
+pub(crate) struct ModeMachine {
     config: QueueConfig,
     mode: Mode,
     /// When the current mode was entered.
@@ -81,8 +81,11 @@ pub struct ModeMachine {
 // === impl Mode ===
 
 impl Mode {
+    /// Every mode, for the metric catalogue and the per-mode gauges.
+    pub(crate) const ALL: [Self; 3] = [Self::Sync, Self::Queue, Self::Recovering];
+
     /// The metric label.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Sync => "sync",
             Self::Queue => "queue",
@@ -95,7 +98,7 @@ impl Mode {
 
 impl ModeMachine {
     /// A machine in `sync` mode with no latency history.
-    pub fn new(config: QueueConfig) -> Self {
+    pub(crate) fn new(config: QueueConfig) -> Self {
         Self {
             config,
             mode: Mode::Sync,
@@ -109,13 +112,14 @@ impl ModeMachine {
     }
 
     /// The current mode (after any time-based transition).
-    pub fn mode(&mut self) -> Mode {
+    #[cfg(test)]
+    pub(crate) fn mode(&mut self) -> Mode {
         self.advance();
         self.mode
     }
 
     /// Decides where the next request goes, and counts it.
-    pub fn decide(&mut self) -> (Decision, Option<Switch>) {
+    pub(crate) fn decide(&mut self) -> (Decision, Option<Switch>) {
         let switch = self.advance();
         let decision = match self.mode {
             Mode::Sync => Decision::Sync,
@@ -139,7 +143,7 @@ impl ModeMachine {
     }
 
     /// Reports an overload signal seen on the sync path.
-    pub fn overloaded(&mut self, signal: Signal) -> Option<Switch> {
+    pub(crate) fn overloaded(&mut self, signal: Signal) -> Option<Switch> {
         tracing::debug!(?signal, mode = ?self.mode, "overload signal");
         match self.mode {
             Mode::Sync | Mode::Recovering => Some(self.enter(Mode::Queue)),
@@ -154,7 +158,7 @@ impl ModeMachine {
 
     /// Reports a sync response's time to first byte; returns a switch when it shows degraded
     /// response times.
-    pub fn observe_latency(&mut self, latency: Duration) -> Option<Switch> {
+    pub(crate) fn observe_latency(&mut self, latency: Duration) -> Option<Switch> {
         let sample = latency.as_secs_f64();
         if self.samples == 0 {
             self.recent = sample;
@@ -177,7 +181,7 @@ impl ModeMachine {
     }
 
     /// Latency past which responses count as degraded.
-    pub fn latency_threshold(&self) -> f64 {
+    pub(crate) fn latency_threshold(&self) -> f64 {
         (self.baseline * self.config.latency_factor).max(self.config.latency_floor.as_secs_f64())
     }
 

@@ -2,7 +2,7 @@
 //! of file descriptors, and hands each connection to hyper.
 
 use super::protocol::{self, Protocols};
-use crate::proxy::ConnInfo;
+use crate::conn::ConnInfo;
 use crate::stack;
 use crate::state::Shared;
 use std::io;

@@ -11,10 +11,10 @@ use tokio::time::Instant;
 /// Every available endpoint was at its in-flight limit for the whole accept timeout.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("every endpoint is at its in-flight limit")]
-pub struct NoCapacity;
+pub(crate) struct NoCapacity;
 
 /// One in-flight slot on one endpoint, released on drop.
-pub struct Lease {
+pub(crate) struct Lease {
     endpoint: Arc<Endpoint>,
     upstream: Arc<Upstream>,
 }
@@ -23,7 +23,7 @@ pub struct Lease {
 
 impl Lease {
     /// The endpoint this lease is on.
-    pub fn endpoint(&self) -> &Arc<Endpoint> {
+    pub(crate) fn endpoint(&self) -> &Arc<Endpoint> {
         &self.endpoint
     }
 }
@@ -45,7 +45,8 @@ impl Upstream {
     /// configured, all ejected or unhealthy): waiting would not help. The exception is a service
     /// whose host names have not resolved yet (just started or reloaded): the request waits for
     /// the first answer, up to the longer of the wait and the connect timeout.
-    pub async fn acquire(self: &Arc<Self>) -> Result<Lease, ProxyError> {
+    #[cfg(test)]
+    pub(crate) async fn acquire(self: &Arc<Self>) -> Result<Lease, ProxyError> {
         self.acquire_excluding(&[]).await
     }
 
@@ -184,12 +185,15 @@ enum Pick {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ServiceConfig;
+    use crate::config::{EndpointUrl, ServiceConfig};
     use crate::metrics::Metrics;
 
     fn upstream(endpoints: &[&str], max_inflight: usize, accept_ms: u64) -> Arc<Upstream> {
         let config = ServiceConfig {
-            endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
+            endpoints: endpoints
+                .iter()
+                .map(|e| EndpointUrl::parse(e).unwrap())
+                .collect(),
             max_inflight_per_endpoint: max_inflight,
             accept_timeout: Duration::from_millis(accept_ms),
             ..ServiceConfig::default()

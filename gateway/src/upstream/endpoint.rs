@@ -1,7 +1,7 @@
 //! One endpoint's live state: in-flight count, peak-EWMA latency, outlier ejection and health.
 
 use super::pool::Pool;
-use super::url::EndpointUrl;
+use crate::config::EndpointUrl;
 use crate::config::ServiceConfig;
 use crate::metrics::Metrics;
 use std::net::SocketAddr;
@@ -18,7 +18,7 @@ const DEFAULT_RTT: Duration = Duration::from_millis(5);
 const FAILURE_PENALTY: Duration = Duration::from_secs(1);
 
 /// One upstream address.
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     addr: SocketAddr,
     /// The configured URL this address came from.
     url: EndpointUrl,
@@ -106,12 +106,12 @@ impl Endpoint {
     }
 
     /// The endpoint's socket address.
-    pub fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// The configured URL this address came from.
-    pub fn url(&self) -> &EndpointUrl {
+    pub(crate) fn url(&self) -> &EndpointUrl {
         &self.url
     }
 
@@ -137,12 +137,12 @@ impl Endpoint {
     }
 
     /// Requests in flight to this endpoint now.
-    pub fn inflight(&self) -> usize {
+    pub(crate) fn inflight(&self) -> usize {
         self.inflight.load(Relaxed)
     }
 
     /// Whether the balancer may send a request here now (healthy, not ejected).
-    pub fn is_available(&self) -> bool {
+    pub(crate) fn is_available(&self) -> bool {
         if !self.healthy.load(Relaxed) || self.retired.load(Relaxed) {
             return false;
         }

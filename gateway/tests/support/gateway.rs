@@ -1,6 +1,6 @@
 //! An in-process gateway serving on listeners bound to port 0, stopped through a oneshot.
 
-use holdline_gateway::state::Shared;
+use holdline_gateway::Shared;
 use holdline_gateway::{Config, Gateway, Listeners};
 use std::io;
 use std::net::SocketAddr;
