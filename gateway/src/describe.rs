@@ -9,15 +9,23 @@ use crate::queue::mode::Mode;
 use serde_json::json;
 use std::collections::BTreeMap;
 
+/// The placeholder for a service's name in the Redis key patterns `describe` prints.
+const SERVICE: &str = "SERVICE";
+
 /// The gateway's description as pretty-printed JSON: its version, its metric catalogue, the
 /// values each enumerated label can take (a label not listed takes open values, such as
-/// `service` or `status`), and `config` when one is given (as parsed and validated, defaults
+/// `service` or `status`), the Redis names autoscalers watch, and `config` when one is given (as parsed and validated, defaults
 /// filled in, durations in humantime form, the Redis password masked).
 pub fn describe(config: Option<&Config>) -> String {
     let mut out = json!({
         "version": env!("CARGO_PKG_VERSION"),
         "metrics": CATALOGUE,
         "label_values": label_values(),
+        // What autoscalers watch in Redis; `SERVICE` stands for a service's name.
+        "redis": {
+            "consumer_group": holdline_protocol::CONSUMER_GROUP,
+            "request_stream": holdline_protocol::keys::request_stream(SERVICE),
+        },
     });
     if let Some(config) = config {
         let mut config = config.clone();

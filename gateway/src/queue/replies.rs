@@ -6,6 +6,7 @@
 //! would break any block longer than half a second.
 
 use super::Queue;
+use crate::observe::QueueOutcome;
 use holdline_protocol::{QueuedResponse, Reply};
 use redis::AsyncConnectionConfig;
 use redis::streams::{StreamReadOptions, StreamReadReply};
@@ -307,7 +308,7 @@ async fn listen(
                         queue
                             .metrics
                             .queue_replies
-                            .with_label_values(&[&service, "unclaimed"])
+                            .with_label_values(&[&service, QueueOutcome::Unclaimed.as_str()])
                             .inc();
                     }
                 }
