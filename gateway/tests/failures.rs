@@ -8,9 +8,10 @@ use holdline_gateway::body;
 use http::{Request, Response, StatusCode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::upstream::{Gate, echo};
 use support::{LISTEN, Reply, TestGateway, Upstream, client, dead_addr, eventually, send};
+use tokio::time::Instant;
 
 async fn get(client: &support::client::HttpClient, url: String) -> Reply {
     send(client, Request::get(url).body(body::empty()).unwrap()).await

@@ -6,11 +6,12 @@ mod support;
 
 use holdline_gateway::body;
 use http::Request;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::client::raw_exchange;
 use support::upstream::Generated;
 use support::{LISTEN, TestGateway, Upstream, client, send};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
 
 async fn gateway(limits: &str) -> (Upstream, TestGateway) {
     let upstream = Upstream::echo("echo").await;

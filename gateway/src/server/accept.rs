@@ -93,6 +93,8 @@ pub(super) async fn accept_loop(l: AcceptLoop) {
 }
 
 fn is_resource_exhaustion(error: &io::Error) -> bool {
-    // EMFILE, ENFILE, ENOBUFS, ENOMEM.
-    matches!(error.raw_os_error(), Some(24 | 23 | 105 | 12))
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
 }
