@@ -56,10 +56,13 @@ impl ProxyError {
             Self::NoRoute => StatusCode::NOT_FOUND,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::ClientBody(_) => StatusCode::BAD_REQUEST,
-            Self::NoEndpoint | Self::Connect(_) | Self::Upstream(_) => StatusCode::BAD_GATEWAY,
-            Self::NoCapacity(_) | Self::UpstreamFull | Self::QueueUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::Connect(_) | Self::Upstream(_) => StatusCode::BAD_GATEWAY,
+            // No endpoint to try is the service being unavailable, not a bad answer from one
+            // (Envoy answers it with 503 too).
+            Self::NoEndpoint
+            | Self::NoCapacity(_)
+            | Self::UpstreamFull
+            | Self::QueueUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -129,7 +132,7 @@ mod tests {
     fn statuses_and_processing_flags() {
         let cases = [
             (ProxyError::NoRoute, 404, false),
-            (ProxyError::NoEndpoint, 502, false),
+            (ProxyError::NoEndpoint, 503, false),
             (ProxyError::Connect("refused".into()), 502, false),
             (ProxyError::Upstream("reset".into()), 502, true),
             (ProxyError::Timeout, 504, true),

@@ -16,7 +16,7 @@ mod pool;
 mod resolve;
 
 pub(crate) use balance::{Lease, NoCapacity};
-pub(crate) use client::{ClientError, SendError, UpstreamClient};
+pub(crate) use client::{ClientError, SendError, UpstreamBody, UpstreamClient};
 pub(crate) use endpoint::Endpoint;
 
 pub(crate) use crate::config::EndpointUrl;

@@ -251,6 +251,21 @@ fn outlier_and_health_check_rules() {
         invalid_field(&outlier("base_ejection = \"10s\"\nmax_ejection = \"5s\"")),
         "services.echo.outlier.max_ejection"
     );
+    for (keys, field) in [
+        ("failure_statuses = [502, 200]", "failure_statuses"),
+        ("failure_statuses = [600]", "failure_statuses"),
+        ("max_ejection_percent = 101", "max_ejection_percent"),
+        ("panic_threshold_percent = 101", "panic_threshold_percent"),
+    ] {
+        assert_eq!(
+            invalid_field(&outlier(keys)),
+            format!("services.echo.outlier.{field}"),
+            "{keys}"
+        );
+    }
+    accepted(&outlier(
+        "failure_statuses = [500, 502, 429]\nmax_ejection_percent = 100\npanic_threshold_percent = 0",
+    ));
     accepted(&outlier(
         "consecutive_failures = 1\nbase_ejection = \"5s\"\nmax_ejection = \"5s\"",
     ));

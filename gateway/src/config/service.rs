@@ -58,8 +58,23 @@ pub enum UpstreamProtocol {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Outlier {
-    /// Consecutive connect errors or `5xx` responses that eject an endpoint.
+    /// Consecutive failures that eject an endpoint: connect errors, timeouts, broken exchanges,
+    /// and responses whose status is in `failure_statuses`.
     pub consecutive_failures: u32,
+    /// Response statuses that count as failures of the endpoint. By default the ones that say
+    /// the endpoint itself is in trouble (`502`, `503`, `504`), not any `5xx`: an application's
+    /// `500` is an answer, and counting it would let a few bad requests eject healthy
+    /// endpoints (Envoy's `consecutive_gateway_failure` counts the same three).
+    pub failure_statuses: Vec<u16>,
+    /// Most endpoints ejected at once, as a percentage of the service's endpoints (at least one
+    /// may always be ejected). Past it a failing endpoint stays in rotation (Envoy's
+    /// `max_ejection_percent`).
+    pub max_ejection_percent: u8,
+    /// When fewer than this percentage of the endpoints are in rotation (not ejected, passing
+    /// health checks), the balancer ignores ejection and health and uses every endpoint: a
+    /// probably-failing endpoint beats an error for sure (Envoy's panic threshold). `0` turns
+    /// this off.
+    pub panic_threshold_percent: u8,
     /// First ejection time; doubles on each ejection in a row, up to `max_ejection`.
     #[serde(with = "humantime_serde")]
     pub base_ejection: Duration,
@@ -120,6 +135,17 @@ pub struct QueueConfig {
     pub max_body_bytes: u64,
 }
 
+// === impl Outlier ===
+
+impl Outlier {
+    /// Whether a response with `status` counts toward ejecting its endpoint.
+    pub(crate) fn counts_as_failure(&self, status: http::StatusCode) -> bool {
+        // Most responses are not errors: they are decided without looking at the list.
+        (status.is_server_error() || status.is_client_error())
+            && self.failure_statuses.contains(&status.as_u16())
+    }
+}
+
 // === impl ServiceConfig ===
 
 impl Default for ServiceConfig {
@@ -145,6 +171,9 @@ impl Default for Outlier {
     fn default() -> Self {
         Self {
             consecutive_failures: 5,
+            failure_statuses: vec![502, 503, 504],
+            max_ejection_percent: 50,
+            panic_threshold_percent: 50,
             base_ejection: Duration::from_secs(5),
             max_ejection: Duration::from_secs(60),
         }

@@ -154,6 +154,31 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        if let Some(bad) = service
+            .outlier
+            .failure_statuses
+            .iter()
+            .find(|s| !(400..=599).contains(*s))
+        {
+            return Err(invalid(
+                field("outlier.failure_statuses"),
+                format!("{bad} is not an error status (400 to 599)"),
+            ));
+        }
+        for (key, percent) in [
+            (
+                "outlier.max_ejection_percent",
+                service.outlier.max_ejection_percent,
+            ),
+            (
+                "outlier.panic_threshold_percent",
+                service.outlier.panic_threshold_percent,
+            ),
+        ] {
+            if percent > 100 {
+                return Err(invalid(field(key), "must be a percentage (0 to 100)"));
+            }
+        }
         if service.outlier.max_ejection < service.outlier.base_ejection {
             return Err(invalid(
                 field("outlier.max_ejection"),
