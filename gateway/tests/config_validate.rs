@@ -424,3 +424,65 @@ fn the_admin_listener_can_be_turned_off_or_moved() {
     let message = parse_error(&format!("[admin]\nlisten = \"of\"\n{}", service("", "")));
     assert!(message.contains("\"off\""), "{message}");
 }
+
+/// Values the schema takes but the gateway could not run with (a count that overflows a
+/// semaphore, a duration that overflows a deadline, a route host no request can carry) are
+/// refused, naming the field.
+#[test]
+fn out_of_range_values_are_refused() {
+    let limits = |keys: &str| service("", &format!("[limits]\n{keys}"));
+    for (toml, field) in [
+        (
+            limits("max_connections = 9223372036854775807"),
+            "limits.max_connections",
+        ),
+        (
+            limits("header_read_timeout = \"500000000years\""),
+            "limits.header_read_timeout",
+        ),
+        (
+            limits("max_header_bytes = 1000000000"),
+            "limits.max_header_bytes",
+        ),
+        (
+            service("first_byte_timeout = \"400days\"", ""),
+            "services.echo.first_byte_timeout",
+        ),
+        (
+            service("max_inflight_per_endpoint = 100000000", ""),
+            "services.echo.max_inflight_per_endpoint",
+        ),
+        (format!("workers = 100000\n{}", service("", "")), "workers"),
+        (
+            service("", "[services.echo.queue]\nresult_ttl = \"1000years\""),
+            "services.echo.queue.result_ttl",
+        ),
+    ] {
+        assert_eq!(invalid_field(&toml), field, "{toml}");
+    }
+    accepted(&limits(
+        "max_connections = 16777216\nheader_read_timeout = \"365days\"",
+    ));
+
+    let route = |keys: &str| {
+        format!(
+            "{LISTEN}[services.echo]\nendpoints = [\"http://127.0.0.1:1\"]\n[[routes]]\nservice = \"echo\"\n{keys}\n"
+        )
+    };
+    for (keys, field) in [
+        ("prefix = \"/\"\nhost = \"a\\u0000b\"", "routes[0].host"),
+        (
+            "prefix = \"/\"\nhost = \"a.example:8080\"",
+            "routes[0].host",
+        ),
+        ("prefix = \"/\"\nhost = \"\"", "routes[0].host"),
+        ("prefix = \"/a b\"", "routes[0].prefix"),
+        ("prefix = \"/a\\u0000\"", "routes[0].prefix"),
+        ("prefix = \"/a?b\"", "routes[0].prefix"),
+    ] {
+        assert_eq!(invalid_field(&route(keys)), field, "{keys}");
+    }
+    accepted(&route("prefix = \"/api\"\nhost = \"API.example.com\""));
+    accepted(&route("prefix = \"/\"\nhost = \"[::1]\""));
+    accepted(&route("prefix = \"/\"\nhost = \"10.0.0.1\""));
+}

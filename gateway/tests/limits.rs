@@ -208,3 +208,37 @@ async fn a_response_slower_than_the_header_read_timeout_is_not_cut() {
     assert_eq!(body.matches("0123456789").count(), 10, "{body:?}");
     assert!(body.ends_with("0\r\n\r\n"), "{body:?}");
 }
+
+/// The largest values `check-config` accepts run: every duration at its cap and the connection
+/// limit at its own, and a request is served (a deadline computed from them does not overflow).
+#[tokio::test]
+async fn the_largest_accepted_values_serve_requests() {
+    let upstream = Upstream::echo("big").await;
+    let gw = TestGateway::start(&format!(
+        r#"shutdown_grace = "365days"
+{LISTEN}
+[limits]
+max_connections = 16777216
+header_read_timeout = "365days"
+[services.big]
+endpoints = ["{}"]
+accept_timeout = "365days"
+connect_timeout = "365days"
+first_byte_timeout = "365days"
+request_timeout = "365days"
+resolve_interval = "365days"
+max_inflight_per_endpoint = 16777216
+[services.big.outlier]
+base_ejection = "365days"
+max_ejection = "365days"
+[[routes]]
+prefix = "/"
+service = "big"
+"#,
+        upstream.url()
+    ))
+    .await;
+    let reply = support::get(&gw.url("/x")).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.echo().upstream(), "big");
+}
