@@ -10,6 +10,10 @@ from gateway import GatewayError
 import gateway
 
 
+# Prometheus's default listen port: an admin port there collides with the Prometheus that scrapes it.
+PROMETHEUS_PORT = 9090
+
+
 class GatewayConfig:
     """What the deploy checks need to know of one gateway config."""
 
@@ -40,6 +44,9 @@ def parse(text: str, where: str, problems: list[str]) -> GatewayConfig | None:
         problems.append(f"{where}: [listen] http must be set (the deployment routes to it)")
     if cfg.admin_port is None:
         problems.append(f"{where}: [admin] listen must not be off (probes and metrics need it)")
+    elif cfg.admin_port == PROMETHEUS_PORT:
+        problems.append(f"{where}: [admin] listen port {PROMETHEUS_PORT} is Prometheus's own default, "
+                        "which a Prometheus beside the gateway would take (the gateway's default is 9901)")
     return cfg
 
 

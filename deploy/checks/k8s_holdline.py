@@ -99,7 +99,8 @@ def _check_gateway(b: Bundle, d: dict, c: dict, problems: list[str]) -> None:
         problems.append(f"{where}: terminationGracePeriodSeconds {grace} must exceed preStop sleep + shutdown_grace ({budget:g}s)")
     env = {e["name"]: e for e in c.get("env") or []}
     if ((env.get("HOLDLINE_GATEWAY_ID") or {}).get("valueFrom") or {}).get("fieldRef", {}).get("fieldPath") != "metadata.name":
-        problems.append(f"{where}: HOLDLINE_GATEWAY_ID must come from the pod name (fieldRef metadata.name)")
+        problems.append(f"{where}: HOLDLINE_GATEWAY_ID must come from the pod name (fieldRef metadata.name), "
+                        "which is unique among running replicas")
     if "secretKeyRef" not in ((env.get("HOLDLINE_REDIS_URL") or {}).get("valueFrom") or {}):
         problems.append(f"{where}: HOLDLINE_REDIS_URL must come from a Secret")
     for name in cfg.services:

@@ -73,6 +73,16 @@ pub struct Admin {
     /// Address of the admin listener; `None` (`listen = "off"` in the file) disables it.
     #[serde(deserialize_with = "address_or_off")]
     pub listen: Option<SocketAddr>,
+    /// Most admin connections at once; past it the listener stops accepting until one closes.
+    /// Small and separate from `limits.max_connections`, so idle admin connections cannot use
+    /// up the file descriptors the proxy needs.
+    pub max_connections: usize,
+    /// How long a client may take to send a request head on an admin connection.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// An admin connection with no request for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
 }
 
 /// A socket address, or `"off"` for none (TOML has no null).
@@ -85,7 +95,7 @@ fn address_or_off<'de, D: serde::Deserializer<'de>>(
     }
     text.parse().map(Some).map_err(|_| {
         serde::de::Error::custom(format!(
-            "expected an address such as \"127.0.0.1:9090\", or \"off\"; got {text:?}"
+            "expected an address such as \"127.0.0.1:9901\", or \"off\"; got {text:?}"
         ))
     })
 }
@@ -126,8 +136,12 @@ pub struct Log {
 pub struct Redis {
     /// `redis://host:port[/db]` or `rediss://` for TLS.
     pub url: String,
-    /// This replica's id, naming its reply stream. Defaults to a random id per process; set it to
-    /// something stable (the pod name) so a restarted replica picks up replies addressed to it.
+    /// This replica's id, naming its reply stream. Defaults to a random id per process. It must
+    /// be unique among the replicas running at once (two sharing one would read and trim each
+    /// other's replies) and need not be stable: a restarted replica reads only replies that
+    /// arrive after it starts, since the calls older ones answer were held by the process that
+    /// is gone (their results stay fetchable from any replica). The pod name is a readable
+    /// choice.
     #[serde(default)]
     pub gateway_id: Option<String>,
 }
@@ -189,7 +203,10 @@ impl Config {
 impl Default for Admin {
     fn default() -> Self {
         Self {
-            listen: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 9901))),
+            max_connections: 64,
+            header_read_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }

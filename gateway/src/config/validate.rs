@@ -166,6 +166,19 @@ impl Config {
             self.limits.max_connections,
             MAX_COUNT,
         )?;
+        if self.admin.max_connections == 0 {
+            return Err(invalid("admin.max_connections", "must be at least 1"));
+        }
+        at_most(
+            "admin.max_connections".into(),
+            self.admin.max_connections,
+            MAX_COUNT,
+        )?;
+        positive(
+            "admin.header_read_timeout".into(),
+            self.admin.header_read_timeout,
+        )?;
+        positive("admin.idle_timeout".into(), self.admin.idle_timeout)?;
         at_most(
             "limits.max_header_bytes".into(),
             self.limits.max_header_bytes,
@@ -200,6 +213,11 @@ impl Config {
                 "limits.header_read_timeout".into(),
                 self.limits.header_read_timeout,
             ),
+            (
+                "admin.header_read_timeout".into(),
+                self.admin.header_read_timeout,
+            ),
+            ("admin.idle_timeout".into(), self.admin.idle_timeout),
         ];
         for (name, s) in &self.services {
             let field = |key: &str| format!("services.{name}.{key}");
