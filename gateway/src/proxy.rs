@@ -298,13 +298,14 @@ async fn fetch_result(
             .is_some_and(|s| s.queue.is_some())
     };
     let queue = shared.queue().map(|q| &**q);
-    let (mut response, path) = match crate::queue::fetch(queue, method, path, is_queued).await {
-        Ok(crate::queue::Fetched::Stored(response) | crate::queue::Fetched::Pending(response)) => {
-            (response, DeliveryPath::Async)
-        }
-        Ok(crate::queue::Fetched::Gateway(response)) => (response, DeliveryPath::Gateway),
-        Err(error) => (error.into_response(request_id), DeliveryPath::Gateway),
-    };
+    let (mut response, path) =
+        match crate::queue::fetch(queue, method, path, is_queued, request_id).await {
+            Ok(
+                crate::queue::Fetched::Stored(response) | crate::queue::Fetched::Pending(response),
+            ) => (response, DeliveryPath::Async),
+            Ok(crate::queue::Fetched::Gateway(response)) => (response, DeliveryPath::Gateway),
+            Err(error) => (error.into_response(request_id), DeliveryPath::Gateway),
+        };
     if path == DeliveryPath::Async {
         response.headers_mut().insert(
             crate::PATH_HEADER.clone(),

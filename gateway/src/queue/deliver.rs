@@ -55,7 +55,7 @@ pub(crate) async fn deliver(
 ) -> Result<Delivery, ProxyError> {
     let config = service.config();
     if service.depth() >= config.max_depth {
-        return Err(ProxyError::QueueUnavailable("queue is full".into()));
+        return Err(ProxyError::QueueFull);
     }
     if request.body.len() as u64 > config.max_body_bytes {
         return Err(ProxyError::BodyTooLarge);
