@@ -140,6 +140,13 @@ impl ServiceQueue {
         self.report(switch);
     }
 
+    /// The depth poller's periodic step, with the backlog it just read (see
+    /// [`ModeMachine::tick`]).
+    fn tick(&self, backlog: u64) {
+        let switch = self.machine().tick(backlog);
+        self.report(switch);
+    }
+
     /// Requests in the queue as last polled.
     pub(crate) fn depth(&self) -> u64 {
         self.depth.load(Ordering::Relaxed)

@@ -53,6 +53,7 @@ pub(super) fn spawn_poller(state: &Arc<ServiceQueue>, queue: &Arc<Queue>) {
                 .await;
             if let Ok((depth, oldest)) = polled {
                 state.depth.store(depth, Ordering::Relaxed);
+                state.tick(depth);
                 let labels = [&*state.service];
                 state
                     .metrics

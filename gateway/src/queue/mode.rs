@@ -5,7 +5,9 @@
 //!   capacity in time, the SDK's not-processed `503`, or response times degraded well past the
 //!   learned baseline) switches to **queue**.
 //! - **queue**: every request goes to the queue, for at least `min_queue_time` and
-//!   `min_queue_requests`, so instances can work off their backlog; then **recovering**.
+//!   `min_queue_requests`, so instances can work off their backlog; then **recovering**. Once the
+//!   backlog is gone, `min_queue_time` alone is enough: a service that went quiet after a burst
+//!   must not stay on the queue until enough new requests arrive ([`ModeMachine::tick`]).
 //! - **recovering**: a growing share of requests probes the sync path, from `probe_share` to all
 //!   of them over `recovery_time`. Any overload signal sends the service back to **queue**; a clear
 //!   run through the whole recovery time returns it to **sync**.
@@ -199,6 +201,19 @@ impl ModeMachine {
         }
     }
 
+    /// The periodic step, with the queue's backlog as last polled: applies the time-based
+    /// transitions even while no request arrives, and ends queue mode by time alone once the
+    /// backlog is gone.
+    pub(crate) fn tick(&mut self, backlog: u64) -> Option<Switch> {
+        if self.mode == Mode::Queue
+            && backlog == 0
+            && self.since.elapsed() >= self.config.min_queue_time
+        {
+            return Some(self.enter(Mode::Recovering));
+        }
+        self.advance()
+    }
+
     /// Applies the time-based transitions.
     fn advance(&mut self) -> Option<Switch> {
         match self.mode {
@@ -272,6 +287,22 @@ mod tests {
         tokio::time::advance(Duration::from_secs(2)).await;
         assert_eq!(m.mode(), Mode::Sync);
         assert_eq!(sync_share(&mut m, 100), 1.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_service_leaves_the_queue_by_time_once_its_backlog_is_gone() {
+        let mut m = machine();
+        m.overloaded(Signal::Unreachable);
+        // Within the window, or with a backlog left, the service stays on the queue.
+        assert_eq!(m.tick(0), None);
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert_eq!(m.tick(3), None);
+        let switch = m.tick(0).unwrap();
+        assert_eq!((switch.from, switch.to), (Mode::Queue, Mode::Recovering));
+        // Recovery ends by time alone too, with no request at all.
+        tokio::time::advance(Duration::from_secs(11)).await;
+        let switch = m.tick(0).unwrap();
+        assert_eq!((switch.from, switch.to), (Mode::Recovering, Mode::Sync));
     }
 
     #[tokio::test(start_paused = true)]
