@@ -3,7 +3,7 @@
 //! gateway rather than with a hand-kept copy that can drift.
 
 use crate::config::Config;
-use crate::metrics::CATALOGUE;
+use crate::metrics::{CATALOGUE, PROCESS, RELOAD_RESULTS, UPSTREAM_ERROR_KINDS};
 use crate::observe::{DeliveryPath, QueueOutcome};
 use crate::queue::mode::Mode;
 use serde_json::json;
@@ -19,7 +19,7 @@ const SERVICE: &str = "SERVICE";
 pub fn describe(config: Option<&Config>) -> String {
     let mut out = json!({
         "version": env!("CARGO_PKG_VERSION"),
-        "metrics": CATALOGUE,
+        "metrics": CATALOGUE.iter().chain(PROCESS).collect::<Vec<_>>(),
         "label_values": label_values(),
         // What autoscalers watch in Redis; `SERVICE` stands for a service's name.
         "redis": {
@@ -52,6 +52,8 @@ fn label_values() -> BTreeMap<&'static str, Vec<&'static str>> {
             "outcome",
             QueueOutcome::ALL.iter().map(|o| o.as_str()).collect(),
         ),
+        ("result", RELOAD_RESULTS.to_vec()),
+        ("kind", UPSTREAM_ERROR_KINDS.to_vec()),
     ])
 }
 
@@ -84,7 +86,7 @@ mod tests {
         }
         assert_eq!(
             described["metrics"].as_array().unwrap().len(),
-            CATALOGUE.len()
+            CATALOGUE.len() + PROCESS.len()
         );
     }
 

@@ -42,6 +42,10 @@ pub(crate) struct Metrics {
     pub redis_up: IntGauge,
     /// Held calls whose HTTP/1 connection has let go of its HTTP buffers for the wait.
     pub parked_calls: IntGauge,
+    /// Configuration reloads by result (`success`, `failure`).
+    pub(crate) config_reloads: IntCounterVec,
+    /// Failed exchanges with endpoints by service and kind (`connect`, `timeout`, `exchange`).
+    pub(crate) upstream_errors: IntCounterVec,
 }
 
 /// One metric as the gateway exports it; `gateway describe` prints the whole [`CATALOGUE`].
@@ -166,6 +170,81 @@ const PARKED_CALLS: MetricSpec = spec(
     &[],
 );
 
+const BUILD_INFO: MetricSpec = spec(
+    "holdline_build_info",
+    Kind::Gauge,
+    "Always 1; the version label says which build is running",
+    &["version"],
+);
+const CONFIG_RELOADS: MetricSpec = spec(
+    "holdline_config_reloads_total",
+    Kind::Counter,
+    "Configuration reloads by result",
+    &["result"],
+);
+const UPSTREAM_ERRORS: MetricSpec = spec(
+    "holdline_upstream_errors_total",
+    Kind::Counter,
+    "Failed exchanges with endpoints by service and kind",
+    &["service", "kind"],
+);
+
+/// The values of `holdline_config_reloads_total`'s `result` label.
+pub(crate) const RELOAD_RESULTS: [&str; 2] = ["success", "failure"];
+/// The values of `holdline_upstream_errors_total`'s `kind` label: the connection could not be
+/// made, no response head came in time, or the exchange broke after the request was sent.
+pub(crate) const UPSTREAM_ERROR_KINDS: [&str; 3] = ["connect", "timeout", "exchange"];
+
+/// The `process_*` metrics the prometheus crate collects on Linux (CPU, memory, descriptors,
+/// start time), listed so that the catalogue names everything `/metrics` serves.
+#[cfg(target_os = "linux")]
+pub(crate) const PROCESS: &[MetricSpec] = &[
+    spec(
+        "process_cpu_seconds_total",
+        Kind::Counter,
+        "Total user and system CPU time spent in seconds",
+        &[],
+    ),
+    spec(
+        "process_open_fds",
+        Kind::Gauge,
+        "Number of open file descriptors",
+        &[],
+    ),
+    spec(
+        "process_max_fds",
+        Kind::Gauge,
+        "Maximum number of open file descriptors",
+        &[],
+    ),
+    spec(
+        "process_virtual_memory_bytes",
+        Kind::Gauge,
+        "Virtual memory size in bytes",
+        &[],
+    ),
+    spec(
+        "process_resident_memory_bytes",
+        Kind::Gauge,
+        "Resident memory size in bytes",
+        &[],
+    ),
+    spec(
+        "process_start_time_seconds",
+        Kind::Gauge,
+        "Start time of the process since unix epoch in seconds",
+        &[],
+    ),
+    spec(
+        "process_threads",
+        Kind::Gauge,
+        "Number of OS threads in the process",
+        &[],
+    ),
+];
+#[cfg(not(target_os = "linux"))]
+pub(crate) const PROCESS: &[MetricSpec] = &[];
+
 /// Every metric the gateway exports, in registration order.
 pub(crate) const CATALOGUE: &[MetricSpec] = &[
     REQUESTS,
@@ -182,6 +261,9 @@ pub(crate) const CATALOGUE: &[MetricSpec] = &[
     ASYNC_ACCEPTED,
     REDIS_UP,
     PARKED_CALLS,
+    BUILD_INFO,
+    CONFIG_RELOADS,
+    UPSTREAM_ERRORS,
 ];
 
 // === impl Metrics ===
@@ -219,6 +301,14 @@ impl Metrics {
             register(Box::new(g.clone()));
             g
         };
+        let build_info = gauge(BUILD_INFO);
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        #[cfg(target_os = "linux")]
+        register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ));
         let queue_lag = GaugeVec::new(Opts::new(QUEUE_LAG.name, QUEUE_LAG.help), QUEUE_LAG.labels)
             .expect("valid metric");
         register(Box::new(queue_lag.clone()));
@@ -237,6 +327,8 @@ impl Metrics {
             async_accepted: counter(ASYNC_ACCEPTED),
             redis_up: plain_gauge(REDIS_UP),
             parked_calls: plain_gauge(PARKED_CALLS),
+            config_reloads: counter(CONFIG_RELOADS),
+            upstream_errors: counter(UPSTREAM_ERRORS),
             registry,
         }
     }
@@ -254,5 +346,38 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `/metrics` serves nothing the catalogue (which `gateway describe` prints) leaves out.
+    #[test]
+    fn every_served_metric_is_in_the_catalogue() {
+        let metrics = Metrics::new();
+        // Vectors appear in the exposition only once they have a series.
+        metrics
+            .requests
+            .with_label_values(&["r", "s", "200", "sync"])
+            .inc();
+        metrics.config_reloads.with_label_values(&["success"]).inc();
+        let known: Vec<&str> = CATALOGUE.iter().chain(PROCESS).map(|m| m.name).collect();
+        let text = metrics.render();
+        let families: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        assert!(families.contains(&"holdline_build_info"), "{text}");
+        #[cfg(target_os = "linux")]
+        assert!(families.contains(&"process_open_fds"), "{text}");
+        for family in families {
+            assert!(
+                known.contains(&family),
+                "{family} is served but not catalogued"
+            );
+        }
     }
 }

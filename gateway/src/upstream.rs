@@ -113,6 +113,15 @@ impl Upstream {
         self.endpoints.load_full()
     }
 
+    /// Counts a failed exchange with an endpoint in `holdline_upstream_errors_total`; `kind` is
+    /// one of [`crate::metrics::UPSTREAM_ERROR_KINDS`]. Only failures pay the label lookup.
+    pub(crate) fn count_error(&self, kind: &'static str) {
+        self.metrics
+            .upstream_errors
+            .with_label_values(&[&*self.name, kind])
+            .inc();
+    }
+
     pub(crate) fn client(&self) -> &UpstreamClient {
         &self.client
     }

@@ -52,6 +52,13 @@ service = "dead"
     assert!(json["request_id"].is_string(), "{json}");
     // What happened, not how: no OS error codes or addresses from inside.
     assert_eq!(json["error"], "could not connect to the upstream", "{json}");
+    let metrics = gw.metrics().await;
+    let errors = metric(
+        &metrics,
+        "holdline_upstream_errors_total",
+        &[("service", "dead"), ("kind", "connect")],
+    );
+    assert!(errors >= Some(1.0), "{metrics}");
 }
 
 /// A service of two endpoints: a dead one, and a live one with a single slot that answers after

@@ -98,6 +98,7 @@ pub(crate) async fn forward(
                 ..
             }) => {
                 lease.record_failure();
+                upstream.count_error("timeout");
                 return Err(ProxyError::Timeout);
             }
             Err(SendError { error, unsent }) => {
@@ -107,6 +108,11 @@ pub(crate) async fn forward(
                     return Err(error);
                 }
                 lease.record_failure();
+                upstream.count_error(if matches!(error, ProxyError::Connect(_)) {
+                    "connect"
+                } else {
+                    "exchange"
+                });
                 drop(lease);
                 match unsent {
                     Some(unsent)
