@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import yaml
 
 import gateway_config
-from common import parse_duration, port_of, rel
+from common import parse_duration, port_of, redis_memory_problems, rel
 
 COMPOSE = Path("compose/compose.yaml")
 PROMETHEUS = Path("compose/prometheus.yml")
@@ -134,6 +134,10 @@ def check(root: Path) -> list[str]:
     _check_builds(root, services, problems)
     _check_mounts(root, services, problems)
     _check_redis_urls(services, problems)
+    for name, svc in services.items():
+        command = svc.get("command")
+        if isinstance(command, list) and command[:1] == ["redis-server"]:
+            problems += redis_memory_problems(command, f"{COMPOSE}: {name}")
     admin = _check_gateway(root, services, problems)
     _check_prometheus(root, services, admin, problems)
     return problems

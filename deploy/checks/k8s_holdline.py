@@ -17,6 +17,7 @@ import gateway
 import gateway_config
 import metrics
 from k8s_refs import containers
+from common import redis_memory_problems
 from kustomize import Bundle
 
 SCALER_TARGETS = ("lagCount", "pendingEntriesCount", "streamLength")
@@ -228,6 +229,8 @@ def check(b: Bundle) -> list[str]:
                 _check_gateway(b, d, c, problems)
             elif gateway_config.flag(c.get("args"), "--service"):
                 _check_sdk_service(b, d, c, problems)
+            elif str(c.get("image", "")).startswith("redis:"):
+                problems += redis_memory_problems(c.get("args"), f"{b.name}: Deployment/{d['metadata']['name']}")
     for so in b.docs("ScaledObject"):
         _check_scaledobject(b, so, problems)
     _check_external_metrics(b, problems)

@@ -144,6 +144,12 @@ pub struct Redis {
     /// choice.
     #[serde(default)]
     pub gateway_id: Option<String>,
+    /// The most memory Redis may use (its `used_memory`) for the gateway to still enqueue: past
+    /// it every queue answers `503` with `Retry-After`. This bounds stored results (kept for
+    /// `result_ttl`) and all queues together; set it below Redis's `maxmemory` so the gateway
+    /// refuses before Redis does. `None` (absent) leaves the bound to Redis alone.
+    #[serde(default)]
+    pub max_used_bytes: Option<u64>,
 }
 
 /// One route: requests whose host and path match go to `service`.

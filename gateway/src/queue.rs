@@ -36,6 +36,9 @@ pub(crate) struct Queue {
     replies: Replies,
     forget: forget::Forgetter,
     metrics: Arc<Metrics>,
+    /// `[redis] max_used_bytes`, and Redis's `used_memory` as last polled.
+    max_used_bytes: Option<u64>,
+    used_bytes: AtomicU64,
 }
 
 /// Why a queue operation failed.
@@ -53,6 +56,8 @@ pub(crate) struct ServiceQueue {
     mode: Mutex<ModeMachine>,
     /// Entries in the request stream, as last polled.
     depth: AtomicU64,
+    /// Bytes the request stream takes in Redis, as last polled.
+    bytes: AtomicU64,
     metrics: Arc<Metrics>,
 }
 
@@ -82,6 +87,8 @@ impl Queue {
             gateway_id,
             replies: Replies::default(),
             metrics,
+            max_used_bytes: config.max_used_bytes,
+            used_bytes: AtomicU64::new(0),
         });
         replies::spawn_listener(&queue);
         tracing::info!(gateway_id = %queue.gateway_id, "queue delivery ready");
@@ -91,6 +98,12 @@ impl Queue {
     /// A handle to the command connection (cheap to clone).
     pub(crate) fn conn(&self) -> ConnectionManager {
         self.conn.clone()
+    }
+
+    /// Whether Redis uses more memory than `[redis] max_used_bytes` allows, as last polled.
+    pub(crate) fn over_memory_budget(&self) -> bool {
+        self.max_used_bytes
+            .is_some_and(|max| self.used_bytes.load(Ordering::Relaxed) >= max)
     }
 }
 
@@ -109,6 +122,7 @@ impl ServiceQueue {
             config: config.clone(),
             mode: Mutex::new(ModeMachine::new(config.clone())),
             depth: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
             metrics,
         });
         state.publish_mode(mode::Mode::Sync);
@@ -150,6 +164,13 @@ impl ServiceQueue {
     /// Requests in the queue as last polled.
     pub(crate) fn depth(&self) -> u64 {
         self.depth.load(Ordering::Relaxed)
+    }
+
+    /// Whether the queue is at one of its limits (`max_depth`, `max_queue_bytes`), as last
+    /// polled.
+    pub(crate) fn is_full(&self) -> bool {
+        self.depth() >= self.config.max_depth
+            || self.bytes.load(Ordering::Relaxed) >= self.config.max_queue_bytes
     }
 
     fn machine(&self) -> std::sync::MutexGuard<'_, ModeMachine> {

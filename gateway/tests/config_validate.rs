@@ -309,6 +309,10 @@ fn queue_rules() {
         ("max_depth = 0", "max_depth"),
         ("max_body_bytes = 0", "max_body_bytes"),
         ("max_body_bytes = 536870913", "max_body_bytes"),
+        (
+            "max_body_bytes = 2048\nmax_queue_bytes = 1024",
+            "max_queue_bytes",
+        ),
     ];
     for (keys, field) in cases {
         assert_eq!(
@@ -318,7 +322,7 @@ fn queue_rules() {
         );
     }
     accepted(&queue(
-        "probe_share = 1.0\nlatency_factor = 1.01\nmax_depth = 1\nmax_body_bytes = 536870912",
+        "probe_share = 1.0\nlatency_factor = 1.01\nmax_depth = 1\nmax_body_bytes = 536870912\nmax_queue_bytes = 536870912",
     ));
     // A disabled queue is not checked at all.
     accepted(&service(

@@ -131,6 +131,10 @@ pub struct QueueConfig {
     pub result_ttl: Duration,
     /// Most requests waiting in the queue; past it new requests get `503` with `Retry-After`.
     pub max_depth: u64,
+    /// Most bytes the service's request stream may take in Redis (its `MEMORY USAGE`, polled
+    /// with the depth); past it new requests get `503` with `Retry-After`. `max_depth` bounds
+    /// entries, this bounds what a flood of large bodies can pin.
+    pub max_queue_bytes: u64,
     /// Largest request body that may go to the queue (bodies are kept in Redis whole).
     pub max_body_bytes: u64,
 }
@@ -205,6 +209,7 @@ impl Default for QueueConfig {
             latency_floor: Duration::from_millis(250),
             result_ttl: Duration::from_secs(600),
             max_depth: 100_000,
+            max_queue_bytes: 256 * 1024 * 1024,
             max_body_bytes: 1024 * 1024,
         }
     }

@@ -137,6 +137,9 @@ impl Config {
                     format!("is not a valid redis url: {error}"),
                 ));
             }
+            if redis.max_used_bytes == Some(0) {
+                return Err(invalid("redis.max_used_bytes", "must be greater than zero"));
+            }
             if let Some(id) = &redis.gateway_id
                 && !valid_service_name(id)
             {
@@ -348,6 +351,12 @@ impl Config {
             return Err(invalid(
                 field("max_body_bytes"),
                 "must be between 1 byte and 512 MiB (the largest Redis value)",
+            ));
+        }
+        if queue.max_queue_bytes < queue.max_body_bytes {
+            return Err(invalid(
+                field("max_queue_bytes"),
+                "must be at least max_body_bytes (one request must fit)",
             ));
         }
         Ok(())

@@ -54,7 +54,7 @@ pub(crate) async fn deliver(
     request: Enqueue,
 ) -> Result<Delivery, ProxyError> {
     let config = service.config();
-    if service.depth() >= config.max_depth {
+    if service.is_full() || queue.over_memory_budget() {
         return Err(ProxyError::QueueFull);
     }
     if request.body.len() as u64 > config.max_body_bytes {
