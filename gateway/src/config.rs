@@ -4,6 +4,7 @@
 //! `config/gateway.reference.toml` shows every key with its default; a test parses every file in
 //! `config/` so the examples cannot rot.
 
+mod duration;
 mod endpoint_url;
 mod service;
 mod validate;
@@ -34,7 +35,7 @@ pub struct Config {
     /// Limits applied to every client request.
     pub limits: Limits,
     /// How long a stopping gateway lets in-flight requests finish.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub shutdown_grace: Duration,
     /// Logging.
     pub log: Log,
@@ -51,8 +52,10 @@ pub struct Config {
 #[serde(default, deny_unknown_fields)]
 pub struct Listen {
     /// Plain-text listener: HTTP/1.1 and HTTP/2 with prior knowledge (h2c) on one port.
+    #[serde(deserialize_with = "listen_address")]
     pub http: Option<SocketAddr>,
     /// TLS listener: HTTP/1.1 and HTTP/2 chosen by ALPN. Needs `[tls]`.
+    #[serde(deserialize_with = "listen_address")]
     pub https: Option<SocketAddr>,
 }
 
@@ -78,11 +81,25 @@ pub struct Admin {
     /// up the file descriptors the proxy needs.
     pub max_connections: usize,
     /// How long a client may take to send a request head on an admin connection.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub header_read_timeout: Duration,
     /// An admin connection with no request for this long is closed.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub idle_timeout: Duration,
+}
+
+/// What a listener address must look like, for error messages.
+const ADDRESS_HINT: &str = "an IP address and port such as \"0.0.0.0:8080\" or \"[::]:8080\" \
+     (a listener binds an address, so a host name such as localhost is not accepted)";
+
+/// A listener's socket address, with a hint when it is not one.
+fn listen_address<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse()
+        .map(Some)
+        .map_err(|_| serde::de::Error::custom(format!("expected {ADDRESS_HINT}; got {text:?}")))
 }
 
 /// A socket address, or `"off"` for none (TOML has no null).
@@ -94,9 +111,7 @@ fn address_or_off<'de, D: serde::Deserializer<'de>>(
         return Ok(None);
     }
     text.parse().map(Some).map_err(|_| {
-        serde::de::Error::custom(format!(
-            "expected an address such as \"127.0.0.1:9901\", or \"off\"; got {text:?}"
-        ))
+        serde::de::Error::custom(format!("expected {ADDRESS_HINT}, or \"off\"; got {text:?}"))
     })
 }
 
@@ -112,7 +127,7 @@ pub struct Limits {
     /// is ready for one (also the idle limit of a keep-alive connection). Plain HTTP/1
     /// connections check it every half timeout, so they close between one and one and a half
     /// timeouts.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub header_read_timeout: Duration,
     /// Most concurrent client connections; past it the gateway stops accepting until one closes.
     pub max_connections: usize,

@@ -186,3 +186,33 @@ fn a_missing_argument_is_one_line_without_a_backtrace() {
     assert!(stderr.contains("--config"), "{stderr}");
     assert!(!stderr.contains("backtrace"), "{stderr}");
 }
+
+/// The usual mistakes get a hint naming the fix, not just the parser's complaint.
+#[test]
+fn common_mistakes_get_hints() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            GOOD.replace("[[routes]]", "connect_timeout = \"30\"\n[[routes]]"),
+            "such as \"30s\"",
+        ),
+        (
+            GOOD.replace("[[routes]]", "connect_timeout = 30\n[[routes]]"),
+            "such as \"30s\"",
+        ),
+        (
+            GOOD.replace("127.0.0.1:8080", "localhost:8080"),
+            "a host name such as localhost is not accepted",
+        ),
+        (
+            GOOD.replace("http://127.0.0.1:18080", "https://127.0.0.1:18080"),
+            "https endpoints are not supported yet",
+        ),
+    ];
+    for (i, (text, hint)) in cases.into_iter().enumerate() {
+        let output = check_text(dir.path(), &format!("hint{i}.toml"), &text);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "accepted:\n{text}");
+        assert!(stderr.contains(hint), "`{hint}` not in {stderr:?}");
+    }
+}

@@ -28,9 +28,16 @@ impl TryFrom<String> for EndpointUrl {
 impl EndpointUrl {
     /// Parses `http://host[:port][/base]`. Only plain `http` is supported to upstreams.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let rest = raw
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("{raw:?} must start with http://"))?;
+        let rest = raw.strip_prefix("http://").ok_or_else(|| {
+            if raw.starts_with("https://") {
+                format!(
+                    "{raw:?}: https endpoints are not supported yet (the gateway speaks plain \
+                         HTTP to upstreams); use http://"
+                )
+            } else {
+                format!("{raw:?} must start with http://")
+            }
+        })?;
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),

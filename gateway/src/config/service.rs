@@ -18,20 +18,20 @@ pub struct ServiceConfig {
     pub max_inflight_per_endpoint: usize,
     /// How long a request waits for a free slot when every endpoint is at its limit (then `503`,
     /// or the queue when it is enabled).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "super::duration")]
     pub accept_timeout: Duration,
     /// TCP connect timeout.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "super::duration")]
     pub connect_timeout: Duration,
     /// Longest wait for the response head once the request is sent (`504` after).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "super::duration")]
     pub first_byte_timeout: Duration,
     /// Longest time for the whole exchange with an endpoint, from sending the request to the
     /// end of the response body.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "super::duration")]
     pub request_timeout: Duration,
     /// How often endpoint hostnames are resolved again.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "super::duration")]
     pub resolve_interval: Duration,
     /// Idle upstream connections kept per endpoint.
     pub pool_max_idle_per_endpoint: usize,
@@ -76,10 +76,10 @@ pub struct Outlier {
     /// this off.
     pub panic_threshold_percent: u8,
     /// First ejection time; doubles on each ejection in a row, up to `max_ejection`.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "super::duration")]
     pub base_ejection: Duration,
     /// Longest ejection time.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "super::duration")]
     pub max_ejection: Duration,
 }
 
@@ -90,10 +90,10 @@ pub struct HealthCheck {
     /// Path to request, e.g. `/healthz`.
     pub path: String,
     /// Time between checks.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "super::duration")]
     pub interval: Duration,
     /// Time a check may take.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "super::duration")]
     pub timeout: Duration,
     /// Consecutive failed checks that mark an endpoint unhealthy.
     pub unhealthy_after: u32,
@@ -108,26 +108,26 @@ pub struct QueueConfig {
     /// Fail over to the Redis queue when the service is overloaded.
     pub enabled: bool,
     /// Longest time the gateway holds a queued call before answering `202 Accepted`.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "super::duration")]
     pub hold: Duration,
     /// Once failed over, the service stays on the queue at least this long...
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "super::duration")]
     pub min_queue_time: Duration,
     /// ...and for at least this many requests.
     pub min_queue_requests: u64,
     /// After that, sync resumes gradually: the share of requests sent sync grows from
     /// `probe_share` to all of them over this time, as long as the signals stay clear.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "super::duration")]
     pub recovery_time: Duration,
     /// Share of requests (0 to 1) that probe the sync path when recovery starts.
     pub probe_share: f64,
     /// Response times count as degraded past `latency_factor` times the learned baseline...
     pub latency_factor: f64,
     /// ...and never below this absolute floor (so a fast service's jitter does not trip it).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "super::duration")]
     pub latency_floor: Duration,
     /// How long a stored result can be fetched after a `202`.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "super::duration")]
     pub result_ttl: Duration,
     /// Most requests waiting in the queue; past it new requests get `503` with `Retry-After`.
     pub max_depth: u64,
