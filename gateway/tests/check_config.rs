@@ -1,5 +1,8 @@
-//! `gateway check-config FILE`: exit 0 on a good file; non-zero with a message naming the field
-//! for each kind of config error.
+//! The `gateway` binary itself: `check-config FILE` exits 0 on a good file and non-zero with a
+//! message naming the field for each kind of config error; `describe` prints what the deploy
+//! checks read; a missing argument is one line; the access log says what an operator needs.
+
+mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -215,4 +218,76 @@ fn common_mistakes_get_hints() {
         assert!(!output.status.success(), "accepted:\n{text}");
         assert!(stderr.contains(hint), "`{hint}` not in {stderr:?}");
     }
+}
+
+/// One access-log line per request with the client's address, protocol, user agent, body size
+/// and a duration without float noise (`duration_ms=0.20054599999999997` once).
+#[tokio::test]
+async fn the_access_log_line_names_client_protocol_agent_bytes_and_duration() {
+    use std::io::BufRead;
+    let upstream = support::Upstream::echo("logged").await;
+    let port = holdline_testkit::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.toml");
+    let text = format!(
+        "[listen]\nhttp = \"127.0.0.1:{port}\"\n[admin]\nlisten = \"off\"\n[log]\naccess = true\n\
+         [services.echo]\nendpoints = [\"{}\"]\n[[routes]]\nprefix = \"/\"\nservice = \"echo\"\n",
+        upstream.url()
+    );
+    std::fs::write(&path, text).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .arg("--config")
+        .arg(&path)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines_tx.send(line);
+        }
+    });
+    holdline_testkit::wait_for_port(port, std::time::Duration::from_secs(10));
+    let request = http::Request::get(format!("http://127.0.0.1:{port}/hello"))
+        .header("user-agent", "probe/1")
+        .body(holdline_gateway::body::empty())
+        .unwrap();
+    let reply = support::send(&support::client(), request).await;
+    assert_eq!(reply.status, 200);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let line = loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let line = lines_rx.recv_timeout(left).expect("no access-log line");
+        if line.contains("access") && line.contains("uri=") {
+            break line;
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    for part in [
+        "client=127.0.0.1:",
+        "protocol=HTTP/1.1",
+        "user_agent=\"probe/1\"",
+        "status=200",
+        "path=\"sync\"",
+    ] {
+        assert!(line.contains(part), "`{part}` not in {line}");
+    }
+    assert!(
+        !line.contains('\u{1b}'),
+        "colour codes in a piped log: {line}"
+    );
+    assert!(line.contains("bytes="), "{line}");
+    let duration = line
+        .split("duration_ms=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no duration in {line}"));
+    let decimals = duration.split('.').nth(1).map_or(0, str::len);
+    assert_eq!(decimals, 3, "{duration} in {line}");
 }
