@@ -69,7 +69,7 @@ pub struct Tls {
     pub key: PathBuf,
 }
 
-/// The admin listener.
+/// The admin listener. Its address and limits take effect on restart, not on reload.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Admin {
