@@ -128,21 +128,10 @@ service = "slow"
 #[tokio::test]
 async fn admin_connections_are_capped_and_closed_when_idle() {
     use tokio::io::AsyncReadExt;
-    let gw = TestGateway::start(&format!(
-        r#"{LISTEN}
-[admin]
-listen = "127.0.0.1:0"
-max_connections = 2
-idle_timeout = "1s"
-header_read_timeout = "1s"
-[services.echo]
-endpoints = ["http://127.0.0.1:1"]
-[[routes]]
-prefix = "/"
-service = "echo"
-"#
-    ))
-    .await;
+    let admin = "[admin]\nlisten = \"127.0.0.1:0\"\nmax_connections = 2\nidle_timeout = \"1s\"\n\
+                 header_read_timeout = \"1s\"";
+    let endpoints = ["http://127.0.0.1:1".to_owned()];
+    let gw = TestGateway::start(&support::one_service(admin, "echo", &endpoints, "")).await;
     let mut idle = Vec::new();
     for _ in 0..2 {
         idle.push(tokio::net::TcpStream::connect(gw.admin).await.unwrap());

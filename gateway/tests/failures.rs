@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use support::upstream::{Gate, echo};
-use support::{LISTEN, Reply, TestGateway, Upstream, client, dead_addr, eventually, metric, send};
+use support::{
+    LISTEN, Reply, TestGateway, Upstream, client, dead_addr, eventually, metric, one_service, send,
+};
 use tokio::time::Instant;
 
 async fn get(client: &support::client::HttpClient, url: String) -> Reply {
@@ -328,22 +330,9 @@ async fn answering(status: StatusCode, body: &'static str) -> Upstream {
 #[tokio::test]
 async fn application_500s_do_not_eject_an_endpoint() {
     let upstream = answering(StatusCode::INTERNAL_SERVER_ERROR, "handler failed").await;
-    let gw = TestGateway::start(&format!(
-        r#"{LISTEN}
-[services.app]
-endpoints = ["{}"]
-[services.app.outlier]
-consecutive_failures = 2
-base_ejection = "120s"
-max_ejection = "120s"
-panic_threshold_percent = 0
-[[routes]]
-prefix = "/"
-service = "app"
-"#,
-        upstream.url()
-    ))
-    .await;
+    let outlier = "[services.app.outlier]\nconsecutive_failures = 2\nbase_ejection = \"120s\"\n\
+                   max_ejection = \"120s\"\npanic_threshold_percent = 0";
+    let gw = TestGateway::start(&one_service("", "app", &[upstream.url()], outlier)).await;
     let client = client();
     for i in 0..10 {
         let reply = get(&client, gw.url(&format!("/{i}"))).await;
@@ -360,24 +349,9 @@ service = "app"
 async fn the_ejection_cap_keeps_endpoints_in_rotation() {
     let a = answering(StatusCode::BAD_GATEWAY, "a failed").await;
     let b = answering(StatusCode::BAD_GATEWAY, "b failed").await;
-    let gw = TestGateway::start(&format!(
-        r#"{LISTEN}
-[services.svc]
-endpoints = ["{}", "{}"]
-[services.svc.outlier]
-consecutive_failures = 1
-base_ejection = "120s"
-max_ejection = "120s"
-max_ejection_percent = 50
-panic_threshold_percent = 0
-[[routes]]
-prefix = "/"
-service = "svc"
-"#,
-        a.url(),
-        b.url()
-    ))
-    .await;
+    let outlier = "[services.svc.outlier]\nconsecutive_failures = 1\nbase_ejection = \"120s\"\n\
+                   max_ejection = \"120s\"\nmax_ejection_percent = 50\npanic_threshold_percent = 0";
+    let gw = TestGateway::start(&one_service("", "svc", &[a.url(), b.url()], outlier)).await;
     let client = client();
     for i in 0..10 {
         let reply = get(&client, gw.url(&format!("/{i}"))).await;
@@ -410,21 +384,8 @@ async fn too_few_endpoints_in_rotation_routes_to_all_of_them() {
         echo("unchecked", request).await
     })
     .await;
-    let gw = TestGateway::start(&format!(
-        r#"{LISTEN}
-[services.svc]
-endpoints = ["{}"]
-[services.svc.health_check]
-path = "/healthz"
-interval = "50ms"
-unhealthy_after = 1
-[[routes]]
-prefix = "/"
-service = "svc"
-"#,
-        upstream.url()
-    ))
-    .await;
+    let check = "[services.svc.health_check]\npath = \"/healthz\"\ninterval = \"50ms\"\nunhealthy_after = 1";
+    let gw = TestGateway::start(&one_service("", "svc", &[upstream.url()], check)).await;
     let endpoint = upstream.addr.to_string();
     let labels = [("service", "svc"), ("endpoint", endpoint.as_str())];
     let out = eventually(Duration::from_secs(10), || async {

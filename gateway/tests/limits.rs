@@ -214,30 +214,14 @@ async fn a_response_slower_than_the_header_read_timeout_is_not_cut() {
 #[tokio::test]
 async fn the_largest_accepted_values_serve_requests() {
     let upstream = Upstream::echo("big").await;
-    let gw = TestGateway::start(&format!(
-        r#"shutdown_grace = "365days"
-{LISTEN}
-[limits]
-max_connections = 16777216
-header_read_timeout = "365days"
-[services.big]
-endpoints = ["{}"]
-accept_timeout = "365days"
-connect_timeout = "365days"
-first_byte_timeout = "365days"
-request_timeout = "365days"
-resolve_interval = "365days"
-max_inflight_per_endpoint = 16777216
-[services.big.outlier]
-base_ejection = "365days"
-max_ejection = "365days"
-[[routes]]
-prefix = "/"
-service = "big"
-"#,
-        upstream.url()
-    ))
-    .await;
+    let top = "shutdown_grace = \"365days\"\n[limits]\nmax_connections = 16777216\n\
+               header_read_timeout = \"365days\"";
+    let service = "accept_timeout = \"365days\"\nconnect_timeout = \"365days\"\n\
+                   first_byte_timeout = \"365days\"\nrequest_timeout = \"365days\"\n\
+                   resolve_interval = \"365days\"\nmax_inflight_per_endpoint = 16777216\n\
+                   [services.big.outlier]\nbase_ejection = \"365days\"\nmax_ejection = \"365days\"";
+    let config = support::one_service(top, "big", &[upstream.url()], service);
+    let gw = TestGateway::start(&config).await;
     let reply = support::get(&gw.url("/x")).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.echo().upstream(), "big");

@@ -170,17 +170,7 @@ strip_prefix = true
 #[tokio::test]
 async fn result_locations_answer_405_and_404_with_a_request_id() {
     let api = Upstream::echo("api").await;
-    let gw = TestGateway::start(&format!(
-        r#"{LISTEN}
-[services.api]
-endpoints = ["{}"]
-[[routes]]
-prefix = "/"
-service = "api"
-"#,
-        api.url()
-    ))
-    .await;
+    let gw = TestGateway::start(&support::one_service("", "api", &[api.url()], "")).await;
     let location = format!("/_holdline/results/api/{}", "0".repeat(32));
     let client = client();
     for (method, status) in [("POST", 405), ("DELETE", 405), ("GET", 404)] {

@@ -14,6 +14,16 @@ use tokio::task::JoinHandle;
 /// itself is never used.
 pub(crate) const LISTEN: &str = "[listen]\nhttp = \"127.0.0.1:1\"\n";
 
+/// A config of one service `name` with `endpoints` (URLs), then `service` (its keys and
+/// sections), and a route `/` to it; `top` comes first (root keys and other sections).
+pub(crate) fn one_service(top: &str, name: &str, endpoints: &[String], service: &str) -> String {
+    let endpoints: Vec<String> = endpoints.iter().map(|e| format!("{e:?}")).collect();
+    format!(
+        "{top}\n{LISTEN}[services.{name}]\nendpoints = [{}]\n{service}\n[[routes]]\nprefix = \"/\"\nservice = \"{name}\"\n",
+        endpoints.join(", ")
+    )
+}
+
 /// A running gateway.
 pub(crate) struct TestGateway {
     /// The plain HTTP listener.

@@ -10,7 +10,7 @@ pub(crate) mod gateway;
 pub(crate) mod upstream;
 
 pub(crate) use client::{Reply, client, get, h2c_client, raw_exchange, send, spawn_get};
-pub(crate) use gateway::{LISTEN, TestGateway};
+pub(crate) use gateway::{LISTEN, TestGateway, one_service};
 pub(crate) use upstream::{Echo, Upstream};
 
 use std::net::SocketAddr;
