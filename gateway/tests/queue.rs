@@ -9,7 +9,7 @@ use holdline_gateway::body;
 use holdline_testkit::RedisServer;
 use http::Request;
 use std::time::Duration;
-use support::{LISTEN, TestGateway, client, dead_addr, eventually, metric, send};
+use support::{LISTEN, TestGateway, client, dead_addr, eventually, metric, one_service, send};
 
 #[tokio::test]
 async fn an_idle_service_returns_to_sync_once_its_backlog_is_gone() {
@@ -67,24 +67,10 @@ service = "idle"
 /// A queue-enabled service whose only endpoint is dead, so every call goes to the queue, where
 /// nothing consumes it; `queue` and `redis` are extra keys of those sections.
 async fn unconsumed(redis: &RedisServer, queue: &str, redis_keys: &str) -> TestGateway {
-    TestGateway::start(&format!(
-        r#"{LISTEN}
-[redis]
-url = "{}"
-{redis_keys}
-[services.flood]
-endpoints = ["http://{}"]
-[services.flood.queue]
-enabled = true
-{queue}
-[[routes]]
-prefix = "/"
-service = "flood"
-"#,
-        redis.url(),
-        dead_addr()
-    ))
-    .await
+    let top = format!("[redis]\nurl = \"{}\"\n{redis_keys}", redis.url());
+    let service = format!("[services.flood.queue]\nenabled = true\n{queue}");
+    let endpoints = [format!("http://{}", dead_addr())];
+    TestGateway::start(&one_service(&top, "flood", &endpoints, &service)).await
 }
 
 /// Sends 256 KiB `Prefer: respond-async` calls, a poll interval apart, until one is refused;
