@@ -220,55 +220,91 @@ fn common_mistakes_get_hints() {
     }
 }
 
+/// A `gateway` process with `[log] access = true` and `config` (its listener is added), its
+/// stdout lines as they come, and its port.
+struct LoggingGateway {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl LoggingGateway {
+    fn start(config: &str) -> Self {
+        use std::io::BufRead;
+        let port = holdline_testkit::free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.toml");
+        let text = format!(
+            "[listen]\nhttp = \"127.0.0.1:{port}\"\n[admin]\nlisten = \"off\"\n[log]\naccess = true\n{config}"
+        );
+        std::fs::write(&path, text).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+            .arg("--config")
+            .arg(&path)
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        holdline_testkit::wait_for_port(port, std::time::Duration::from_secs(10));
+        Self {
+            child,
+            lines,
+            port,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// The next access-log line, within 10 s.
+    fn access_line(&self) -> String {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let line = self.lines.recv_timeout(left).expect("no access-log line");
+            if line.contains("access") && line.contains("uri=") {
+                return line;
+            }
+        }
+    }
+}
+
+impl Drop for LoggingGateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// One access-log line per request with the client's address, protocol, user agent, body size
 /// and a duration without float noise (`duration_ms=0.20054599999999997` once).
 #[tokio::test]
 async fn the_access_log_line_names_client_protocol_agent_bytes_and_duration() {
-    use std::io::BufRead;
     let upstream = support::Upstream::echo("logged").await;
-    let port = holdline_testkit::free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("gateway.toml");
-    let text = format!(
-        "[listen]\nhttp = \"127.0.0.1:{port}\"\n[admin]\nlisten = \"off\"\n[log]\naccess = true\n\
-         [services.echo]\nendpoints = [\"{}\"]\n[[routes]]\nprefix = \"/\"\nservice = \"echo\"\n",
+    let gw = LoggingGateway::start(&format!(
+        "[services.echo]\nendpoints = [\"{}\"]\n[[routes]]\nprefix = \"/\"\nservice = \"echo\"\n",
         upstream.url()
-    );
-    std::fs::write(&path, text).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
-        .arg("--config")
-        .arg(&path)
-        .env_remove("RUST_LOG")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = lines_tx.send(line);
-        }
-    });
-    holdline_testkit::wait_for_port(port, std::time::Duration::from_secs(10));
-    let request = http::Request::get(format!("http://127.0.0.1:{port}/hello"))
+    ));
+    let request = http::Request::get(gw.url("/hello"))
         .header("user-agent", "probe/1")
         .body(holdline_gateway::body::empty())
         .unwrap();
     let reply = support::send(&support::client(), request).await;
     assert_eq!(reply.status, 200);
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    let line = loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let line = lines_rx.recv_timeout(left).expect("no access-log line");
-        if line.contains("access") && line.contains("uri=") {
-            break line;
-        }
-    };
-    let _ = child.kill();
-    let _ = child.wait();
+    let line = gw.access_line();
     for part in [
         "client=127.0.0.1:",
         "protocol=HTTP/1.1",
@@ -290,4 +326,39 @@ async fn the_access_log_line_names_client_protocol_agent_bytes_and_duration() {
         .unwrap_or_else(|| panic!("no duration in {line}"));
     let decimals = duration.split('.').nth(1).map_or(0, str::len);
     assert_eq!(decimals, 3, "{duration} in {line}");
+}
+
+/// A result fetch is logged under the request id of the call it answers (the id its response
+/// carries), and under its service, so that the call and its fetch are found together.
+#[tokio::test]
+async fn a_result_fetch_is_logged_with_the_original_request_id_and_its_service() {
+    let redis = holdline_testkit::RedisServer::start();
+    let gw = LoggingGateway::start(&format!(
+        "[redis]\nurl = \"{}\"\n[services.echo]\nendpoints = [\"http://127.0.0.1:1\"]\n\
+         [services.echo.queue]\nenabled = true\n[[routes]]\nprefix = \"/\"\nservice = \"echo\"\n",
+        redis.url()
+    ));
+    let id = "0123456789abcdef0123456789abcdef";
+    let mut headers = http::HeaderMap::new();
+    headers.insert("x-request-id", "original-call-id".parse().unwrap());
+    let stored = holdline_protocol::QueuedResponse {
+        status: http::StatusCode::OK,
+        headers,
+        body: bytes::Bytes::from_static(b"done"),
+    };
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(holdline_protocol::keys::result_key("echo", id))
+        .arg(stored.encode())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let reply = support::get(&gw.url(&format!("/_holdline/results/echo/{id}"))).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.header("x-request-id"), Some("original-call-id"));
+    let line = gw.access_line();
+    assert!(line.contains("request_id=\"original-call-id\""), "{line}");
+    assert!(line.contains("service=\"echo\""), "{line}");
+    assert!(line.contains("path=\"async\""), "{line}");
 }
