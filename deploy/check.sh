@@ -3,8 +3,9 @@
 # the compose spec, the Kubernetes manifests against the Kubernetes schemas (and the KEDA and
 # Prometheus Operator CRDs against subset schemas), cross-references between all of them, the
 # gateway configs through `gateway check-config`, the alert rules and their unit tests, the Grafana
-# dashboard and its queries, and a self-test proving each check still rejects broken input. Exits
-# non-zero if anything fails.
+# dashboard and its queries, and a self-test proving each check still rejects broken input. Metric
+# names, labels, label values and each config's parsed form come from the gateway binary itself
+# (`gateway describe --json`). Exits non-zero if anything fails.
 #
 #   deploy/check.sh            # from anywhere
 #
@@ -113,19 +114,29 @@ dashboard_queries() {
     "$py" "$run" dashboard-rules "$rules" && "$PROMTOOL" check rules "$rules"
 }
 
-# Every deployed gateway config through the gateway's own parser and validation. The binary is
-# HOLDLINE_GATEWAY_BIN if set, else built from this workspace (a no-op when it is up to date).
-gateway_configs() {
-    local py="$1" run="$2" out="$3" bin="${HOLDLINE_GATEWAY_BIN:-}" manifest="$DEPLOY/../Cargo.toml" files ok=0
-    if [ -z "$bin" ]; then
-        command -v cargo >/dev/null || { echo "cargo not found: set HOLDLINE_GATEWAY_BIN to a gateway binary"; return 1; }
-        cargo build -q -p holdline-gateway --bin gateway --manifest-path "$manifest" || return 1
-        bin="$(cargo metadata -q --format-version 1 --no-deps --manifest-path "$manifest" \
-            | "$py" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/debug/gateway"
+# The gateway binary the checks ask about its metrics and its reading of each config
+# (`gateway describe`, `gateway check-config`): HOLDLINE_GATEWAY_BIN if set, else built from this
+# workspace (a no-op when it is up to date).
+ensure_gateway() {
+    local manifest="$DEPLOY/../Cargo.toml" target
+    if [ -n "${HOLDLINE_GATEWAY_BIN:-}" ]; then
+        [ -x "$HOLDLINE_GATEWAY_BIN" ] || die "HOLDLINE_GATEWAY_BIN=$HOLDLINE_GATEWAY_BIN is not an executable"
+        return 0
     fi
+    command -v cargo >/dev/null || die "cargo not found: set HOLDLINE_GATEWAY_BIN to a gateway binary"
+    log "building the gateway binary (set HOLDLINE_GATEWAY_BIN to use a built one)"
+    cargo build -q -p holdline-gateway --bin gateway --manifest-path "$manifest" >&2 || die "cargo build failed"
+    target="$(cargo metadata -q --format-version 1 --no-deps --manifest-path "$manifest" \
+        | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+    export HOLDLINE_GATEWAY_BIN="$target/debug/gateway"
+}
+
+# Every deployed gateway config through the gateway's own parser and validation.
+gateway_configs() {
+    local py="$1" run="$2" out="$3" files ok=0
     files="$("$py" "$run" gateway-configs "$out")" || return 1
     while IFS= read -r f; do
-        "$bin" check-config "$f" || ok=1
+        "$HOLDLINE_GATEWAY_BIN" check-config "$f" || ok=1
     done <<<"$files"
     return $ok
 }
@@ -139,6 +150,7 @@ main() {
     ensure_venv
     ensure_promtool
     exec 9>&-
+    ensure_gateway
 
     local bin="$VENV/bin" py="$VENV/bin/python" run="$DEPLOY/checks/run.py"
     local scratch

@@ -6,7 +6,7 @@
 #
 # Usage: scripts/quickstart.sh [--free-ports] [--check]
 #   --free-ports  listen on free ports instead of the ones in config/quickstart.toml (8080 for
-#                 the gateway, 9090 for its admin, 18080 and 18083 for the instances)
+#                 the gateway, 9901 for its admin, 18080 and 18083 for the instances)
 #   --check       start everything on free ports, send one call through the sync path and
 #                 calls through the queue (held, and respond-async with a result fetch), stop,
 #                 and exit 0 if all of it worked, 1 if not. For CI. QUICKSTART_CHECK=1 too.

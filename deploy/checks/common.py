@@ -50,6 +50,19 @@ def parse_duration(text: str) -> float | None:
     return sum(float(n) * _UNITS[u] for n, u in parts)
 
 
+def redis_memory_problems(args: list, where: str) -> list[str]:
+    """A Redis that holds queued calls needs a maxmemory with the noeviction policy: without a
+    bound a flood ends in an OOM kill that loses the queue, and an evicting policy drops calls."""
+    args = [str(a) for a in args or []]
+    problems = []
+    if "--maxmemory" not in args:
+        problems.append(f"{where}: Redis has no --maxmemory, so a flood ends in an OOM kill that loses the queue")
+    policy = args[args.index("--maxmemory-policy") + 1] if "--maxmemory-policy" in args[:-1] else None
+    if policy != "noeviction":
+        problems.append(f"{where}: Redis needs --maxmemory-policy noeviction (an evicted entry is a dropped call)")
+    return problems
+
+
 def port_of(addr: str) -> int | None:
     """The port of `host:port` or `[v6]:port`; None if there is none."""
     m = re.fullmatch(r".*:(\d+)", addr or "")

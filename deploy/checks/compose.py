@@ -14,11 +14,14 @@ from urllib.parse import urlsplit
 import yaml
 
 import gateway_config
-from common import parse_duration, port_of, rel
+from common import parse_duration, port_of, redis_memory_problems, rel
 
 COMPOSE = Path("compose/compose.yaml")
 PROMETHEUS = Path("compose/prometheus.yml")
 GATEWAY_JOB = "holdline-gateway"
+# Where the gateway image reads its config (the Dockerfile's --config), and its directory.
+CONFIG_PATH = "/etc/holdline/gateway.toml"
+CONFIG_DIR = "/etc/holdline"
 
 
 def _args(svc: dict) -> list[str]:
@@ -69,10 +72,18 @@ def _check_gateway(root: Path, services: dict, problems: list[str]) -> dict:
     admin_ports = {}
     base = (root / COMPOSE).parent
     for name, svc in services.items():
-        mounts = [v for v in svc.get("volumes") or [] if isinstance(v, str) and v.split(":")[1:2] == ["/etc/holdline/gateway.toml"]]
+        volumes = [v for v in svc.get("volumes") or [] if isinstance(v, str)]
+        if any(v.split(":")[1:2] == [CONFIG_PATH] for v in volumes):
+            problems.append(f"{COMPOSE}: {name}: mount the directory {CONFIG_DIR}, not the file {CONFIG_PATH}: "
+                            "a single-file bind mount never sees an editor's save-by-rename, so reload misses it")
+            continue
+        mounts = [v for v in volumes if v.split(":")[1:2] == [CONFIG_DIR]]
         if not mounts:
             continue
-        source = base / mounts[0].split(":")[0]
+        source = base / mounts[0].split(":")[0] / "gateway.toml"
+        if not source.is_file():
+            problems.append(f"{COMPOSE}: {name}: {rel(source, root)} (mounted at {CONFIG_DIR}) does not exist")
+            continue
         cfg = gateway_config.parse(source.read_text(), rel(source, root), problems)
         if cfg is None:
             continue
@@ -96,7 +107,7 @@ def _check_gateway(root: Path, services: dict, problems: list[str]) -> dict:
                 if gateway_config.flag(args, "--service") != service_name:
                     problems.append(f"{rel(source, root)}: {host} runs --service {gateway_config.flag(args, '--service')}, not {service_name}")
     if not admin_ports:
-        problems.append(f"{COMPOSE}: no service mounts a gateway config at /etc/holdline/gateway.toml")
+        problems.append(f"{COMPOSE}: no service mounts a gateway config directory at {CONFIG_DIR}")
     return admin_ports
 
 
@@ -123,6 +134,10 @@ def check(root: Path) -> list[str]:
     _check_builds(root, services, problems)
     _check_mounts(root, services, problems)
     _check_redis_urls(services, problems)
+    for name, svc in services.items():
+        command = svc.get("command")
+        if isinstance(command, list) and command[:1] == ["redis-server"]:
+            problems += redis_memory_problems(command, f"{COMPOSE}: {name}")
     admin = _check_gateway(root, services, problems)
     _check_prometheus(root, services, admin, problems)
     return problems

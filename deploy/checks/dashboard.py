@@ -3,7 +3,8 @@
 Grafana accepts almost any JSON and shows an empty panel for a broken query, so the checks here
 are the ones that would otherwise only show up on a screen: unique panel ids, a layout inside the
 24-column grid, every query on the dashboard's datasource variable, no undefined variables, and
-the panels the issue asks for (mode, queue depth and lag, hold times, errors, 202s, dead letters).
+the panels an operator needs first (mode, queue depth and lag, hold times, errors, 202s, dead
+letters).
 """
 
 import json

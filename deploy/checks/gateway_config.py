@@ -1,70 +1,52 @@
-"""Reads a gateway config file (TOML) as deployed, for the checks that compare it with the rest.
+"""A deployed gateway config as the gateway itself reads it, for the checks that compare it with
+the rest of the deployment (ports, shutdown grace, services, endpoints, routes).
 
-This is not the gateway's own parser: it knows the keys the deploy configs use, rejects unknown
-top-level sections (the gateway does too, with deny_unknown_fields), and extracts what the other
-checks need: listener ports, shutdown grace, services with their endpoints and routes.
+The text goes through `gateway describe --json --config`, so it is parsed and validated by the
+gateway's own code with every default filled in; nothing here re-parses TOML or knows a default.
 """
 
-import tomllib
-from urllib.parse import urlsplit
-
 from common import parse_duration, port_of
+from gateway import GatewayError
+import gateway
 
-TOP_LEVEL = {"workers", "listen", "tls", "admin", "limits", "shutdown_grace", "log", "redis", "services", "routes"}
-DEFAULT_SHUTDOWN_GRACE = 30.0
+
+# Prometheus's default listen port: an admin port there collides with the Prometheus that scrapes it.
+PROMETHEUS_PORT = 9090
 
 
 class GatewayConfig:
     """What the deploy checks need to know of one gateway config."""
 
-    def __init__(self, raw: dict):
-        self.raw = raw
-        self.http_port = port_of((raw.get("listen") or {}).get("http", ""))
-        self.admin_port = port_of((raw.get("admin") or {}).get("listen", ""))
-        grace = raw.get("shutdown_grace")
-        self.shutdown_grace = DEFAULT_SHUTDOWN_GRACE if grace is None else parse_duration(str(grace))
-        self.services: dict[str, dict] = raw.get("services") or {}
-        self.routes: list[dict] = raw.get("routes") or []
+    def __init__(self, parsed: dict):
+        self.parsed = parsed
+        self.http_port = port_of(parsed["listen"].get("http") or "")
+        self.admin_port = port_of(parsed["admin"].get("listen") or "")
+        self.shutdown_grace = parse_duration(parsed["shutdown_grace"])
+        self.services: dict[str, dict] = parsed["services"]
+        self.routes: list[dict] = parsed["routes"]
 
     def endpoints(self, service: str) -> list[tuple[str, int]]:
-        """(host, port) of each endpoint URL of a service."""
-        out = []
-        for url in self.services.get(service, {}).get("endpoints") or []:
-            parts = urlsplit(url)
-            out.append((parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)))
-        return out
+        """(host, port) of each endpoint of a service."""
+        return [(e["host"], e["port"]) for e in self.services.get(service, {}).get("endpoints") or []]
 
     def queued_services(self) -> list[str]:
-        return [name for name, svc in self.services.items() if (svc.get("queue") or {}).get("enabled")]
+        return [name for name, svc in self.services.items() if svc["queue"]["enabled"]]
 
 
 def parse(text: str, where: str, problems: list[str]) -> GatewayConfig | None:
-    """Parses and sanity-checks a config; problems are appended, None if it cannot be read."""
+    """The config as the gateway parses it; its refusal is appended to problems (then None)."""
     try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        problems.append(f"{where}: not valid TOML: {e}")
+        cfg = GatewayConfig(gateway.config(text))
+    except GatewayError as e:
+        problems.append(f"{where}: {e}")
         return None
-    unknown = set(raw) - TOP_LEVEL
-    if unknown:
-        problems.append(f"{where}: unknown top-level keys {sorted(unknown)}")
-    cfg = GatewayConfig(raw)
     if cfg.http_port is None:
-        problems.append(f"{where}: [listen] http must be host:port")
+        problems.append(f"{where}: [listen] http must be set (the deployment routes to it)")
     if cfg.admin_port is None:
-        problems.append(f"{where}: [admin] listen must be host:port (probes and metrics need it)")
-    if cfg.shutdown_grace is None:
-        problems.append(f"{where}: shutdown_grace {raw.get('shutdown_grace')!r} is not a duration")
-    if cfg.queued_services() and not (raw.get("redis") or {}).get("url"):
-        problems.append(f"{where}: a service enables its queue but [redis] url is missing")
-    for name in cfg.services:
-        if not cfg.endpoints(name):
-            problems.append(f"{where}: service {name} has no endpoints")
-    for r in cfg.routes:
-        if r.get("service") not in cfg.services:
-            problems.append(f"{where}: route {r.get('prefix')} names unknown service {r.get('service')!r}")
-        if not str(r.get("prefix", "")).startswith("/"):
-            problems.append(f"{where}: route prefix {r.get('prefix')!r} must start with /")
+        problems.append(f"{where}: [admin] listen must not be off (probes and metrics need it)")
+    elif cfg.admin_port == PROMETHEUS_PORT:
+        problems.append(f"{where}: [admin] listen port {PROMETHEUS_PORT} is Prometheus's own default, "
+                        "which a Prometheus beside the gateway would take (the gateway's default is 9901)")
     return cfg
 
 

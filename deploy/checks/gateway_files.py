@@ -6,7 +6,7 @@ from pathlib import Path
 
 from common import load_yaml_docs
 
-COMPOSE_CONFIG = Path("compose/gateway.toml")
+COMPOSE_CONFIG = Path("compose/gateway/gateway.toml")
 CONFIG_KEY = "gateway.toml"
 
 

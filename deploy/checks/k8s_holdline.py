@@ -13,18 +13,24 @@ from urllib.parse import urlsplit
 
 import yaml
 
+import gateway
 import gateway_config
 import metrics
 from k8s_refs import containers
+from common import redis_memory_problems
 from kustomize import Bundle
 
-CONSUMER_GROUP = "holdline"
 SCALER_TARGETS = ("lagCount", "pendingEntriesCount", "streamLength")
 
 
 def request_stream(service: str) -> str:
-    """Mirrors holdline_protocol::keys::request_stream."""
-    return f"holdline:{{{service}}}:requests"
+    """A service's request stream, from the pattern `gateway describe` prints."""
+    return gateway.catalogue()["redis"]["request_stream"].replace("SERVICE", service)
+
+
+def consumer_group() -> str:
+    """The consumer group services join, as `gateway describe` prints it."""
+    return gateway.catalogue()["redis"]["consumer_group"]
 
 
 def is_cluster_name(host: str) -> bool:
@@ -94,7 +100,8 @@ def _check_gateway(b: Bundle, d: dict, c: dict, problems: list[str]) -> None:
         problems.append(f"{where}: terminationGracePeriodSeconds {grace} must exceed preStop sleep + shutdown_grace ({budget:g}s)")
     env = {e["name"]: e for e in c.get("env") or []}
     if ((env.get("HOLDLINE_GATEWAY_ID") or {}).get("valueFrom") or {}).get("fieldRef", {}).get("fieldPath") != "metadata.name":
-        problems.append(f"{where}: HOLDLINE_GATEWAY_ID must come from the pod name (fieldRef metadata.name)")
+        problems.append(f"{where}: HOLDLINE_GATEWAY_ID must come from the pod name (fieldRef metadata.name), "
+                        "which is unique among running replicas")
     if "secretKeyRef" not in ((env.get("HOLDLINE_REDIS_URL") or {}).get("valueFrom") or {}):
         problems.append(f"{where}: HOLDLINE_REDIS_URL must come from a Secret")
     for name in cfg.services:
@@ -153,8 +160,8 @@ def _check_scaledobject(b: Bundle, so: dict, problems: list[str]) -> None:
         expected = {request_stream(s) for s in services if s}
         if md.get("stream") not in expected:
             problems.append(f"{where}: stream {md.get('stream')!r} is not the target's request stream {sorted(expected)}")
-        if md.get("consumerGroup") != CONSUMER_GROUP:
-            problems.append(f"{where}: consumerGroup must be {CONSUMER_GROUP!r}, the group services join")
+        if md.get("consumerGroup") != consumer_group():
+            problems.append(f"{where}: consumerGroup must be {consumer_group()!r}, the group services join")
         modes = [k for k in SCALER_TARGETS if k in md]
         if len(modes) != 1 or not md[modes[0]].isdigit() or int(md[modes[0]]) < 1:
             problems.append(f"{where}: set exactly one of {SCALER_TARGETS} to a positive integer")
@@ -222,6 +229,8 @@ def check(b: Bundle) -> list[str]:
                 _check_gateway(b, d, c, problems)
             elif gateway_config.flag(c.get("args"), "--service"):
                 _check_sdk_service(b, d, c, problems)
+            elif str(c.get("image", "")).startswith("redis:"):
+                problems += redis_memory_problems(c.get("args"), f"{b.name}: Deployment/{d['metadata']['name']}")
     for so in b.docs("ScaledObject"):
         _check_scaledobject(b, so, problems)
     _check_external_metrics(b, problems)

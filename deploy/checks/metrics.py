@@ -1,34 +1,13 @@
-"""The gateway's Prometheus metrics: names, types and labels, as the gateway exports them.
+"""The gateway's Prometheus metrics, as the gateway binary describes them (`gateway describe`).
 
-Alert rules, dashboard queries and autoscaling configs are checked against this list, so a
-renamed metric or a misspelt label fails `deploy/check.sh` instead of silently matching nothing.
-Keep it in step with the gateway's metrics module.
+Alert rules, dashboard queries and autoscaling configs are checked against this catalogue, so a
+renamed metric, a misspelt label or a label value the gateway never emits fails
+`deploy/check.sh` instead of silently matching nothing.
 """
 
-# name -> (type, labels)
-GATEWAY = {
-    "holdline_requests_total": ("counter", {"route", "service", "status", "path"}),
-    "holdline_request_duration_seconds": ("histogram", {"service", "path"}),
-    "holdline_service_mode": ("gauge", {"service", "mode"}),
-    "holdline_mode_switches_total": ("counter", {"service", "from", "to"}),
-    "holdline_queue_depth": ("gauge", {"service"}),
-    "holdline_queue_lag_seconds": ("gauge", {"service"}),
-    "holdline_hold_duration_seconds": ("histogram", {"service"}),
-    "holdline_queue_replies_total": ("counter", {"service", "outcome"}),
-    "holdline_async_accepted_total": ("counter", {"service"}),
-    "holdline_endpoint_inflight": ("gauge", {"service", "endpoint"}),
-    "holdline_endpoint_healthy": ("gauge", {"service", "endpoint"}),
-    "holdline_endpoint_ejected": ("gauge", {"service", "endpoint"}),
-    "holdline_redis_up": ("gauge", set()),
-    "holdline_parked_calls": ("gauge", set()),
-}
+import functools
 
-# Label values the gateway emits, for checking matchers with a literal value.
-LABEL_VALUES = {
-    "path": {"sync", "queue", "async"},
-    "mode": {"sync", "queue", "recovering"},
-    "outcome": {"delivered", "async", "expired", "dead_letter"},
-}
+import gateway
 
 # Labels Prometheus or its Kubernetes discovery attach to every scraped series.
 TARGET_LABELS = {"job", "instance", "namespace", "pod", "container"}
@@ -37,16 +16,29 @@ TARGET_LABELS = {"job", "instance", "namespace", "pod", "container"}
 BUILTIN = {"up": set()}
 
 
+@functools.cache
+def _metrics() -> dict[str, tuple[str, set[str]]]:
+    """name -> (type, labels)."""
+    return {m["name"]: (m["type"], set(m["labels"])) for m in gateway.catalogue()["metrics"]}
+
+
+def label_values(label: str) -> set[str] | None:
+    """Every value an enumerated label takes; None for an open label (service, status, ...)."""
+    values = gateway.catalogue()["label_values"].get(label)
+    return None if values is None else set(values)
+
+
 def series_labels(name: str) -> set[str] | None:
     """Labels of a series name (histogram parts included), or None if the name is unknown."""
+    metrics = _metrics()
     if name in BUILTIN:
         return BUILTIN[name] | TARGET_LABELS
-    if name in GATEWAY:
-        kind, labels = GATEWAY[name]
+    if name in metrics:
+        kind, labels = metrics[name]
         return None if kind == "histogram" else labels | TARGET_LABELS
     for suffix in ("_bucket", "_sum", "_count"):
         base = name.removesuffix(suffix)
-        if base != name and GATEWAY.get(base, ("",))[0] == "histogram":
+        if base != name and metrics.get(base, ("",))[0] == "histogram":
             extra = {"le"} if suffix == "_bucket" else set()
-            return GATEWAY[base][1] | TARGET_LABELS | extra
+            return metrics[base][1] | TARGET_LABELS | extra
     return None

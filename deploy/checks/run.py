@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import compose  # noqa: E402
 import dashboard  # noqa: E402
+import gateway  # noqa: E402
 import gateway_files  # noqa: E402
 import k8s  # noqa: E402
 import promql  # noqa: E402
@@ -42,7 +43,10 @@ def main() -> int:
         for path in gateway_files.export(args.root, Path(args.out)):
             print(path)
         return 0
-    problems = CHECKS[args.check](args.root)
+    try:
+        problems = CHECKS[args.check](args.root)
+    except gateway.GatewayError as e:
+        problems = [f"gateway describe: {e}"]
     for p in problems:
         print(f"  {p}")
     return 1 if problems else 0

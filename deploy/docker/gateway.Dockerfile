@@ -24,8 +24,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=builder /out/gateway /usr/local/bin/gateway
 USER 65532:65532
-# 8080: client traffic. 9090: admin (/healthz, /readyz, /metrics).
-EXPOSE 8080 9090
+# 8080: client traffic. 9901: admin (/healthz, /readyz, /metrics).
+EXPOSE 8080 9901
 # The gateway drains on SIGTERM (the default stop signal) and reloads its config on SIGHUP.
 ENTRYPOINT ["/usr/local/bin/gateway"]
 CMD ["--config", "/etc/holdline/gateway.toml"]

@@ -4,20 +4,23 @@
 //! `config/gateway.reference.toml` shows every key with its default; a test parses every file in
 //! `config/` so the examples cannot rot.
 
+mod duration;
+mod endpoint_url;
 mod service;
 mod validate;
 
+pub use endpoint_url::EndpointUrl;
 pub use service::{HealthCheck, Outlier, QueueConfig, ServiceConfig, UpstreamProtocol};
 pub use validate::ConfigError;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Worker threads for the runtime; `None` means one per core. `1` runs a single-threaded
@@ -32,7 +35,7 @@ pub struct Config {
     /// Limits applied to every client request.
     pub limits: Limits,
     /// How long a stopping gateway lets in-flight requests finish.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub shutdown_grace: Duration,
     /// Logging.
     pub log: Log,
@@ -45,17 +48,19 @@ pub struct Config {
 }
 
 /// Client-facing listeners. At least one of the two must be set.
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct Listen {
     /// Plain-text listener: HTTP/1.1 and HTTP/2 with prior knowledge (h2c) on one port.
+    #[serde(deserialize_with = "listen_address")]
     pub http: Option<SocketAddr>,
     /// TLS listener: HTTP/1.1 and HTTP/2 chosen by ALPN. Needs `[tls]`.
+    #[serde(deserialize_with = "listen_address")]
     pub https: Option<SocketAddr>,
 }
 
 /// Certificate and key for the `https` listener, PEM files. TLS 1.2 and 1.3 only.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Tls {
     /// Certificate chain, leaf first.
@@ -64,13 +69,37 @@ pub struct Tls {
     pub key: PathBuf,
 }
 
-/// The admin listener.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+/// The admin listener. Its address and limits take effect on restart, not on reload.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Admin {
     /// Address of the admin listener; `None` (`listen = "off"` in the file) disables it.
     #[serde(deserialize_with = "address_or_off")]
     pub listen: Option<SocketAddr>,
+    /// Most admin connections at once; past it the listener stops accepting until one closes.
+    /// Small and separate from `limits.max_connections`, so idle admin connections cannot use
+    /// up the file descriptors the proxy needs.
+    pub max_connections: usize,
+    /// How long a client may take to send a request head on an admin connection.
+    #[serde(with = "duration")]
+    pub header_read_timeout: Duration,
+    /// An admin connection with no request for this long is closed.
+    #[serde(with = "duration")]
+    pub idle_timeout: Duration,
+}
+
+/// What a listener address must look like, for error messages.
+const ADDRESS_HINT: &str = "an IP address and port such as \"0.0.0.0:8080\" or \"[::]:8080\" \
+     (a listener binds an address, so a host name such as localhost is not accepted)";
+
+/// A listener's socket address, with a hint when it is not one.
+fn listen_address<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse()
+        .map(Some)
+        .map_err(|_| serde::de::Error::custom(format!("expected {ADDRESS_HINT}; got {text:?}")))
 }
 
 /// A socket address, or `"off"` for none (TOML has no null).
@@ -82,14 +111,12 @@ fn address_or_off<'de, D: serde::Deserializer<'de>>(
         return Ok(None);
     }
     text.parse().map(Some).map_err(|_| {
-        serde::de::Error::custom(format!(
-            "expected an address such as \"127.0.0.1:9090\", or \"off\"; got {text:?}"
-        ))
+        serde::de::Error::custom(format!("expected {ADDRESS_HINT}, or \"off\"; got {text:?}"))
     })
 }
 
 /// Limits on client requests.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Largest request body accepted; larger gets `413`.
@@ -100,13 +127,13 @@ pub struct Limits {
     /// is ready for one (also the idle limit of a keep-alive connection), while connection slots
     /// are plentiful (see `header_read_timeout_under_pressure`). Connections look at it every
     /// half of the tight timeout, so they close up to that much after it.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub header_read_timeout: Duration,
     /// The header read timeout with every connection slot taken. Past three quarters of
     /// `max_connections` the timeout shrinks linearly from `header_read_timeout` to this, so
     /// slow clients are cut off sooner only when slots are scarce. At most
     /// `header_read_timeout` (a larger value counts as that).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub header_read_timeout_under_pressure: Duration,
     /// Most concurrent client connections. Past it a new connection is answered `503` with
     /// `Retry-After` and closed.
@@ -114,7 +141,7 @@ pub struct Limits {
 }
 
 /// Logging.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Log {
     /// `tracing` filter, e.g. `info` or `holdline_gateway=debug`. `RUST_LOG` overrides it.
@@ -126,19 +153,29 @@ pub struct Log {
 }
 
 /// The Redis server.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Redis {
     /// `redis://host:port[/db]` or `rediss://` for TLS.
     pub url: String,
-    /// This replica's id, naming its reply stream. Defaults to a random id per process; set it to
-    /// something stable (the pod name) so a restarted replica picks up replies addressed to it.
+    /// This replica's id, naming its reply stream. Defaults to a random id per process. It must
+    /// be unique among the replicas running at once (two sharing one would read and trim each
+    /// other's replies) and need not be stable: a restarted replica reads only replies that
+    /// arrive after it starts, since the calls older ones answer were held by the process that
+    /// is gone (their results stay fetchable from any replica). The pod name is a readable
+    /// choice.
     #[serde(default)]
     pub gateway_id: Option<String>,
+    /// The most memory Redis may use (its `used_memory`) for the gateway to still enqueue: past
+    /// it every queue answers `503` with `Retry-After`. This bounds stored results (kept for
+    /// `result_ttl`) and all queues together; set it below Redis's `maxmemory` so the gateway
+    /// refuses before Redis does. `None` (absent) leaves the bound to Redis alone.
+    #[serde(default)]
+    pub max_used_bytes: Option<u64>,
 }
 
 /// One route: requests whose host and path match go to `service`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
     /// Path prefix, starting with `/`. Matches at a segment boundary: `/echo` matches `/echo` and
@@ -194,7 +231,10 @@ impl Config {
 impl Default for Admin {
     fn default() -> Self {
         Self {
-            listen: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 9901))),
+            max_connections: 64,
+            header_read_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }

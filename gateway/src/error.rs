@@ -9,7 +9,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 
 /// Why a request did not get an upstream response.
 #[derive(Debug, thiserror::Error)]
-pub enum ProxyError {
+pub(crate) enum ProxyError {
     /// No route matches the request's host and path.
     #[error("no route")]
     NoRoute,
@@ -37,53 +37,94 @@ pub enum ProxyError {
     /// The client's request body failed while being read.
     #[error("client body failed: {0}")]
     ClientBody(#[source] BoxError),
-    /// The queue could not take the request (Redis unreachable, queue full).
+    /// The queue could not take the request: Redis is unreachable or failed.
     #[error("queue unavailable: {0}")]
     QueueUnavailable(String),
+    /// The service's queue is at its limit (`max_depth`, or its byte budget).
+    #[error("the queue is full")]
+    QueueFull,
 }
 
 // === impl ProxyError ===
 
 impl ProxyError {
     /// Whether the upstream may have received (and acted on) the request.
-    pub fn may_have_been_processed(&self) -> bool {
+    pub(crate) fn may_have_been_processed(&self) -> bool {
         matches!(self, Self::Upstream(_) | Self::Timeout)
     }
 
     /// The status the client sees.
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             Self::NoRoute => StatusCode::NOT_FOUND,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::ClientBody(_) => StatusCode::BAD_REQUEST,
-            Self::NoEndpoint | Self::Connect(_) | Self::Upstream(_) => StatusCode::BAD_GATEWAY,
-            Self::NoCapacity(_) | Self::UpstreamFull | Self::QueueUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::Connect(_) | Self::Upstream(_) => StatusCode::BAD_GATEWAY,
+            // No endpoint to try is the service being unavailable, not a bad answer from one
+            // (Envoy answers it with 503 too).
+            Self::NoEndpoint
+            | Self::NoCapacity(_)
+            | Self::UpstreamFull
+            | Self::QueueUnavailable(_)
+            | Self::QueueFull => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 
-    /// The JSON error response: `{"error": "...", "request_id": "..."}`, with `Retry-After` on
-    /// `503`s, since those are always worth retrying shortly.
-    pub fn into_response(self, request_id: &HeaderValue) -> Response<Body> {
-        let status = self.status();
-        let body = serde_json::json!({
-            "error": self.to_string(),
-            "request_id": request_id.to_str().unwrap_or_default(),
-        });
-        let mut response = Response::new(body::full(body.to_string()));
-        *response.status_mut() = status;
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    /// What the client is told: one fixed sentence per kind, never the underlying error (an OS
+    /// error code or a peer's address is of no use to a client and tells an attacker about the
+    /// inside). The whole error goes to the log, under the same request id.
+    pub(crate) fn public_message(&self) -> &'static str {
+        match self {
+            Self::NoRoute => "no route",
+            Self::BodyTooLarge => "request body too large",
+            Self::NoEndpoint => "no endpoint available",
+            Self::NoCapacity(_) => "every endpoint is at its in-flight limit",
+            Self::UpstreamFull => "upstream has no capacity",
+            Self::Connect(_) => "could not connect to the upstream",
+            Self::Upstream(_) => "the exchange with the upstream failed",
+            Self::Timeout => "upstream timed out",
+            Self::ClientBody(_) => "the request body could not be read",
+            Self::QueueUnavailable(_) => "the queue is unavailable",
+            Self::QueueFull => "the queue is full",
         }
-        response
     }
+
+    /// The JSON error response (see [`error_response`]), with the whole error logged.
+    pub(crate) fn into_response(self, request_id: &HeaderValue) -> Response<Body> {
+        if matches!(
+            self,
+            Self::Connect(_) | Self::Upstream(_) | Self::ClientBody(_) | Self::QueueUnavailable(_)
+        ) {
+            let id = request_id.to_str().unwrap_or_default();
+            tracing::debug!(request_id = id, error = %self, "request failed");
+        }
+        error_response(self.status(), self.public_message(), request_id)
+    }
+}
+
+/// Every error the gateway answers itself, in one shape: `{"error": "...", "request_id": "..."}`
+/// as JSON, with `Retry-After` on `503`s, since those are always worth retrying shortly.
+pub(crate) fn error_response(
+    status: StatusCode,
+    message: &str,
+    request_id: &HeaderValue,
+) -> Response<Body> {
+    let body = serde_json::json!({
+        "error": message,
+        "request_id": request_id.to_str().unwrap_or_default(),
+    });
+    let mut response = Response::new(body::full(body.to_string()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
 }
 
 /// Classifies a failure of the upstream client: connect errors mean the request was not sent;
@@ -129,7 +170,7 @@ mod tests {
     fn statuses_and_processing_flags() {
         let cases = [
             (ProxyError::NoRoute, 404, false),
-            (ProxyError::NoEndpoint, 502, false),
+            (ProxyError::NoEndpoint, 503, false),
             (ProxyError::Connect("refused".into()), 502, false),
             (ProxyError::Upstream("reset".into()), 502, true),
             (ProxyError::Timeout, 504, true),
@@ -151,5 +192,18 @@ mod tests {
         let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(json["request_id"], "abc");
         assert_eq!(json["error"], "upstream has no capacity");
+    }
+
+    #[tokio::test]
+    async fn internals_stay_out_of_the_body() {
+        use http_body_util::BodyExt;
+        let refused = std::io::Error::from_raw_os_error(libc::ECONNREFUSED);
+        let response =
+            ProxyError::Connect(Box::new(refused)).into_response(&HeaderValue::from_static("x"));
+        assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(json["error"], "could not connect to the upstream");
+        assert!(!String::from_utf8_lossy(&bytes).contains("os error"));
     }
 }

@@ -164,7 +164,7 @@ mod tests {
 
     #[test]
     fn forwarding_while_encoding_equals_rewriting_the_map_first() {
-        let conn = crate::proxy::ConnInfo::new("10.1.2.3:5555".parse().unwrap(), true);
+        let conn = crate::conn::ConnInfo::new("10.1.2.3:5555".parse().unwrap(), true);
         let requests = [
             // The usual: a Host, nothing forwarded yet.
             http::Request::get("/a")

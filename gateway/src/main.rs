@@ -5,6 +5,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use holdline_gateway::{Config, Gateway, Listeners};
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 // A faster allocator than glibc's for many small, short-lived allocations per request.
 #[cfg(feature = "mimalloc")]
@@ -31,22 +32,61 @@ enum Command {
         /// The file to check.
         file: PathBuf,
     },
+    /// Print the metric catalogue with the values of its enumerated labels, and with `--config`
+    /// the parsed config with every default filled in: what deploy checks compare against.
+    Describe {
+        /// Print JSON (the only format).
+        #[arg(long)]
+        json: bool,
+        /// A configuration file to parse, validate and include.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let args = Args::parse();
-    if let Some(Command::CheckConfig { file }) = &args.command {
-        return match Config::load(file) {
-            Ok(_) => {
-                println!("{}: ok", file.display());
-                Ok(())
-            }
-            Err(error) => {
-                eprintln!("{}: {error}", file.display());
-                std::process::exit(1);
-            }
-        };
+    let result = match &args.command {
+        Some(Command::CheckConfig { file }) => check_config(file),
+        Some(Command::Describe { json: _, config }) => describe(config.as_deref()),
+        None => serve(args),
+    };
+    match result {
+        Ok(code) => code,
+        // One line, never a backtrace: these are the operator's errors (a missing flag, a bad
+        // file), not the program's.
+        Err(error) => {
+            eprintln!("gateway: {error:#}");
+            ExitCode::FAILURE
+        }
     }
+}
+
+fn check_config(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    match Config::load(file) {
+        Ok(_) => {
+            println!("{}: ok", file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            eprintln!("{}: {error}", file.display());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn describe(config: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let config = match config {
+        Some(path) => {
+            Some(Config::load(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?)
+        }
+        None => None,
+    };
+    println!("{}", holdline_gateway::describe(config.as_ref()));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve(args: Args) -> anyhow::Result<ExitCode> {
     let path = args
         .config
         .context("--config FILE is required (or use `check-config FILE`)")?;
@@ -77,7 +117,8 @@ fn main() -> anyhow::Result<()> {
             .serve(shutdown_signal())
             .await
             .context("gateway failed")
-    })
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Environment overrides for values that come from secrets or the pod.

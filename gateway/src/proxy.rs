@@ -5,18 +5,22 @@
 mod failover;
 mod forward;
 mod guard;
+// The header helpers are still written for a public module.
+#[allow(unreachable_pub)]
 pub(crate) mod headers;
 mod prefer;
 
-pub use guard::BodyTimeout;
-pub use headers::{X_REQUEST_ID, new_request_id};
+pub(crate) use headers::new_request_id;
 
 use crate::body::Body;
+use crate::conn::ConnInfo;
 use crate::error::ProxyError;
 use crate::metrics::Metrics;
-use crate::observe::Observation;
+use crate::observe::{DeliveryPath, Observation, Outcome};
 use crate::queue::Delivery;
-use crate::state::Shared;
+use crate::queue::Queue;
+use crate::request_id::X_REQUEST_ID;
+use crate::state::{Shared, Snapshot};
 use http::{HeaderValue, Request, Response, header};
 use std::convert::Infallible;
 use std::future::Future;
@@ -26,88 +30,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::time::Instant;
 
-/// How a response was delivered, reported in the `holdline-path` header and in metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryPath {
-    /// Proxied to an endpoint directly.
-    Sync,
-    /// Answered by a service instance from the queue while the client was held.
-    Queue,
-    /// Fetched later by its result location.
-    Async,
-    /// Answered by the gateway itself (no route, error before any upstream).
-    Gateway,
-}
-
-impl DeliveryPath {
-    /// The header and label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Sync => "sync",
-            Self::Queue => "queue",
-            Self::Async => "async",
-            Self::Gateway => "gateway",
-        }
-    }
-}
-
-/// What the proxy knows about a response, for its metrics and access-log line.
-#[derive(Debug, Clone, Copy)]
-pub struct Outcome<'a> {
-    /// The route that matched (its label, service name and pre-resolved metric handles).
-    pub route: Option<&'a crate::routing::RouteEntry>,
-    /// How the response was delivered.
-    pub path: DeliveryPath,
-    /// The endpoint that answered, for sync responses.
-    pub upstream: Option<SocketAddr>,
-}
-
-impl<'a> Outcome<'a> {
-    fn gateway() -> Self {
-        Self::routed(None)
-    }
-
-    /// A request that matched `route` (if any), before it is answered.
-    fn routed(route: Option<&'a crate::routing::RouteEntry>) -> Self {
-        Self {
-            route,
-            path: DeliveryPath::Gateway,
-            upstream: None,
-        }
-    }
-}
-
-/// The connection a request arrived on.
-#[derive(Debug, Clone)]
-pub struct ConnInfo {
-    /// The client's address.
-    pub remote: SocketAddr,
-    /// Whether the connection is TLS.
-    pub https: bool,
-    /// The client's IP as a header value, made once per connection for `x-forwarded-for`.
-    client_ip: HeaderValue,
-}
-
-impl ConnInfo {
-    /// Describes a connection from `remote`.
-    pub fn new(remote: SocketAddr, https: bool) -> Self {
-        let client_ip = HeaderValue::from_str(&remote.ip().to_string())
-            .expect("an IP address is a valid header value");
-        Self {
-            remote,
-            https,
-            client_ip,
-        }
-    }
-
-    pub(crate) fn client_ip(&self) -> &HeaderValue {
-        &self.client_ip
-    }
-}
-
 /// The proxy service: one clone per client connection.
 #[derive(Clone)]
-pub struct Proxy {
+pub(crate) struct Proxy {
     shared: Arc<Shared>,
     conn: ConnInfo,
 }
@@ -116,7 +41,7 @@ pub struct Proxy {
 
 impl Proxy {
     /// A proxy for requests arriving on `conn`.
-    pub fn new(shared: Arc<Shared>, conn: ConnInfo) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, conn: ConnInfo) -> Self {
         Self { shared, conn }
     }
 }
@@ -145,22 +70,11 @@ impl tower::Service<Request<Body>> for Proxy {
             .cloned()
             .unwrap_or_else(|| HeaderValue::from_static(""));
         let snapshot = self.shared.snapshot();
-        let observation = Observation::start(&request, snapshot.config.log.access);
+        let observation =
+            Observation::start(&request, self.conn.remote, snapshot.config.log.access);
         let path = request.uri().path();
         if path.starts_with(crate::queue::RESULTS_PREFIX) {
-            let shared = self.shared.clone();
-            let (method, path) = (request.method().clone(), path.to_owned());
-            return Box::pin(async move {
-                let (response, path) =
-                    fetch_result(&shared, &snapshot, &method, &path, &request_id).await;
-                let ended = Instant::now();
-                let outcome = Outcome {
-                    path,
-                    ..Outcome::gateway()
-                };
-                observation.finish(&snapshot.metrics, &response, &outcome, &request_id, ended);
-                Ok(response)
-            });
+            return self.fetch(&request, snapshot, observation, request_id);
         }
         let Some(index) = snapshot.find_route(request_host(&request), path) else {
             let result = Err(ProxyError::NoRoute);
@@ -186,54 +100,17 @@ impl tower::Service<Request<Body>> for Proxy {
             return ready(response);
         }
         let conn = self.conn.clone();
-        let (route, service) = snapshot.route_at(index);
+        let (_, service) = snapshot.route_at(index);
         match (&service.queue, self.shared.queue()) {
             (Some(_), Some(queue)) => {
                 let queue = queue.clone();
-                let (route, service) = (route.clone(), service.clone());
-                let metrics = snapshot.metrics.clone();
-                drop(snapshot);
-                let route_for_outcome = route.clone();
-                // Two allocations: everything up to the queue's answer, freed once a call is
-                // held; then the wait, which is all a call held for minutes keeps.
-                let handled = Box::pin(async move {
-                    let service_queue = service.queue.as_ref().expect("matched above");
-                    failover::serve(
-                        &service.upstream,
-                        service_queue,
-                        &queue,
-                        &route,
-                        &conn,
-                        request,
-                    )
-                    .await
-                });
-                Box::pin(async move {
-                    // A statement of its own, so the first allocation is dropped here.
-                    let handled = handled.await;
-                    let served = match handled {
-                        Ok(failover::Served {
-                            answer,
-                            path,
-                            endpoint,
-                            answered,
-                        }) => {
-                            let (response, at) = match answer {
-                                Delivery::Answered(response) => (response, answered),
-                                Delivery::Held(held) => (held.wait().await, None),
-                            };
-                            Ok(Answered {
-                                response,
-                                path,
-                                endpoint,
-                                at,
-                            })
-                        }
-                        Err(error) => Err(error),
-                    };
-                    let outcome = Outcome::routed(Some(&route_for_outcome));
-                    Ok(finish(served, outcome, observation, &metrics, &request_id))
-                })
+                let call = Call {
+                    request,
+                    conn,
+                    observation,
+                    request_id,
+                };
+                queued(call, snapshot, index, queue)
             }
             _ => Box::pin(async move {
                 let (route, service) = snapshot.route_at(index);
@@ -256,6 +133,105 @@ impl tower::Service<Request<Body>> for Proxy {
             }),
         }
     }
+}
+
+impl Proxy {
+    /// A result fetch (`GET /_holdline/results/SERVICE/ID`), observed under the service it names.
+    fn fetch(
+        &self,
+        request: &Request<Body>,
+        snapshot: Arc<Snapshot>,
+        observation: Observation,
+        request_id: HeaderValue,
+    ) -> ProxyFuture {
+        let shared = self.shared.clone();
+        let (method, target) = (request.method().clone(), request.uri().path().to_owned());
+        Box::pin(async move {
+            let (response, path) =
+                fetch_result(&shared, &snapshot, &method, &target, &request_id).await;
+            let ended = Instant::now();
+            let outcome = Outcome {
+                path,
+                service: result_service(&snapshot, &target),
+                ..Outcome::gateway()
+            };
+            observation.finish(&snapshot.metrics, &response, &outcome, &request_id, ended);
+            Ok(response)
+        })
+    }
+}
+
+/// A request on its way to a queue-enabled service, with what its end needs.
+struct Call {
+    request: Request<Body>,
+    conn: ConnInfo,
+    observation: Observation,
+    request_id: HeaderValue,
+}
+
+/// Serves a call to the queue-enabled service of route `index`.
+///
+/// Two allocations: everything up to the queue's answer, freed once a call is held; then the
+/// wait, which is all a call held for minutes keeps. The held call keeps only its route and
+/// service, not the snapshot, so that it does not keep a replaced configuration alive.
+fn queued(call: Call, snapshot: Arc<Snapshot>, index: usize, queue: Arc<Queue>) -> ProxyFuture {
+    let (route, service) = snapshot.route_at(index);
+    let (route, service) = (route.clone(), service.clone());
+    let metrics = snapshot.metrics.clone();
+    drop(snapshot);
+    let route_for_outcome = route.clone();
+    let Call {
+        request,
+        conn,
+        observation,
+        request_id,
+    } = call;
+    let handled = Box::pin(async move {
+        let service_queue = service.queue.as_ref().expect("matched above");
+        failover::serve(
+            &service.upstream,
+            service_queue,
+            &queue,
+            &route,
+            &conn,
+            request,
+        )
+        .await
+    });
+    Box::pin(async move {
+        // A statement of its own, so the first allocation is dropped here.
+        let handled = handled.await;
+        let served = match handled {
+            Ok(failover::Served {
+                answer,
+                path,
+                endpoint,
+                answered,
+            }) => {
+                let (response, at) = match answer {
+                    Delivery::Answered(response) => (response, answered),
+                    Delivery::Held(held) => (held.wait().await, None),
+                };
+                Ok(Answered {
+                    response,
+                    path,
+                    endpoint,
+                    at,
+                })
+            }
+            Err(error) => Err(error),
+        };
+        let outcome = Outcome::routed(Some(&route_for_outcome));
+        Ok(finish(served, outcome, observation, &metrics, &request_id))
+    })
+}
+
+/// The service a result location names, when it is a configured one (any other name would give
+/// clients a way to make up label values).
+fn result_service<'a>(snapshot: &Snapshot, target: &'a str) -> Option<&'a str> {
+    let rest = target.strip_prefix(crate::queue::RESULTS_PREFIX)?;
+    let service = rest.split('/').next()?;
+    snapshot.services.contains_key(service).then_some(service)
 }
 
 /// A response known without waiting.
@@ -310,7 +286,7 @@ fn finish(
 /// the still-pending answer, `gateway` when it refuses.
 async fn fetch_result(
     shared: &Shared,
-    snapshot: &crate::state::Snapshot,
+    snapshot: &Snapshot,
     method: &http::Method,
     path: &str,
     request_id: &HeaderValue,
@@ -322,13 +298,14 @@ async fn fetch_result(
             .is_some_and(|s| s.queue.is_some())
     };
     let queue = shared.queue().map(|q| &**q);
-    let (mut response, path) = match crate::queue::fetch(queue, method, path, is_queued).await {
-        Ok(crate::queue::Fetched::Stored(response) | crate::queue::Fetched::Pending(response)) => {
-            (response, DeliveryPath::Async)
-        }
-        Ok(crate::queue::Fetched::Gateway(response)) => (response, DeliveryPath::Gateway),
-        Err(error) => (error.into_response(request_id), DeliveryPath::Gateway),
-    };
+    let (mut response, path) =
+        match crate::queue::fetch(queue, method, path, is_queued, request_id).await {
+            Ok(
+                crate::queue::Fetched::Stored(response) | crate::queue::Fetched::Pending(response),
+            ) => (response, DeliveryPath::Async),
+            Ok(crate::queue::Fetched::Gateway(response)) => (response, DeliveryPath::Gateway),
+            Err(error) => (error.into_response(request_id), DeliveryPath::Gateway),
+        };
     if path == DeliveryPath::Async {
         response.headers_mut().insert(
             crate::PATH_HEADER.clone(),

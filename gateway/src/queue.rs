@@ -8,7 +8,7 @@
 mod deliver;
 mod depth;
 mod forget;
-pub mod mode;
+pub(crate) mod mode;
 mod replies;
 mod results;
 
@@ -28,7 +28,7 @@ use std::time::Duration;
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The gateway's connection to the queue.
-pub struct Queue {
+pub(crate) struct Queue {
     client: redis::Client,
     conn: ConnectionManager,
     gateway_id: String,
@@ -36,23 +36,28 @@ pub struct Queue {
     replies: Replies,
     forget: forget::Forgetter,
     metrics: Arc<Metrics>,
+    /// `[redis] max_used_bytes`, and Redis's `used_memory` as last polled.
+    max_used_bytes: Option<u64>,
+    used_bytes: AtomicU64,
 }
 
 /// Why a queue operation failed.
 #[derive(Debug, thiserror::Error)]
-pub enum QueueError {
+pub(crate) enum QueueError {
     /// The Redis URL is invalid.
     #[error("invalid redis url: {0}")]
     Url(#[source] redis::RedisError),
 }
 
 /// Queue state of one service.
-pub struct ServiceQueue {
+pub(crate) struct ServiceQueue {
     service: Arc<str>,
     config: QueueConfig,
     mode: Mutex<ModeMachine>,
     /// Entries in the request stream, as last polled.
     depth: AtomicU64,
+    /// Bytes the request stream takes in Redis, as last polled.
+    bytes: AtomicU64,
     metrics: Arc<Metrics>,
 }
 
@@ -61,7 +66,7 @@ pub struct ServiceQueue {
 impl Queue {
     /// Connects lazily (the gateway starts even while Redis is down) and starts the reply
     /// listener, which ends once the queue is dropped.
-    pub fn start(config: &Redis, metrics: Arc<Metrics>) -> Result<Arc<Self>, QueueError> {
+    pub(crate) fn start(config: &Redis, metrics: Arc<Metrics>) -> Result<Arc<Self>, QueueError> {
         let client = redis::Client::open(config.url.as_str()).map_err(QueueError::Url)?;
         let conn_config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(COMMAND_TIMEOUT))
@@ -82,6 +87,8 @@ impl Queue {
             gateway_id,
             replies: Replies::default(),
             metrics,
+            max_used_bytes: config.max_used_bytes,
+            used_bytes: AtomicU64::new(0),
         });
         replies::spawn_listener(&queue);
         tracing::info!(gateway_id = %queue.gateway_id, "queue delivery ready");
@@ -92,13 +99,19 @@ impl Queue {
     pub(crate) fn conn(&self) -> ConnectionManager {
         self.conn.clone()
     }
+
+    /// Whether Redis uses more memory than `[redis] max_used_bytes` allows, as last polled.
+    pub(crate) fn over_memory_budget(&self) -> bool {
+        self.max_used_bytes
+            .is_some_and(|max| self.used_bytes.load(Ordering::Relaxed) >= max)
+    }
 }
 
 // === impl ServiceQueue ===
 
 impl ServiceQueue {
     /// Queue state for a service; starts the depth poller, which ends with the state.
-    pub fn start(
+    pub(crate) fn start(
         service: &str,
         config: &QueueConfig,
         queue: &Arc<Queue>,
@@ -109,6 +122,7 @@ impl ServiceQueue {
             config: config.clone(),
             mode: Mutex::new(ModeMachine::new(config.clone())),
             depth: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
             metrics,
         });
         state.publish_mode(mode::Mode::Sync);
@@ -117,37 +131,46 @@ impl ServiceQueue {
     }
 
     /// The service's queue configuration.
-    pub fn config(&self) -> &QueueConfig {
+    pub(crate) fn config(&self) -> &QueueConfig {
         &self.config
     }
 
     /// Where the next request goes.
-    pub fn decide(&self) -> Decision {
+    pub(crate) fn decide(&self) -> Decision {
         let (decision, switch) = self.machine().decide();
         self.report(switch);
         decision
     }
 
     /// Reports an overload signal from the sync path.
-    pub fn overloaded(&self, signal: Signal) {
+    pub(crate) fn overloaded(&self, signal: Signal) {
         let switch = self.machine().overloaded(signal);
         self.report(switch);
     }
 
     /// Reports a sync response's time to first byte.
-    pub fn observe_latency(&self, latency: Duration) {
+    pub(crate) fn observe_latency(&self, latency: Duration) {
         let switch = self.machine().observe_latency(latency);
         self.report(switch);
     }
 
-    /// The current mode.
-    pub fn mode(&self) -> mode::Mode {
-        self.machine().mode()
+    /// The depth poller's periodic step, with the backlog it just read (see
+    /// [`ModeMachine::tick`]).
+    fn tick(&self, backlog: u64) {
+        let switch = self.machine().tick(backlog);
+        self.report(switch);
     }
 
     /// Requests in the queue as last polled.
-    pub fn depth(&self) -> u64 {
+    pub(crate) fn depth(&self) -> u64 {
         self.depth.load(Ordering::Relaxed)
+    }
+
+    /// Whether the queue is at one of its limits (`max_depth`, `max_queue_bytes`), as last
+    /// polled.
+    pub(crate) fn is_full(&self) -> bool {
+        self.depth() >= self.config.max_depth
+            || self.bytes.load(Ordering::Relaxed) >= self.config.max_queue_bytes
     }
 
     fn machine(&self) -> std::sync::MutexGuard<'_, ModeMachine> {
@@ -174,7 +197,7 @@ impl ServiceQueue {
     }
 
     fn publish_mode(&self, current: mode::Mode) {
-        for m in [mode::Mode::Sync, mode::Mode::Queue, mode::Mode::Recovering] {
+        for m in mode::Mode::ALL {
             self.metrics
                 .service_mode
                 .with_label_values(&[&*self.service, m.as_str()])

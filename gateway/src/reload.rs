@@ -20,9 +20,17 @@ const POLL_INTERVAL: Duration = Duration::from_secs(2);
 #[error("config reload rejected, keeping the running configuration: {0}")]
 pub struct ReloadError(#[from] crate::config::ConfigError);
 
-/// Reads, validates and installs the configuration at `path`.
+/// Reads, validates and installs the configuration at `path`; counts the result in
+/// `holdline_config_reloads_total`.
 pub fn reload_from_file(shared: &Shared, path: &Path) -> Result<(), ReloadError> {
-    let config = Config::load(path)?;
+    let loaded = Config::load(path);
+    let result = if loaded.is_ok() { "success" } else { "failure" };
+    shared
+        .metrics()
+        .config_reloads
+        .with_label_values(&[result])
+        .inc();
+    let config = loaded?;
     let running = shared.snapshot().config.clone();
     if config.listen != running.listen
         || config.admin != running.admin
@@ -53,10 +61,27 @@ pub(crate) fn spawn(shared: Arc<Shared>, path: PathBuf, stop: CancellationToken)
             }
             last = current;
             if let Err(error) = reload_from_file(&shared, &path) {
-                tracing::error!(%error);
+                // One line, naming the file: a log search for the file finds it.
+                let error = one_line(&error.to_string());
+                tracing::error!(path = %path.display(), %error, "config reload rejected");
             }
         }
     });
+}
+
+/// A (possibly multi-line) error message on one line: the TOML parser's source excerpt and its
+/// markers (`12 | key = 1`, `   |  ^^^`) are dropped, the rest joined with `: `.
+fn one_line(message: &str) -> String {
+    let excerpt = |line: &str| {
+        line.split_once('|')
+            .is_some_and(|(left, _)| left.trim().bytes().all(|b| b.is_ascii_digit()))
+    };
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !excerpt(line))
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 #[cfg(unix)]
@@ -71,5 +96,23 @@ async fn recv(signals: &mut Option<tokio::signal::unix::Signal>) {
             s.recv().await;
         }
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_toml_error_is_one_line_with_its_position_and_reason() {
+        let error = Config::from_toml("[listen]\nhtp = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.lines().count() > 1, "{error}");
+        let line = one_line(&error);
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.contains("line 2"), "{line}");
+        assert!(line.contains("unknown field `htp`"), "{line}");
+        assert!(!line.contains('^'), "{line}");
     }
 }

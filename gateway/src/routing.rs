@@ -7,7 +7,7 @@ use std::sync::Arc;
 /// Metric handles resolved once per route for its most common outcome (`200` on the sync
 /// path), so the hot path skips the label hashing of `with_label_values`.
 #[derive(Debug, Clone)]
-pub struct RouteMetrics {
+pub(crate) struct RouteMetrics {
     /// `holdline_requests_total{route, service, status="200", path="sync"}`.
     pub ok_sync: prometheus::IntCounter,
     /// `holdline_request_duration_seconds{service, path="sync"}`.
@@ -16,7 +16,7 @@ pub struct RouteMetrics {
 
 /// A compiled route.
 #[derive(Debug)]
-pub struct RouteEntry {
+pub(crate) struct RouteEntry {
     /// Pre-resolved metric handles, once [`RouteTable::attach_metrics`] ran.
     pub metrics: Option<RouteMetrics>,
     /// Label used in metrics and logs: `host/prefix` or `prefix`.
@@ -30,7 +30,7 @@ pub struct RouteEntry {
 
 /// Every route, ordered for matching.
 #[derive(Debug, Default)]
-pub struct RouteTable {
+pub(crate) struct RouteTable {
     routes: Vec<Arc<RouteEntry>>,
 }
 
@@ -38,7 +38,7 @@ pub struct RouteTable {
 
 impl RouteTable {
     /// Compiles the configured routes.
-    pub fn new(routes: &[Route]) -> Self {
+    pub(crate) fn new(routes: &[Route]) -> Self {
         let mut compiled: Vec<RouteEntry> = routes
             .iter()
             .map(|r| {
@@ -71,7 +71,7 @@ impl RouteTable {
     }
 
     /// Resolves every route's common-case metric handles.
-    pub fn attach_metrics(&mut self, metrics: &crate::metrics::Metrics) {
+    pub(crate) fn attach_metrics(&mut self, metrics: &crate::metrics::Metrics) {
         for route in &mut self.routes {
             let route = Arc::get_mut(route).expect("routes are not shared before they are served");
             route.metrics = Some(RouteMetrics {
@@ -90,7 +90,7 @@ impl RouteTable {
 
     /// The route for a host (without port, any case) and path, with its place in
     /// [`Self::iter`]'s order.
-    pub fn find(&self, host: Option<&str>, path: &str) -> Option<(usize, &Arc<RouteEntry>)> {
+    pub(crate) fn find(&self, host: Option<&str>, path: &str) -> Option<(usize, &Arc<RouteEntry>)> {
         self.routes.iter().enumerate().find(|(_, r)| {
             let host_ok = match (&r.host, host) {
                 (None, _) => true,
@@ -102,12 +102,12 @@ impl RouteTable {
     }
 
     /// The route at `index` of [`Self::iter`]'s order.
-    pub fn get(&self, index: usize) -> Option<&Arc<RouteEntry>> {
+    pub(crate) fn get(&self, index: usize) -> Option<&Arc<RouteEntry>> {
         self.routes.get(index)
     }
 
     /// Every route, in matching order.
-    pub fn iter(&self) -> impl Iterator<Item = &Arc<RouteEntry>> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<RouteEntry>> {
         self.routes.iter()
     }
 }
@@ -125,7 +125,7 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
 
 impl RouteEntry {
     /// The path and query the upstream sees for `path_and_query`.
-    pub fn rewrite<'a>(&self, path_and_query: &'a str) -> std::borrow::Cow<'a, str> {
+    pub(crate) fn rewrite<'a>(&self, path_and_query: &'a str) -> std::borrow::Cow<'a, str> {
         if !self.strip_prefix || self.prefix.is_empty() {
             return path_and_query.into();
         }

@@ -2,7 +2,8 @@
 //! inside-out for responses.
 
 use crate::body::Body;
-use crate::proxy::{ConnInfo, Proxy};
+use crate::conn::ConnInfo;
+use crate::proxy::Proxy;
 use crate::request_id::RequestIdLayer;
 use crate::state::Shared;
 use http::{Request, Response};
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use tower::ServiceBuilder;
 
 /// Builds the service that handles the requests of one client connection.
-pub fn build(
+pub(crate) fn build(
     shared: Arc<Shared>,
     conn: ConnInfo,
 ) -> impl tower::Service<

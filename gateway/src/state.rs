@@ -12,11 +12,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// One service as the proxy sees it.
-pub struct ServiceEntry {
+pub(crate) struct ServiceEntry {
     /// Its endpoints and client.
-    pub upstream: Arc<Upstream>,
+    pub(crate) upstream: Arc<Upstream>,
     /// Its queue state, when queue delivery is enabled.
-    pub queue: Option<Arc<ServiceQueue>>,
+    pub(crate) queue: Option<Arc<ServiceQueue>>,
 }
 
 /// Everything a request needs, as of one configuration.
@@ -24,15 +24,15 @@ pub struct Snapshot {
     /// The configuration this snapshot was built from.
     pub config: Arc<Config>,
     /// The compiled routes.
-    pub routes: RouteTable,
+    pub(crate) routes: RouteTable,
     /// Services by name.
-    pub services: HashMap<String, Arc<ServiceEntry>>,
+    pub(crate) services: HashMap<String, Arc<ServiceEntry>>,
     /// Each route's service, in the route table's order: resolved once here rather than looked
     /// up by name for every request.
     route_services: Vec<Arc<ServiceEntry>>,
     /// The metrics registry (the same for every snapshot), here so that a request holding its
     /// snapshot needs no handle of its own.
-    pub metrics: Arc<Metrics>,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 /// State shared by every connection and background task.
@@ -49,7 +49,7 @@ pub struct Shared {
 
 impl Shared {
     /// Builds the first snapshot from a validated configuration.
-    pub fn new(config: Config) -> Arc<Self> {
+    pub(crate) fn new(config: Config) -> Arc<Self> {
         let metrics = Arc::new(Metrics::new());
         let queue = config.redis.as_ref().and_then(|redis| {
             Queue::start(redis, metrics.clone())
@@ -71,13 +71,13 @@ impl Shared {
     }
 
     /// The metrics registry.
-    pub fn metrics(&self) -> &Arc<Metrics> {
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }
 
     /// The metrics in Prometheus' text format, with the gauges that are published only when
     /// read (each endpoint's in-flight count) brought up to date first.
-    pub fn render_metrics(&self) -> String {
+    pub(crate) fn render_metrics(&self) -> String {
         for service in self.snapshot().services.values() {
             service.upstream.publish_gauges();
         }
@@ -85,7 +85,7 @@ impl Shared {
     }
 
     /// The Redis queue, if configured.
-    pub fn queue(&self) -> Option<&Arc<Queue>> {
+    pub(crate) fn queue(&self) -> Option<&Arc<Queue>> {
         self.queue.as_ref()
     }
 
@@ -111,12 +111,12 @@ impl Shared {
 
     /// Marks the gateway as draining: `/readyz` fails from now on, and plain HTTP/1 connections
     /// answer with `connection: close`. Called before the listeners' stop token is cancelled.
-    pub fn start_draining(&self) {
+    pub(crate) fn start_draining(&self) {
         self.draining.store(true, Ordering::Release);
     }
 
     /// Whether the gateway is draining.
-    pub fn is_draining(&self) -> bool {
+    pub(crate) fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
     }
 }
@@ -179,12 +179,12 @@ impl Snapshot {
     /// [`Self::route_at`]: a request that holds its snapshot finds its route and service again
     /// by index, where holding them apart would cost a reference count each (an atomic
     /// operation) on the way in and out.
-    pub fn find_route(&self, host: Option<&str>, path: &str) -> Option<usize> {
+    pub(crate) fn find_route(&self, host: Option<&str>, path: &str) -> Option<usize> {
         self.routes.find(host, path).map(|(i, _)| i)
     }
 
     /// The route at `index` (from [`Self::find_route`]) and its service.
-    pub fn route_at(&self, index: usize) -> (&Arc<RouteEntry>, &Arc<ServiceEntry>) {
+    pub(crate) fn route_at(&self, index: usize) -> (&Arc<RouteEntry>, &Arc<ServiceEntry>) {
         let route = self.routes.get(index).expect("an index find_route gave");
         (route, &self.route_services[index])
     }

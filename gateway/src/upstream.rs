@@ -14,13 +14,12 @@ mod h1;
 mod health;
 mod pool;
 mod resolve;
-mod url;
 
-pub use balance::{Lease, NoCapacity};
-pub(crate) use client::{ClientError, SendError, UpstreamClient};
-pub use endpoint::Endpoint;
-pub use url::EndpointUrl;
+pub(crate) use balance::{Lease, NoCapacity};
+pub(crate) use client::{ClientError, SendError, UpstreamBody, UpstreamClient};
+pub(crate) use endpoint::Endpoint;
 
+pub(crate) use crate::config::EndpointUrl;
 use crate::config::ServiceConfig;
 use crate::metrics::Metrics;
 use arc_swap::ArcSwap;
@@ -28,7 +27,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 /// One service's endpoints and the client used to reach them.
-pub struct Upstream {
+pub(crate) struct Upstream {
     name: Arc<str>,
     config: ServiceConfig,
     urls: Vec<EndpointUrl>,
@@ -54,11 +53,7 @@ impl Upstream {
         metrics: Arc<Metrics>,
         previous: Option<&Upstream>,
     ) -> Arc<Self> {
-        let urls: Vec<EndpointUrl> = config
-            .endpoints
-            .iter()
-            .map(|u| EndpointUrl::parse(u).expect("validated by Config::validate"))
-            .collect();
+        let urls = config.endpoints.clone();
         let upstream = Arc::new(Self {
             name: name.into(),
             client: UpstreamClient::new(config),
@@ -92,12 +87,12 @@ impl Upstream {
     }
 
     /// The service's name.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.name
     }
 
     /// The service's configuration.
-    pub fn config(&self) -> &ServiceConfig {
+    pub(crate) fn config(&self) -> &ServiceConfig {
         &self.config
     }
 
@@ -109,13 +104,22 @@ impl Upstream {
     }
 
     /// How many endpoints there are now (without taking a counted handle on the list).
-    pub fn endpoint_count(&self) -> usize {
+    pub(crate) fn endpoint_count(&self) -> usize {
         self.endpoints.load().len()
     }
 
     /// The current endpoints.
-    pub fn endpoints(&self) -> Arc<Vec<Arc<Endpoint>>> {
+    pub(crate) fn endpoints(&self) -> Arc<Vec<Arc<Endpoint>>> {
         self.endpoints.load_full()
+    }
+
+    /// Counts a failed exchange with an endpoint in `holdline_upstream_errors_total`; `kind` is
+    /// one of [`crate::metrics::UPSTREAM_ERROR_KINDS`]. Only failures pay the label lookup.
+    pub(crate) fn count_error(&self, kind: &'static str) {
+        self.metrics
+            .upstream_errors
+            .with_label_values(&[&*self.name, kind])
+            .inc();
     }
 
     pub(crate) fn client(&self) -> &UpstreamClient {

@@ -200,11 +200,13 @@ fn service_name_and_endpoint_rules() {
         "http://user@a:1",
         "http://a:1/x?y=1",
     ] {
+        // Endpoints are parsed with the file, so the parser's message points at the line and
+        // names the URL.
         let list = format!("\"http://127.0.0.1:1\", \"{bad}\"");
-        assert_eq!(
-            invalid_field(&endpoints(&list)),
-            "services.echo.endpoints[1]",
-            "{bad}"
+        let message = parse_error(&endpoints(&list));
+        assert!(
+            message.contains("endpoints = [") && message.contains(&format!("{bad:?}")),
+            "{bad}: {message}"
         );
     }
     accepted(&endpoints(
@@ -249,6 +251,21 @@ fn outlier_and_health_check_rules() {
         invalid_field(&outlier("base_ejection = \"10s\"\nmax_ejection = \"5s\"")),
         "services.echo.outlier.max_ejection"
     );
+    for (keys, field) in [
+        ("failure_statuses = [502, 200]", "failure_statuses"),
+        ("failure_statuses = [600]", "failure_statuses"),
+        ("max_ejection_percent = 101", "max_ejection_percent"),
+        ("panic_threshold_percent = 101", "panic_threshold_percent"),
+    ] {
+        assert_eq!(
+            invalid_field(&outlier(keys)),
+            format!("services.echo.outlier.{field}"),
+            "{keys}"
+        );
+    }
+    accepted(&outlier(
+        "failure_statuses = [500, 502, 429]\nmax_ejection_percent = 100\npanic_threshold_percent = 0",
+    ));
     accepted(&outlier(
         "consecutive_failures = 1\nbase_ejection = \"5s\"\nmax_ejection = \"5s\"",
     ));
@@ -292,6 +309,10 @@ fn queue_rules() {
         ("max_depth = 0", "max_depth"),
         ("max_body_bytes = 0", "max_body_bytes"),
         ("max_body_bytes = 536870913", "max_body_bytes"),
+        (
+            "max_body_bytes = 2048\nmax_queue_bytes = 1024",
+            "max_queue_bytes",
+        ),
     ];
     for (keys, field) in cases {
         assert_eq!(
@@ -301,7 +322,7 @@ fn queue_rules() {
         );
     }
     accepted(&queue(
-        "probe_share = 1.0\nlatency_factor = 1.01\nmax_depth = 1\nmax_body_bytes = 536870912",
+        "probe_share = 1.0\nlatency_factor = 1.01\nmax_depth = 1\nmax_body_bytes = 536870912\nmax_queue_bytes = 536870912",
     ));
     // A disabled queue is not checked at all.
     accepted(&service(
@@ -406,4 +427,66 @@ fn the_admin_listener_can_be_turned_off_or_moved() {
     assert_eq!(moved.admin.listen, Some("127.0.0.1:9191".parse().unwrap()));
     let message = parse_error(&format!("[admin]\nlisten = \"of\"\n{}", service("", "")));
     assert!(message.contains("\"off\""), "{message}");
+}
+
+/// Values the schema takes but the gateway could not run with (a count that overflows a
+/// semaphore, a duration that overflows a deadline, a route host no request can carry) are
+/// refused, naming the field.
+#[test]
+fn out_of_range_values_are_refused() {
+    let limits = |keys: &str| service("", &format!("[limits]\n{keys}"));
+    for (toml, field) in [
+        (
+            limits("max_connections = 9223372036854775807"),
+            "limits.max_connections",
+        ),
+        (
+            limits("header_read_timeout = \"500000000years\""),
+            "limits.header_read_timeout",
+        ),
+        (
+            limits("max_header_bytes = 1000000000"),
+            "limits.max_header_bytes",
+        ),
+        (
+            service("first_byte_timeout = \"400days\"", ""),
+            "services.echo.first_byte_timeout",
+        ),
+        (
+            service("max_inflight_per_endpoint = 100000000", ""),
+            "services.echo.max_inflight_per_endpoint",
+        ),
+        (format!("workers = 100000\n{}", service("", "")), "workers"),
+        (
+            service("", "[services.echo.queue]\nresult_ttl = \"1000years\""),
+            "services.echo.queue.result_ttl",
+        ),
+    ] {
+        assert_eq!(invalid_field(&toml), field, "{toml}");
+    }
+    accepted(&limits(
+        "max_connections = 16777216\nheader_read_timeout = \"365days\"",
+    ));
+
+    let route = |keys: &str| {
+        format!(
+            "{LISTEN}[services.echo]\nendpoints = [\"http://127.0.0.1:1\"]\n[[routes]]\nservice = \"echo\"\n{keys}\n"
+        )
+    };
+    for (keys, field) in [
+        ("prefix = \"/\"\nhost = \"a\\u0000b\"", "routes[0].host"),
+        (
+            "prefix = \"/\"\nhost = \"a.example:8080\"",
+            "routes[0].host",
+        ),
+        ("prefix = \"/\"\nhost = \"\"", "routes[0].host"),
+        ("prefix = \"/a b\"", "routes[0].prefix"),
+        ("prefix = \"/a\\u0000\"", "routes[0].prefix"),
+        ("prefix = \"/a?b\"", "routes[0].prefix"),
+    ] {
+        assert_eq!(invalid_field(&route(keys)), field, "{keys}");
+    }
+    accepted(&route("prefix = \"/api\"\nhost = \"API.example.com\""));
+    accepted(&route("prefix = \"/\"\nhost = \"[::1]\""));
+    accepted(&route("prefix = \"/\"\nhost = \"10.0.0.1\""));
 }

@@ -1,6 +1,8 @@
 //! Upstream failures: a dead endpoint gives a quick `502`, connect failures are retried on another
 //! endpoint and eject the dead one, a full endpoint gives `503` with `Retry-After`, and the SDK's
-//! not-processed `503` is a capacity signal rather than a failure.
+//! not-processed `503` is a capacity signal rather than a failure. Outlier ejection counts only
+//! the statuses that blame the endpoint, never ejects more than its cap, and with too few
+//! endpoints in rotation the balancer uses all of them.
 
 mod support;
 
@@ -8,9 +10,12 @@ use holdline_gateway::body;
 use http::{Request, Response, StatusCode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::upstream::{Gate, echo};
-use support::{LISTEN, Reply, TestGateway, Upstream, client, dead_addr, eventually, send};
+use support::{
+    LISTEN, Reply, TestGateway, Upstream, client, dead_addr, eventually, metric, one_service, send,
+};
+use tokio::time::Instant;
 
 async fn get(client: &support::client::HttpClient, url: String) -> Reply {
     send(client, Request::get(url).body(body::empty()).unwrap()).await
@@ -46,7 +51,16 @@ service = "dead"
         started.elapsed()
     );
     let json = reply.json();
-    assert!(json["error"].is_string() && json["request_id"].is_string());
+    assert!(json["request_id"].is_string(), "{json}");
+    // What happened, not how: no OS error codes or addresses from inside.
+    assert_eq!(json["error"], "could not connect to the upstream", "{json}");
+    let metrics = gw.metrics().await;
+    let errors = metric(
+        &metrics,
+        "holdline_upstream_errors_total",
+        &[("service", "dead"), ("kind", "connect")],
+    );
+    assert!(errors >= Some(1.0), "{metrics}");
 }
 
 /// A service of two endpoints: a dead one, and a live one with a single slot that answers after
@@ -103,6 +117,18 @@ async fn connect_failures_are_retried_and_the_dead_endpoint_is_ejected() {
         assert_eq!(reply.echo().upstream(), "live");
     }
     assert_eq!(revived.hits(), 0, "an ejected endpoint got traffic");
+
+    // Out of rotation, so not healthy either: alerts on healthy endpoints see it.
+    let metrics = gw.metrics().await;
+    let gauge = |name: &str| {
+        metric(
+            &metrics,
+            name,
+            &[("service", "svc"), ("endpoint", &dead.to_string())],
+        )
+    };
+    assert_eq!(gauge("holdline_endpoint_ejected"), Some(1.0), "{metrics}");
+    assert_eq!(gauge("holdline_endpoint_healthy"), Some(0.0), "{metrics}");
 }
 
 /// The request that a connect failure left unsent goes to another endpoint whole, its body
@@ -232,12 +258,7 @@ async fn not_processed_503_is_a_503_and_does_not_eject_but_a_plain_503_does() {
         }
     })
     .await;
-    let plain = Upstream::start(|_| async {
-        let mut response = Response::new(body::full("overloaded"));
-        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-        response
-    })
-    .await;
+    let plain = answering(StatusCode::SERVICE_UNAVAILABLE, "overloaded").await;
     let gw = TestGateway::start(&format!(
         r#"{LISTEN}
 [services.marked]
@@ -252,6 +273,7 @@ endpoints = ["{}"]
 consecutive_failures = 1
 base_ejection = "120s"
 max_ejection = "120s"
+panic_threshold_percent = 0
 [[routes]]
 prefix = "/marked"
 service = "marked"
@@ -288,6 +310,90 @@ service = "plain"
     assert_eq!(reply.text(), "overloaded");
     assert_eq!(reply.header("holdline-path"), Some("sync"));
     let reply = get(&client, gw.url("/plain")).await;
-    assert_eq!(reply.status, 502, "{}", reply.text());
+    assert_eq!(reply.status, 503, "{}", reply.text());
+    assert_eq!(reply.json()["error"], "no endpoint available");
     assert_eq!(plain.hits(), 1);
+}
+
+/// An upstream that answers `status` with `body` to every request.
+async fn answering(status: StatusCode, body: &'static str) -> Upstream {
+    Upstream::start(move |_| async move {
+        let mut response = Response::new(body::full(body));
+        *response.status_mut() = status;
+        response
+    })
+    .await
+}
+
+/// nginx and haproxy do not eject a server for an application's `500`s; neither does Envoy's
+/// default (`consecutive_gateway_failure` counts 502, 503 and 504 only).
+#[tokio::test]
+async fn application_500s_do_not_eject_an_endpoint() {
+    let upstream = answering(StatusCode::INTERNAL_SERVER_ERROR, "handler failed").await;
+    let outlier = "[services.app.outlier]\nconsecutive_failures = 2\nbase_ejection = \"120s\"\n\
+                   max_ejection = \"120s\"\npanic_threshold_percent = 0";
+    let gw = TestGateway::start(&one_service("", "app", &[upstream.url()], outlier)).await;
+    let client = client();
+    for i in 0..10 {
+        let reply = get(&client, gw.url(&format!("/{i}"))).await;
+        assert_eq!(reply.status, 500, "{i}: {}", reply.text());
+        assert_eq!(reply.text(), "handler failed");
+    }
+    assert_eq!(upstream.hits(), 10, "the endpoint was ejected");
+}
+
+/// Every endpoint answers 502, each answer a failure, yet only half of them may be out at once
+/// (Envoy's `max_ejection_percent`): the other stays in rotation and its answers reach clients,
+/// where ejecting both would answer everybody with the gateway's own error.
+#[tokio::test]
+async fn the_ejection_cap_keeps_endpoints_in_rotation() {
+    let a = answering(StatusCode::BAD_GATEWAY, "a failed").await;
+    let b = answering(StatusCode::BAD_GATEWAY, "b failed").await;
+    let outlier = "[services.svc.outlier]\nconsecutive_failures = 1\nbase_ejection = \"120s\"\n\
+                   max_ejection = \"120s\"\nmax_ejection_percent = 50\npanic_threshold_percent = 0";
+    let gw = TestGateway::start(&one_service("", "svc", &[a.url(), b.url()], outlier)).await;
+    let client = client();
+    for i in 0..10 {
+        let reply = get(&client, gw.url(&format!("/{i}"))).await;
+        assert_eq!(reply.status, 502, "{i}: {}", reply.text());
+        assert!(reply.text().ends_with(" failed"), "{i}: {}", reply.text());
+    }
+    let metrics = gw.metrics().await;
+    let ejected: f64 = [&a, &b]
+        .iter()
+        .map(|u| {
+            let endpoint = u.addr.to_string();
+            let labels = [("service", "svc"), ("endpoint", endpoint.as_str())];
+            metric(&metrics, "holdline_endpoint_ejected", &labels).unwrap_or(0.0)
+        })
+        .sum();
+    assert_eq!(ejected, 1.0, "{metrics}");
+}
+
+/// With fewer endpoints in rotation than `panic_threshold_percent`, the balancer uses them all
+/// (Envoy's panic threshold): an endpoint that fails its health checks but still serves beats
+/// a certain error.
+#[tokio::test]
+async fn too_few_endpoints_in_rotation_routes_to_all_of_them() {
+    let upstream = Upstream::start(|request| async move {
+        if request.uri().path() == "/healthz" {
+            let mut response = Response::new(body::empty());
+            *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            return response;
+        }
+        echo("unchecked", request).await
+    })
+    .await;
+    let check = "[services.svc.health_check]\npath = \"/healthz\"\ninterval = \"50ms\"\nunhealthy_after = 1";
+    let gw = TestGateway::start(&one_service("", "svc", &[upstream.url()], check)).await;
+    let endpoint = upstream.addr.to_string();
+    let labels = [("service", "svc"), ("endpoint", endpoint.as_str())];
+    let out = eventually(Duration::from_secs(10), || async {
+        metric(&gw.metrics().await, "holdline_endpoint_healthy", &labels) == Some(0.0)
+    })
+    .await;
+    assert!(out, "never marked unhealthy: {}", gw.metrics().await);
+    let reply = support::get(&gw.url("/served")).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.echo().upstream(), "unchecked");
 }

@@ -211,7 +211,7 @@ service = "echo"
         .await
         .unwrap();
     h2.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap();
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let mut frames = Vec::new();
     let closed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
         let mut buf = [0u8; 4096];

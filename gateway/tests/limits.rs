@@ -8,11 +8,12 @@ mod support;
 
 use holdline_gateway::body;
 use http::Request;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::client::raw_exchange;
 use support::upstream::Generated;
 use support::{LISTEN, TestGateway, Upstream, client, send};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
 
 async fn gateway(limits: &str) -> (Upstream, TestGateway) {
     let upstream = Upstream::echo("echo").await;
@@ -279,4 +280,22 @@ async fn a_response_slower_than_the_header_read_timeout_is_not_cut() {
     let body = String::from_utf8_lossy(&reply.body);
     assert_eq!(body.matches("0123456789").count(), 10, "{body:?}");
     assert!(body.ends_with("0\r\n\r\n"), "{body:?}");
+}
+
+/// The largest values `check-config` accepts run: every duration at its cap and the connection
+/// limit at its own, and a request is served (a deadline computed from them does not overflow).
+#[tokio::test]
+async fn the_largest_accepted_values_serve_requests() {
+    let upstream = Upstream::echo("big").await;
+    let top = "shutdown_grace = \"365days\"\n[limits]\nmax_connections = 16777216\n\
+               header_read_timeout = \"365days\"";
+    let service = "accept_timeout = \"365days\"\nconnect_timeout = \"365days\"\n\
+                   first_byte_timeout = \"365days\"\nrequest_timeout = \"365days\"\n\
+                   resolve_interval = \"365days\"\nmax_inflight_per_endpoint = 16777216\n\
+                   [services.big.outlier]\nbase_ejection = \"365days\"\nmax_ejection = \"365days\"";
+    let config = support::one_service(top, "big", &[upstream.url()], service);
+    let gw = TestGateway::start(&config).await;
+    let reply = support::get(&gw.url("/x")).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.echo().upstream(), "big");
 }

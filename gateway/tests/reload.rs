@@ -5,7 +5,7 @@
 mod support;
 
 use holdline_gateway::body;
-use holdline_gateway::reload::reload_from_file;
+use holdline_gateway::reload_from_file;
 use http::Request;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -192,4 +192,20 @@ async fn an_invalid_file_is_rejected_and_the_running_config_kept() {
     // A missing file is rejected the same way.
     assert!(reload_from_file(&gw.shared, &dir.path().join("absent.toml")).is_err());
     assert_eq!(*gw.shared.snapshot().config, *running);
+
+    // Each attempt is counted by its result.
+    let metrics = gw.metrics().await;
+    let reloads = |result: &str| {
+        support::metric(
+            &metrics,
+            "holdline_config_reloads_total",
+            &[("result", result)],
+        )
+    };
+    assert_eq!(reloads("success"), Some(1.0), "{metrics}");
+    assert_eq!(
+        reloads("failure"),
+        Some(invalid.len() as f64 + 1.0),
+        "{metrics}"
+    );
 }

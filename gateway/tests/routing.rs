@@ -163,3 +163,31 @@ strip_prefix = true
         assert_eq!(reply.echo().uri(), want, "{path}");
     }
 }
+
+/// Result locations are the gateway's own: a method other than `GET`/`HEAD` is `405` with
+/// `Allow` whatever the id, and an unknown result is a `404`; both are errors in the gateway's
+/// one shape, with the request id.
+#[tokio::test]
+async fn result_locations_answer_405_and_404_with_a_request_id() {
+    let api = Upstream::echo("api").await;
+    let gw = TestGateway::start(&support::one_service("", "api", &[api.url()], "")).await;
+    let location = format!("/_holdline/results/api/{}", "0".repeat(32));
+    let client = client();
+    for (method, status) in [("POST", 405), ("DELETE", 405), ("GET", 404)] {
+        let request = Request::builder()
+            .method(method)
+            .uri(gw.url(&location))
+            .body(body::empty())
+            .unwrap();
+        let reply = send(&client, request).await;
+        assert_eq!(reply.status, status, "{method}: {}", reply.text());
+        let json = reply.json();
+        let id = reply.header("x-request-id").expect("x-request-id");
+        assert_eq!(json["request_id"], id, "{method}: {json}");
+        assert!(json["error"].is_string(), "{method}: {json}");
+        if status == 405 {
+            assert_eq!(reply.header("allow"), Some("GET, HEAD"));
+        }
+    }
+    assert_eq!(api.hits(), 0);
+}

@@ -11,9 +11,10 @@ use http_body_util::BodyExt;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::upstream::{Gate, echo};
 use support::{LISTEN, TestGateway, Upstream, client, eventually, metric, send};
+use tokio::time::Instant;
 
 /// A body that sends one chunk and then never another.
 struct Stalling(Option<Bytes>);

@@ -37,6 +37,24 @@ fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+/// The longest duration any setting takes: long enough for any real use, short enough that a
+/// deadline computed from it (`now + duration`) can never overflow the clock.
+const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// The largest count a connection or in-flight limit takes: far above any file-descriptor limit,
+/// and far below what a semaphore or a counter could overflow at.
+const MAX_COUNT: usize = 1 << 24;
+
+/// The most worker threads.
+const MAX_WORKERS: usize = 1024;
+
+fn at_most(field: String, value: usize, max: usize) -> Result<(), ConfigError> {
+    if value > max {
+        return Err(invalid(field, format!("must be at most {max}")));
+    }
+    Ok(())
+}
+
 fn positive(field: String, value: Duration) -> Result<(), ConfigError> {
     if value.is_zero() {
         return Err(invalid(field, "must be greater than zero"));
@@ -53,12 +71,22 @@ pub(crate) fn valid_service_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
+/// A host a route can match: a DNS name, an IPv4 literal, or a bracketed IPv6 literal.
+fn valid_route_host(host: &str) -> bool {
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return inner.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+}
+
 impl Config {
     /// Checks every rule the schema alone cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.workers == Some(0) {
-            return Err(invalid("workers", "must be at least 1"));
-        }
+        self.validate_ranges()?;
         if self.listen.http.is_none() && self.listen.https.is_none() {
             return Err(invalid("listen", "needs `http` or `https`"));
         }
@@ -113,6 +141,9 @@ impl Config {
                     format!("is not a valid redis url: {error}"),
                 ));
             }
+            if redis.max_used_bytes == Some(0) {
+                return Err(invalid("redis.max_used_bytes", "must be greater than zero"));
+            }
             if let Some(id) = &redis.gateway_id
                 && !valid_service_name(id)
             {
@@ -126,6 +157,103 @@ impl Config {
             self.validate_service(name, service)?;
         }
         self.validate_routes()
+    }
+
+    /// The bounds that keep every accepted value usable: no count that overflows what holds it,
+    /// no duration that overflows a deadline. `check-config` accepting a file means the gateway
+    /// runs with it.
+    fn validate_ranges(&self) -> Result<(), ConfigError> {
+        match self.workers {
+            Some(0) => return Err(invalid("workers", "must be at least 1")),
+            Some(workers) => at_most("workers".into(), workers, MAX_WORKERS)?,
+            None => {}
+        }
+        at_most(
+            "limits.max_connections".into(),
+            self.limits.max_connections,
+            MAX_COUNT,
+        )?;
+        if self.admin.max_connections == 0 {
+            return Err(invalid("admin.max_connections", "must be at least 1"));
+        }
+        at_most(
+            "admin.max_connections".into(),
+            self.admin.max_connections,
+            MAX_COUNT,
+        )?;
+        positive(
+            "admin.header_read_timeout".into(),
+            self.admin.header_read_timeout,
+        )?;
+        positive("admin.idle_timeout".into(), self.admin.idle_timeout)?;
+        at_most(
+            "limits.max_header_bytes".into(),
+            self.limits.max_header_bytes,
+            16 * 1024 * 1024,
+        )?;
+        for (field, value) in self.durations() {
+            if value > MAX_DURATION {
+                return Err(invalid(field, "must be at most 365 days"));
+            }
+        }
+        for (name, service) in &self.services {
+            let field = |key: &str| format!("services.{name}.{key}");
+            at_most(
+                field("max_inflight_per_endpoint"),
+                service.max_inflight_per_endpoint,
+                MAX_COUNT,
+            )?;
+            at_most(
+                field("pool_max_idle_per_endpoint"),
+                service.pool_max_idle_per_endpoint,
+                MAX_COUNT,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Every duration in the file with its TOML path.
+    fn durations(&self) -> Vec<(String, Duration)> {
+        let mut out = vec![
+            ("shutdown_grace".into(), self.shutdown_grace),
+            (
+                "limits.header_read_timeout".into(),
+                self.limits.header_read_timeout,
+            ),
+            (
+                "limits.header_read_timeout_under_pressure".into(),
+                self.limits.header_read_timeout_under_pressure,
+            ),
+            (
+                "admin.header_read_timeout".into(),
+                self.admin.header_read_timeout,
+            ),
+            ("admin.idle_timeout".into(), self.admin.idle_timeout),
+        ];
+        for (name, s) in &self.services {
+            let field = |key: &str| format!("services.{name}.{key}");
+            out.extend([
+                (field("accept_timeout"), s.accept_timeout),
+                (field("connect_timeout"), s.connect_timeout),
+                (field("first_byte_timeout"), s.first_byte_timeout),
+                (field("request_timeout"), s.request_timeout),
+                (field("resolve_interval"), s.resolve_interval),
+                (field("outlier.base_ejection"), s.outlier.base_ejection),
+                (field("outlier.max_ejection"), s.outlier.max_ejection),
+                (field("queue.hold"), s.queue.hold),
+                (field("queue.min_queue_time"), s.queue.min_queue_time),
+                (field("queue.recovery_time"), s.queue.recovery_time),
+                (field("queue.latency_floor"), s.queue.latency_floor),
+                (field("queue.result_ttl"), s.queue.result_ttl),
+            ]);
+            if let Some(check) = &s.health_check {
+                out.extend([
+                    (field("health_check.interval"), check.interval),
+                    (field("health_check.timeout"), check.timeout),
+                ]);
+            }
+        }
+        out
     }
 
     fn validate_service(&self, name: &str, service: &ServiceConfig) -> Result<(), ConfigError> {
@@ -142,10 +270,6 @@ impl Config {
                 "must list at least one endpoint (or enable the queue)",
             ));
         }
-        for (i, url) in service.endpoints.iter().enumerate() {
-            crate::upstream::EndpointUrl::parse(url)
-                .map_err(|reason| invalid(format!("services.{name}.endpoints[{i}]"), reason))?;
-        }
         if service.max_inflight_per_endpoint == 0 {
             return Err(invalid(
                 field("max_inflight_per_endpoint"),
@@ -161,6 +285,31 @@ impl Config {
                 field("outlier.consecutive_failures"),
                 "must be at least 1",
             ));
+        }
+        if let Some(bad) = service
+            .outlier
+            .failure_statuses
+            .iter()
+            .find(|s| !(400..=599).contains(*s))
+        {
+            return Err(invalid(
+                field("outlier.failure_statuses"),
+                format!("{bad} is not an error status (400 to 599)"),
+            ));
+        }
+        for (key, percent) in [
+            (
+                "outlier.max_ejection_percent",
+                service.outlier.max_ejection_percent,
+            ),
+            (
+                "outlier.panic_threshold_percent",
+                service.outlier.panic_threshold_percent,
+            ),
+        ] {
+            if percent > 100 {
+                return Err(invalid(field(key), "must be a percentage (0 to 100)"));
+            }
         }
         if service.outlier.max_ejection < service.outlier.base_ejection {
             return Err(invalid(
@@ -212,6 +361,12 @@ impl Config {
                 "must be between 1 byte and 512 MiB (the largest Redis value)",
             ));
         }
+        if queue.max_queue_bytes < queue.max_body_bytes {
+            return Err(invalid(
+                field("max_queue_bytes"),
+                "must be at least max_body_bytes (one request must fit)",
+            ));
+        }
         Ok(())
     }
 
@@ -221,6 +376,22 @@ impl Config {
             let field = |key: &str| format!("routes[{i}].{key}");
             if !route.prefix.starts_with('/') {
                 return Err(invalid(field("prefix"), "must start with /"));
+            }
+            if route.prefix.parse::<http::uri::PathAndQuery>().is_err()
+                || route.prefix.contains('?')
+            {
+                return Err(invalid(
+                    field("prefix"),
+                    "must be a plain URL path (no spaces, control characters or query)",
+                ));
+            }
+            if let Some(host) = &route.host
+                && !valid_route_host(host)
+            {
+                return Err(invalid(
+                    field("host"),
+                    "must be a host name (letters, digits, `-` and `.`) or an IP literal, without a port",
+                ));
             }
             if !self.services.contains_key(&route.service) {
                 return Err(invalid(

@@ -1,17 +1,22 @@
 //! Serving a queue-enabled service: the mode machine picks sync or queue for each request, and a
 //! sync attempt that meets overload moves the request to the queue when that is safe.
 //!
-//! The safety rule (pingora's, and ours): a request goes to the queue after a failed sync
-//! attempt only if it certainly was not processed (no endpoint, no capacity, connect refused,
-//! the SDK's not-processed `503`), or if it is idempotent (`GET`, `HEAD`, `PUT`, `DELETE`,
-//! `OPTIONS`, or it carries an `Idempotency-Key`). Anything else gets its `502`/`504`.
+//! # The replay rule
+//!
+//! This is the one statement of it; README.md and ARCHITECTURE.md point here. A request goes to
+//! the queue after a failed sync attempt (is replayed) only if it certainly was not processed
+//! (no endpoint, no capacity, connect refused, the SDK's not-processed `503`), or if it is
+//! idempotent: its method is `GET`, `HEAD`, `PUT`, `DELETE`, `OPTIONS` or `TRACE` (the methods
+//! RFC 9110 section 9.2.2 defines as idempotent), or it carries an `Idempotency-Key` header.
+//! Anything else gets its `502`/`504`. Pingora's failover follows the same rule.
 
+use super::ConnInfo;
 use super::forward::{self, Head, path_and_query};
 use super::headers::prepare_headers;
 use super::prefer::Prefer;
-use super::{ConnInfo, DeliveryPath};
 use crate::body::{self, Body};
 use crate::error::ProxyError;
+use crate::observe::DeliveryPath;
 use crate::queue::mode::{Decision, Signal};
 use crate::queue::{Delivery, Enqueue, Queue, ServiceQueue, deliver};
 use crate::routing::RouteEntry;
@@ -160,7 +165,7 @@ async fn enqueue(
     })
 }
 
-/// Safe to deliver twice.
+/// Safe to deliver twice: the idempotent half of the replay rule in the module docs.
 fn is_idempotent(head: &Head) -> bool {
     matches!(
         head.method,

@@ -4,11 +4,12 @@ use super::ConnInfo;
 use super::guard::Guarded;
 use super::headers::forwarding_for;
 use crate::body::{self, Body};
+use crate::config::ServiceConfig;
 use crate::error::{ProxyError, classify_client_error};
 use crate::forwarding::Forwarding;
 use crate::hop_by_hop::remove_hop_by_hop;
 use crate::routing::RouteEntry;
-use crate::upstream::{ClientError, Endpoint, SendError, Upstream};
+use crate::upstream::{ClientError, Endpoint, Lease, SendError, Upstream, UpstreamBody};
 use http::{Request, Response, StatusCode, Uri, Version, header};
 use http_body::Body as _;
 use std::net::SocketAddr;
@@ -96,7 +97,8 @@ pub(crate) async fn forward(
                 error: ClientError::Timeout,
                 ..
             }) => {
-                endpoint.record_failure();
+                lease.record_failure();
+                upstream.count_error("timeout");
                 return Err(ProxyError::Timeout);
             }
             Err(SendError { error, unsent }) => {
@@ -105,7 +107,12 @@ pub(crate) async fn forward(
                     // The client's doing: the endpoint is not to blame.
                     return Err(error);
                 }
-                endpoint.record_failure();
+                lease.record_failure();
+                upstream.count_error(if matches!(error, ProxyError::Connect(_)) {
+                    "connect"
+                } else {
+                    "exchange"
+                });
                 drop(lease);
                 match unsent {
                     Some(unsent)
@@ -122,33 +129,47 @@ pub(crate) async fn forward(
                 }
             }
         };
-        let (parts, incoming) = response.into_parts();
-        if parts.status == StatusCode::SERVICE_UNAVAILABLE
-            && parts
-                .headers
-                .contains_key(holdline_protocol::NOT_PROCESSED_HEADER)
-        {
-            // The instance refused the request before processing it: a capacity signal, not a
-            // failure of the endpoint.
-            return Err(ProxyError::UpstreamFull);
-        }
-        let answered = Instant::now();
-        let latency = answered - sent;
-        if parts.status.is_server_error() {
-            endpoint.record_failure();
-        } else {
-            endpoint.record_success(latency, answered);
-        }
-        // The whole exchange with the endpoint that answered, from sending the request.
-        let deadline = sent + config.request_timeout;
-        let body = body::boxed(Guarded::new(incoming, deadline, lease));
-        return Ok(Forwarded {
-            response: Response::from_parts(parts, body),
-            endpoint: addr,
-            latency,
-            answered,
-        });
+        return answered(lease, response, sent, config);
     }
+}
+
+/// The endpoint's answer to a sent request, with its outcome recorded on the endpoint: the
+/// response whose body holds the lease until the exchange ends, or the SDK's not-processed `503`
+/// as a capacity signal.
+fn answered(
+    lease: Lease,
+    response: Response<UpstreamBody>,
+    sent: Instant,
+    config: &ServiceConfig,
+) -> Result<Forwarded, ProxyError> {
+    let endpoint = lease.endpoint();
+    let (parts, incoming) = response.into_parts();
+    if parts.status == StatusCode::SERVICE_UNAVAILABLE
+        && parts
+            .headers
+            .contains_key(holdline_protocol::NOT_PROCESSED_HEADER)
+    {
+        // The instance refused the request before processing it: a capacity signal, not a
+        // failure of the endpoint.
+        return Err(ProxyError::UpstreamFull);
+    }
+    let answered = Instant::now();
+    let latency = answered - sent;
+    if config.outlier.counts_as_failure(parts.status) {
+        lease.record_failure();
+    } else {
+        endpoint.record_success(latency, answered);
+    }
+    let addr = endpoint.addr();
+    // The whole exchange with the endpoint that answered, from sending the request.
+    let deadline = sent + config.request_timeout;
+    let body = body::boxed(Guarded::new(incoming, deadline, lease));
+    Ok(Forwarded {
+        response: Response::from_parts(parts, body),
+        endpoint: addr,
+        latency,
+        answered,
+    })
 }
 
 // === impl Head ===

@@ -12,7 +12,7 @@ use tokio::time::{Instant, Sleep};
 /// The whole exchange took longer than the service's request timeout.
 #[derive(Debug, thiserror::Error)]
 #[error("request timeout while streaming the response body")]
-pub struct BodyTimeout;
+pub(crate) struct BodyTimeout;
 
 pin_project_lite::pin_project! {
     /// A response body that releases its lease when it ends.

@@ -3,10 +3,7 @@
 use super::ConnInfo;
 use crate::forwarding::{self, Forwarding};
 use http::Uri;
-use http::header::{self, HeaderName, HeaderValue};
-
-/// The request id header, generated when absent and returned on every response.
-pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+use http::header::{self, HeaderValue};
 
 /// What forwarding adds to a request from `conn` with these headers and URI.
 pub(crate) fn forwarding_for<'a>(

@@ -6,6 +6,7 @@ use super::replies::{Replies, Waiter};
 use super::{Queue, ServiceQueue};
 use crate::body::{self, Body};
 use crate::error::ProxyError;
+use crate::observe::QueueOutcome;
 use bytes::Bytes;
 use holdline_protocol::{QueuedRequest, QueuedResponse, keys, unix_ms_now};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
@@ -53,8 +54,8 @@ pub(crate) async fn deliver(
     request: Enqueue,
 ) -> Result<Delivery, ProxyError> {
     let config = service.config();
-    if service.depth() >= config.max_depth {
-        return Err(ProxyError::QueueUnavailable("queue is full".into()));
+    if service.is_full() || queue.over_memory_budget() {
+        return Err(ProxyError::QueueFull);
     }
     if request.body.len() as u64 > config.max_body_bytes {
         return Err(ProxyError::BodyTooLarge);
@@ -123,14 +124,14 @@ impl Held {
                     .headers
                     .contains_key(holdline_protocol::DEAD_LETTER_HEADER)
                 {
-                    "dead_letter"
+                    QueueOutcome::DeadLetter
                 } else {
-                    "delivered"
+                    QueueOutcome::Delivered
                 };
                 service
                     .metrics
                     .queue_replies
-                    .with_label_values(&[&service.service, outcome])
+                    .with_label_values(&[&service.service, outcome.as_str()])
                     .inc();
                 service
                     .metrics
@@ -210,7 +211,7 @@ fn accepted(service: &ServiceQueue, id: &str, started: Instant) -> Response<Body
     service
         .metrics
         .queue_replies
-        .with_label_values(&[&service.service, "async"])
+        .with_label_values(&[&service.service, QueueOutcome::Async.as_str()])
         .inc();
     service
         .metrics

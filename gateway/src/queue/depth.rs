@@ -1,5 +1,6 @@
-//! The depth poller: keeps each queue-enabled service's backlog size (for the max-depth check)
-//! and the age of its oldest entry (queue lag) current, and makes sure the consumer group exists
+//! The depth poller: keeps each queue-enabled service's backlog size and bytes (for the
+//! `max_depth` and `max_queue_bytes` checks), Redis's memory use (for `max_used_bytes`) and the
+//! age of the oldest entry (queue lag) current, and makes sure the consumer group exists
 //! so that requests enqueued before any instance starts are delivered once one does.
 
 use super::{Queue, ServiceQueue};
@@ -10,10 +11,18 @@ use std::time::Duration;
 
 const INTERVAL: Duration = Duration::from_millis(250);
 
+/// `used_memory` from the text of `INFO memory`.
+fn used_memory(info: &str) -> Option<u64> {
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// Starts the poller; it ends once the service's queue state is dropped.
 pub(super) fn spawn_poller(state: &Arc<ServiceQueue>, queue: &Arc<Queue>) {
     let weak = Arc::downgrade(state);
     let queue = Arc::downgrade(queue);
+    let queue_weak = queue.clone();
     let stream = keys::request_stream(&state.service);
     tokio::spawn(async move {
         let mut polls: u64 = 0;
@@ -40,7 +49,8 @@ pub(super) fn spawn_poller(state: &Arc<ServiceQueue>, queue: &Arc<Queue>) {
                     polls = polls.wrapping_sub(1);
                 }
             }
-            let polled: redis::RedisResult<(u64, Vec<(String, redis::Value)>)> = redis::pipe()
+            type Polled = (u64, Vec<(String, redis::Value)>, Option<u64>, String);
+            let polled: redis::RedisResult<Polled> = redis::pipe()
                 .cmd("XLEN")
                 .arg(&stream)
                 .cmd("XRANGE")
@@ -49,10 +59,22 @@ pub(super) fn spawn_poller(state: &Arc<ServiceQueue>, queue: &Arc<Queue>) {
                 .arg("+")
                 .arg("COUNT")
                 .arg(1)
+                .cmd("MEMORY")
+                .arg("USAGE")
+                .arg(&stream)
+                .cmd("INFO")
+                .arg("memory")
                 .query_async(&mut conn)
                 .await;
-            if let Ok((depth, oldest)) = polled {
+            if let Ok((depth, oldest, bytes, info)) = polled {
                 state.depth.store(depth, Ordering::Relaxed);
+                state.bytes.store(bytes.unwrap_or(0), Ordering::Relaxed);
+                if let Some(used) = used_memory(&info)
+                    && let Some(queue) = queue_weak.upgrade()
+                {
+                    queue.used_bytes.store(used, Ordering::Relaxed);
+                }
+                state.tick(depth);
                 let labels = [&*state.service];
                 state
                     .metrics

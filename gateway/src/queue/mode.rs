@@ -5,7 +5,9 @@
 //!   capacity in time, the SDK's not-processed `503`, or response times degraded well past the
 //!   learned baseline) switches to **queue**.
 //! - **queue**: every request goes to the queue, for at least `min_queue_time` and
-//!   `min_queue_requests`, so instances can work off their backlog; then **recovering**.
+//!   `min_queue_requests`, so instances can work off their backlog; then **recovering**. Once the
+//!   backlog is gone, `min_queue_time` alone is enough: a service that went quiet after a burst
+//!   must not stay on the queue until enough new requests arrive ([`ModeMachine::tick`]).
 //! - **recovering**: a growing share of requests probes the sync path, from `probe_share` to all
 //!   of them over `recovery_time`. Any overload signal sends the service back to **queue**; a clear
 //!   run through the whole recovery time returns it to **sync**.
@@ -23,7 +25,7 @@ const BASELINE_WEIGHT: f64 = 0.01;
 
 /// The three modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// Requests go to endpoints.
     Sync,
     /// Requests go to the queue.
@@ -34,7 +36,7 @@ pub enum Mode {
 
 /// Where one request should go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Try the sync path.
     Sync,
     /// Send to the queue.
@@ -43,7 +45,7 @@ pub enum Decision {
 
 /// Why the service is overloaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
+pub(crate) enum Signal {
     /// No endpoint could be reached.
     Unreachable,
     /// No endpoint had capacity in time, or an instance refused for lack of capacity.
@@ -54,7 +56,7 @@ pub enum Signal {
 
 /// A mode change, reported so the caller can update metrics and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Switch {
+pub(crate) struct Switch {
     /// The mode left.
     pub from: Mode,
     /// The mode entered.
@@ -63,7 +65,7 @@ pub struct Switch {
 
 /// The state machine of one service.
 #[derive(Debug)]
-pub struct ModeMachine {
+pub(crate) struct ModeMachine {
     config: QueueConfig,
     mode: Mode,
     /// When the current mode was entered.
@@ -81,8 +83,11 @@ pub struct ModeMachine {
 // === impl Mode ===
 
 impl Mode {
+    /// Every mode, for the metric catalogue and the per-mode gauges.
+    pub(crate) const ALL: [Self; 3] = [Self::Sync, Self::Queue, Self::Recovering];
+
     /// The metric label.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Sync => "sync",
             Self::Queue => "queue",
@@ -95,7 +100,7 @@ impl Mode {
 
 impl ModeMachine {
     /// A machine in `sync` mode with no latency history.
-    pub fn new(config: QueueConfig) -> Self {
+    pub(crate) fn new(config: QueueConfig) -> Self {
         Self {
             config,
             mode: Mode::Sync,
@@ -109,13 +114,14 @@ impl ModeMachine {
     }
 
     /// The current mode (after any time-based transition).
-    pub fn mode(&mut self) -> Mode {
+    #[cfg(test)]
+    pub(crate) fn mode(&mut self) -> Mode {
         self.advance();
         self.mode
     }
 
     /// Decides where the next request goes, and counts it.
-    pub fn decide(&mut self) -> (Decision, Option<Switch>) {
+    pub(crate) fn decide(&mut self) -> (Decision, Option<Switch>) {
         let switch = self.advance();
         let decision = match self.mode {
             Mode::Sync => Decision::Sync,
@@ -139,7 +145,7 @@ impl ModeMachine {
     }
 
     /// Reports an overload signal seen on the sync path.
-    pub fn overloaded(&mut self, signal: Signal) -> Option<Switch> {
+    pub(crate) fn overloaded(&mut self, signal: Signal) -> Option<Switch> {
         tracing::debug!(?signal, mode = ?self.mode, "overload signal");
         match self.mode {
             Mode::Sync | Mode::Recovering => Some(self.enter(Mode::Queue)),
@@ -154,7 +160,7 @@ impl ModeMachine {
 
     /// Reports a sync response's time to first byte; returns a switch when it shows degraded
     /// response times.
-    pub fn observe_latency(&mut self, latency: Duration) -> Option<Switch> {
+    pub(crate) fn observe_latency(&mut self, latency: Duration) -> Option<Switch> {
         let sample = latency.as_secs_f64();
         if self.samples == 0 {
             self.recent = sample;
@@ -177,7 +183,7 @@ impl ModeMachine {
     }
 
     /// Latency past which responses count as degraded.
-    pub fn latency_threshold(&self) -> f64 {
+    pub(crate) fn latency_threshold(&self) -> f64 {
         (self.baseline * self.config.latency_factor).max(self.config.latency_floor.as_secs_f64())
     }
 
@@ -193,6 +199,19 @@ impl ModeMachine {
                 (floor + (1.0 - floor) * progress).min(1.0)
             }
         }
+    }
+
+    /// The periodic step, with the queue's backlog as last polled: applies the time-based
+    /// transitions even while no request arrives, and ends queue mode by time alone once the
+    /// backlog is gone.
+    pub(crate) fn tick(&mut self, backlog: u64) -> Option<Switch> {
+        if self.mode == Mode::Queue
+            && backlog == 0
+            && self.since.elapsed() >= self.config.min_queue_time
+        {
+            return Some(self.enter(Mode::Recovering));
+        }
+        self.advance()
     }
 
     /// Applies the time-based transitions.
@@ -268,6 +287,22 @@ mod tests {
         tokio::time::advance(Duration::from_secs(2)).await;
         assert_eq!(m.mode(), Mode::Sync);
         assert_eq!(sync_share(&mut m, 100), 1.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_service_leaves_the_queue_by_time_once_its_backlog_is_gone() {
+        let mut m = machine();
+        m.overloaded(Signal::Unreachable);
+        // Within the window, or with a backlog left, the service stays on the queue.
+        assert_eq!(m.tick(0), None);
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert_eq!(m.tick(3), None);
+        let switch = m.tick(0).unwrap();
+        assert_eq!((switch.from, switch.to), (Mode::Queue, Mode::Recovering));
+        // Recovery ends by time alone too, with no request at all.
+        tokio::time::advance(Duration::from_secs(11)).await;
+        let switch = m.tick(0).unwrap();
+        assert_eq!((switch.from, switch.to), (Mode::Recovering, Mode::Sync));
     }
 
     #[tokio::test(start_paused = true)]

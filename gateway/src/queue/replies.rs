@@ -6,6 +6,7 @@
 //! would break any block longer than half a second.
 
 use super::Queue;
+use crate::observe::QueueOutcome;
 use holdline_protocol::{QueuedResponse, Reply};
 use redis::AsyncConnectionConfig;
 use redis::streams::{StreamReadOptions, StreamReadReply};
@@ -230,47 +231,10 @@ async fn listen(
     let stream = queue.reply_stream.clone();
     drop(queue);
     if last_id.is_none() {
-        // Start after whatever the stream holds now: earlier replies belong to calls of an
-        // earlier run of this replica, whose clients are gone (their results stay fetchable).
-        let newest: Vec<(String, redis::Value)> = redis::cmd("XREVRANGE")
-            .arg(&stream)
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(1)
-            .query_async(conn)
-            .await?;
-        *last_id = Some(
-            newest
-                .first()
-                .map_or_else(|| "0-0".to_owned(), |(id, _)| id.clone()),
-        );
+        *last_id = Some(newest_id(conn, &stream).await?);
     }
     positioned.send_replace(true);
-    let info: String = redis::cmd("INFO").arg("server").query_async(conn).await?;
-    let run_id = info
-        .lines()
-        .find_map(|l| l.strip_prefix("run_id:"))
-        .map(|id| id.trim().to_owned());
-    let Some(queue) = weak.upgrade() else {
-        return Ok(());
-    };
-    let restarted = {
-        let mut known = queue
-            .replies
-            .run_id
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let restarted = matches!((&*known, &run_id), (Some(old), Some(new)) if old != new);
-        *known = run_id;
-        restarted
-    };
-    if restarted {
-        tracing::warn!("redis restarted: checking the calls held during the outage");
-        tokio::spawn(async move { recover_held_calls(&queue).await });
-    } else {
-        drop(queue);
-    }
+    check_redis_run(weak, conn).await?;
     let options = StreamReadOptions::default()
         .count(BATCH)
         .block(BLOCK.as_millis() as usize);
@@ -292,57 +256,121 @@ async fn listen(
         let Some(queue) = weak.upgrade() else {
             return Ok(());
         };
-        let mut newest = None;
-        for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
-            let fields = entry.map.iter().filter_map(|(k, v)| match v {
-                redis::Value::BulkString(bytes) => Some((k.as_bytes(), bytes.as_slice())),
-                _ => None,
-            });
-            match Reply::from_fields(fields) {
-                Ok(reply) => {
-                    let service = reply.service.clone();
-                    if !queue.replies.deliver(reply) {
-                        // Nobody waits: the hold ran out (the client has a 202) or the client
-                        // left. The result key still holds the response for a fetch.
-                        queue
-                            .metrics
-                            .queue_replies
-                            .with_label_values(&[&service, "unclaimed"])
-                            .inc();
-                    }
-                }
-                Err(error) => tracing::warn!(id = %entry.id, %error, "undecodable reply ignored"),
-            }
-            newest = Some(entry.id);
-        }
-        if let Some(newest) = newest {
-            // Entries up to the newest have been handed over: trim them so the stream stays
-            // short (MINID keeps the newest itself, which is harmless).
-            let mut trim = queue.conn();
-            let trim_stream = stream.clone();
-            let minid = newest.clone();
-            tokio::spawn(async move {
-                let _: redis::RedisResult<()> = redis::cmd("XTRIM")
-                    .arg(&trim_stream)
-                    .arg("MINID")
-                    .arg(&minid)
-                    .query_async(&mut trim)
-                    .await;
-            });
+        if let Some(newest) = dispatch(&queue, reply) {
+            trim_below(&queue, &stream, &newest);
             *last_id = Some(newest);
         }
         if expired_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
             expired_at = Some(tokio::time::Instant::now());
-            let mut c = queue.conn();
-            let key = stream.clone();
-            tokio::spawn(async move {
-                let _: redis::RedisResult<()> = redis::AsyncCommands::expire(
-                    &mut c,
-                    &key,
-                    holdline_protocol::keys::REPLY_STREAM_TTL_SECS as i64,
-                )
-                .await;
-            });
+            refresh_ttl(&queue, &stream);
         }
     }
+}
+
+/// The id to read the reply stream after: the newest entry it holds now. Earlier replies belong to
+/// calls of an earlier run of this replica, whose clients are gone (their results stay
+/// fetchable).
+async fn newest_id(
+    conn: &mut redis::aio::MultiplexedConnection,
+    stream: &str,
+) -> redis::RedisResult<String> {
+    let newest: Vec<(String, redis::Value)> = redis::cmd("XREVRANGE")
+        .arg(stream)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(conn)
+        .await?;
+    Ok(newest
+        .first()
+        .map_or_else(|| "0-0".to_owned(), |(id, _)| id.clone()))
+}
+
+/// Notes the Redis server's run id; when it changed since the last connection (Redis restarted,
+/// perhaps without its data), checks the calls held during the outage.
+async fn check_redis_run(
+    weak: &Weak<Queue>,
+    conn: &mut redis::aio::MultiplexedConnection,
+) -> redis::RedisResult<()> {
+    let info: String = redis::cmd("INFO").arg("server").query_async(conn).await?;
+    let run_id = info
+        .lines()
+        .find_map(|l| l.strip_prefix("run_id:"))
+        .map(|id| id.trim().to_owned());
+    let Some(queue) = weak.upgrade() else {
+        return Ok(());
+    };
+    let restarted = {
+        let mut known = queue
+            .replies
+            .run_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let restarted = matches!((&*known, &run_id), (Some(old), Some(new)) if old != new);
+        *known = run_id;
+        restarted
+    };
+    if restarted {
+        tracing::warn!("redis restarted: checking the calls held during the outage");
+        tokio::spawn(async move { recover_held_calls(&queue).await });
+    }
+    Ok(())
+}
+
+/// Hands each reply of a read to its waiting call; returns the newest entry id read.
+fn dispatch(queue: &Queue, reply: Option<StreamReadReply>) -> Option<String> {
+    let mut newest = None;
+    for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
+        let fields = entry.map.iter().filter_map(|(k, v)| match v {
+            redis::Value::BulkString(bytes) => Some((k.as_bytes(), bytes.as_slice())),
+            _ => None,
+        });
+        match Reply::from_fields(fields) {
+            Ok(reply) => {
+                let service = reply.service.clone();
+                if !queue.replies.deliver(reply) {
+                    // Nobody waits: the hold ran out (the client has a 202) or the client
+                    // left. The result key still holds the response for a fetch.
+                    queue
+                        .metrics
+                        .queue_replies
+                        .with_label_values(&[&service, QueueOutcome::Unclaimed.as_str()])
+                        .inc();
+                }
+            }
+            Err(error) => tracing::warn!(id = %entry.id, %error, "undecodable reply ignored"),
+        }
+        newest = Some(entry.id);
+    }
+    newest
+}
+
+/// Entries up to `newest` have been handed over: trims them so the stream stays short (MINID keeps
+/// the newest itself, which is harmless). In the background, so reading goes on at once.
+fn trim_below(queue: &Queue, stream: &str, newest: &str) {
+    let mut trim = queue.conn();
+    let (stream, minid) = (stream.to_owned(), newest.to_owned());
+    tokio::spawn(async move {
+        let _: redis::RedisResult<()> = redis::cmd("XTRIM")
+            .arg(&stream)
+            .arg("MINID")
+            .arg(&minid)
+            .query_async(&mut trim)
+            .await;
+    });
+}
+
+/// Renews the reply stream's TTL, so the stream of a replica that went away expires by itself.
+fn refresh_ttl(queue: &Queue, stream: &str) {
+    let mut c = queue.conn();
+    let key = stream.to_owned();
+    tokio::spawn(async move {
+        let _: redis::RedisResult<()> = redis::AsyncCommands::expire(
+            &mut c,
+            &key,
+            holdline_protocol::keys::REPLY_STREAM_TTL_SECS as i64,
+        )
+        .await;
+    });
 }

@@ -7,8 +7,8 @@
 //! is kept in reserve and let go for the moment it takes to accept and answer.
 
 use super::protocol::{self, Protocol, Protocols};
+use crate::conn::ConnInfo;
 use crate::http1::server::refusal;
-use crate::proxy::ConnInfo;
 use crate::stack;
 use crate::state::Shared;
 use http::StatusCode;
@@ -227,6 +227,8 @@ async fn answer_and_close<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, answ
 }
 
 fn is_resource_exhaustion(error: &io::Error) -> bool {
-    // EMFILE, ENFILE, ENOBUFS, ENOMEM.
-    matches!(error.raw_os_error(), Some(24 | 23 | 105 | 12))
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
 }

@@ -11,10 +11,10 @@ use tokio::time::Instant;
 /// Every available endpoint was at its in-flight limit for the whole accept timeout.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("every endpoint is at its in-flight limit")]
-pub struct NoCapacity;
+pub(crate) struct NoCapacity;
 
 /// One in-flight slot on one endpoint, released on drop.
-pub struct Lease {
+pub(crate) struct Lease {
     endpoint: Arc<Endpoint>,
     upstream: Arc<Upstream>,
 }
@@ -23,8 +23,15 @@ pub struct Lease {
 
 impl Lease {
     /// The endpoint this lease is on.
-    pub fn endpoint(&self) -> &Arc<Endpoint> {
+    pub(crate) fn endpoint(&self) -> &Arc<Endpoint> {
         &self.endpoint
+    }
+
+    /// Records a failure of the endpoint, which ejects it after enough in a row unless the
+    /// service's ejection cap (`outlier.max_ejection_percent`) is reached.
+    pub(crate) fn record_failure(&self) {
+        self.endpoint
+            .record_failure_with(|| self.upstream.may_eject());
     }
 }
 
@@ -45,7 +52,8 @@ impl Upstream {
     /// configured, all ejected or unhealthy): waiting would not help. The exception is a service
     /// whose host names have not resolved yet (just started or reloaded): the request waits for
     /// the first answer, up to the longer of the wait and the connect timeout.
-    pub async fn acquire(self: &Arc<Self>) -> Result<Lease, ProxyError> {
+    #[cfg(test)]
+    pub(crate) async fn acquire(self: &Arc<Self>) -> Result<Lease, ProxyError> {
         self.acquire_excluding(&[]).await
     }
 
@@ -102,6 +110,23 @@ impl Upstream {
         }
     }
 
+    /// Whether one more endpoint may be ejected: fewer than `max_ejection_percent` of the
+    /// endpoints are out now, where at least one may always be.
+    fn may_eject(&self) -> bool {
+        let endpoints = self.endpoints.load();
+        let ejected = endpoints.iter().filter(|e| e.is_ejected()).count();
+        let percent = usize::from(self.config.outlier.max_ejection_percent);
+        ejected < (endpoints.len() * percent / 100).max(1)
+    }
+
+    /// Whether so few endpoints are in rotation that the balancer uses all of them (Envoy's
+    /// panic threshold): asked only once the quick pick found an endpoint out of rotation.
+    fn in_panic(&self, endpoints: &[Arc<Endpoint>]) -> bool {
+        let threshold = usize::from(self.config.outlier.panic_threshold_percent);
+        let available = endpoints.iter().filter(|e| e.is_available()).count();
+        available * 100 < endpoints.len() * threshold
+    }
+
     fn lease(self: &Arc<Self>, endpoint: Arc<Endpoint>) -> Lease {
         Lease {
             endpoint,
@@ -141,11 +166,28 @@ impl Upstream {
             }
         }
         // Fewer than two endpoints, or both candidates unusable: take the cheapest of the rest
-        // that has room (looking again if another thread took its last slot first).
+        // that has room (looking again if another thread took its last slot first). With too
+        // few endpoints in rotation, every current endpoint is a candidate.
+        // Whether too few endpoints are in rotation; looked at only once the scan meets one out
+        // of it, so a service whose endpoints are all fine never counts them.
+        let mut panic = false;
         loop {
             let mut cheapest: Option<(&Arc<Endpoint>, f64)> = None;
-            let untried = |e: &&Arc<Endpoint>| e.is_available() && !tried.contains(&e.addr());
-            for candidate in endpoints.iter().filter(untried) {
+            let mut out_of_rotation = false;
+            for candidate in endpoints.iter() {
+                if tried.contains(&candidate.addr()) {
+                    continue;
+                }
+                let usable = if panic {
+                    candidate.is_current()
+                } else {
+                    let available = candidate.is_available();
+                    out_of_rotation |= !available;
+                    available
+                };
+                if !usable {
+                    continue;
+                }
                 any_available = true;
                 if !candidate.has_room() {
                     continue;
@@ -154,6 +196,10 @@ impl Upstream {
                 if cheapest.is_none_or(|(_, least)| cost < least) {
                     cheapest = Some((candidate, cost));
                 }
+            }
+            if out_of_rotation && !panic && self.in_panic(&endpoints) {
+                panic = true;
+                continue;
             }
             match cheapest {
                 Some((candidate, _)) if candidate.try_acquire() => {
@@ -184,12 +230,15 @@ enum Pick {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ServiceConfig;
+    use crate::config::{EndpointUrl, ServiceConfig};
     use crate::metrics::Metrics;
 
     fn upstream(endpoints: &[&str], max_inflight: usize, accept_ms: u64) -> Arc<Upstream> {
         let config = ServiceConfig {
-            endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
+            endpoints: endpoints
+                .iter()
+                .map(|e| EndpointUrl::parse(e).unwrap())
+                .collect(),
             max_inflight_per_endpoint: max_inflight,
             accept_timeout: Duration::from_millis(accept_ms),
             ..ServiceConfig::default()

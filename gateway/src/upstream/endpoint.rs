@@ -1,7 +1,7 @@
 //! One endpoint's live state: in-flight count, peak-EWMA latency, outlier ejection and health.
 
 use super::pool::Pool;
-use super::url::EndpointUrl;
+use crate::config::EndpointUrl;
 use crate::config::ServiceConfig;
 use crate::metrics::Metrics;
 use std::net::SocketAddr;
@@ -18,7 +18,7 @@ const DEFAULT_RTT: Duration = Duration::from_millis(5);
 const FAILURE_PENALTY: Duration = Duration::from_secs(1);
 
 /// One upstream address.
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     addr: SocketAddr,
     /// The configured URL this address came from.
     url: EndpointUrl,
@@ -106,12 +106,12 @@ impl Endpoint {
     }
 
     /// The endpoint's socket address.
-    pub fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// The configured URL this address came from.
-    pub fn url(&self) -> &EndpointUrl {
+    pub(crate) fn url(&self) -> &EndpointUrl {
         &self.url
     }
 
@@ -137,12 +137,12 @@ impl Endpoint {
     }
 
     /// Requests in flight to this endpoint now.
-    pub fn inflight(&self) -> usize {
+    pub(crate) fn inflight(&self) -> usize {
         self.inflight.load(Relaxed)
     }
 
     /// Whether the balancer may send a request here now (healthy, not ejected).
-    pub fn is_available(&self) -> bool {
+    pub(crate) fn is_available(&self) -> bool {
         if !self.healthy.load(Relaxed) || self.retired.load(Relaxed) {
             return false;
         }
@@ -152,9 +152,24 @@ impl Endpoint {
         }
         let over = self.now_ns() >= until;
         if over {
+            // The ejection ran out: the endpoint is back in rotation (until the streak ends
+            // with a success, this runs on every look, which is two stores).
             self.ejected_gauge.set(0);
+            self.healthy_gauge.set(1);
         }
         over
+    }
+
+    /// Whether the endpoint is ejected now.
+    pub(super) fn is_ejected(&self) -> bool {
+        let until = self.ejected_until_ns.load(Relaxed);
+        until != 0 && self.now_ns() < until
+    }
+
+    /// Whether the endpoint is still in the service's set (its address still resolves), whatever
+    /// its health: what the balancer may use when too few endpoints are in rotation.
+    pub(super) fn is_current(&self) -> bool {
+        !self.retired.load(Relaxed)
     }
 
     /// Load cost for the balancer as of `now`: latency estimate times (in-flight + 1). The
@@ -207,18 +222,31 @@ impl Endpoint {
             self.ejected_until_ns.store(0, Relaxed);
             self.ejections_in_a_row.store(0, Relaxed);
             self.ejected_gauge.set(0);
+            self.publish_rotation();
         }
     }
 
-    /// Records a failure (connect error, reset, or a `5xx` that was not a capacity signal);
-    /// ejects the endpoint after enough in a row. Returns whether it was ejected now.
+    /// Records a failure (connect error, timeout, reset, or a failure status); after enough in a
+    /// row ejects the endpoint if `may_eject` (asked only then) allows it. Returns whether it was
+    /// ejected now.
+    #[cfg(test)]
     pub(crate) fn record_failure(&self) -> bool {
+        self.record_failure_with(|| true)
+    }
+
+    /// [`Self::record_failure`] with the ejection cap's verdict: `may_eject` says whether one
+    /// more endpoint of the service may be out.
+    pub(crate) fn record_failure_with(&self, may_eject: impl FnOnce() -> bool) -> bool {
         self.observe_rtt(FAILURE_PENALTY.as_nanos() as f64);
         let failures = self.consecutive_failures.fetch_add(1, Relaxed) + 1;
         if failures < self.failure_threshold {
             return false;
         }
         self.consecutive_failures.store(0, Relaxed);
+        if !may_eject() {
+            tracing::debug!(endpoint = %self.addr, "not ejected: the service's ejection cap is reached");
+            return false;
+        }
         let streak = self.ejections_in_a_row.fetch_add(1, Relaxed).min(16);
         let ejection = self
             .base_ejection
@@ -227,6 +255,7 @@ impl Endpoint {
         let until = self.now_ns() + ejection.as_nanos() as u64;
         self.ejected_until_ns.store(until.max(1), Relaxed);
         self.ejected_gauge.set(1);
+        self.healthy_gauge.set(0);
         tracing::warn!(endpoint = %self.addr, ?ejection, "endpoint ejected after consecutive failures");
         true
     }
@@ -236,7 +265,16 @@ impl Endpoint {
         if self.healthy.swap(healthy, Relaxed) != healthy {
             tracing::info!(endpoint = %self.addr, healthy, "endpoint health changed");
         }
-        self.healthy_gauge.set(i64::from(healthy));
+        self.publish_rotation();
+    }
+
+    /// Sets the healthy gauge to whether the endpoint is in rotation: passing health checks (or
+    /// not checked), not ejected, still in the set. That is what alerts and dashboards mean by
+    /// a healthy endpoint.
+    fn publish_rotation(&self) {
+        let in_rotation =
+            self.healthy.load(Relaxed) && !self.retired.load(Relaxed) && !self.is_ejected();
+        self.healthy_gauge.set(i64::from(in_rotation));
     }
 
     /// Marks an endpoint that left the set (DNS no longer returns it): no new requests, and its

@@ -1,6 +1,6 @@
 //! An in-process gateway serving on listeners bound to port 0, stopped through a oneshot.
 
-use holdline_gateway::state::Shared;
+use holdline_gateway::Shared;
 use holdline_gateway::{Config, Gateway, Listeners};
 use std::io;
 use std::net::SocketAddr;
@@ -13,6 +13,16 @@ use tokio::task::JoinHandle;
 /// A `[listen]` section that passes validation; the test binds its own sockets, so the address
 /// itself is never used.
 pub(crate) const LISTEN: &str = "[listen]\nhttp = \"127.0.0.1:1\"\n";
+
+/// A config of one service `name` with `endpoints` (URLs), then `service` (its keys and
+/// sections), and a route `/` to it; `top` comes first (root keys and other sections).
+pub(crate) fn one_service(top: &str, name: &str, endpoints: &[String], service: &str) -> String {
+    let endpoints: Vec<String> = endpoints.iter().map(|e| format!("{e:?}")).collect();
+    format!(
+        "{top}\n{LISTEN}[services.{name}]\nendpoints = [{}]\n{service}\n[[routes]]\nprefix = \"/\"\nservice = \"{name}\"\n",
+        endpoints.join(", ")
+    )
+}
 
 /// A running gateway.
 pub(crate) struct TestGateway {

@@ -11,7 +11,7 @@ pub(crate) mod tls;
 pub(crate) mod upstream;
 
 pub(crate) use client::{Reply, client, get, h2c_client, raw_exchange, send, spawn_get, try_get};
-pub(crate) use gateway::{LISTEN, TestGateway};
+pub(crate) use gateway::{LISTEN, TestGateway, one_service};
 pub(crate) use tls::TlsClient;
 pub(crate) use upstream::{Echo, Upstream};
 

@@ -4,7 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use bytes::Bytes;
-use holdline_gateway::{Config, Gateway, Listeners, state::Shared};
+use holdline_gateway::{Config, Gateway, Listeners, Shared};
 use holdline_testkit::{Process, free_port, wait_for_port, workspace_bin};
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full};

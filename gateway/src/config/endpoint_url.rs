@@ -1,9 +1,11 @@
 //! Endpoint URLs as written in the config: `http://host:port`, optionally with a path prefix.
+//! Parsed once, when the config is read: everything after it holds the typed value.
 
 use std::net::{IpAddr, SocketAddr};
 
-/// A parsed endpoint URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A parsed endpoint URL. In the config it is a string; `gateway describe` shows its parts.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(try_from = "String")]
 pub struct EndpointUrl {
     /// Host name or IP literal (without brackets).
     pub host: String,
@@ -15,12 +17,27 @@ pub struct EndpointUrl {
 
 // === impl EndpointUrl ===
 
+impl TryFrom<String> for EndpointUrl {
+    type Error = String;
+
+    fn try_from(raw: String) -> Result<Self, String> {
+        Self::parse(&raw)
+    }
+}
+
 impl EndpointUrl {
     /// Parses `http://host[:port][/base]`. Only plain `http` is supported to upstreams.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let rest = raw
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("{raw:?} must start with http://"))?;
+        let rest = raw.strip_prefix("http://").ok_or_else(|| {
+            if raw.starts_with("https://") {
+                format!(
+                    "{raw:?}: https endpoints are not supported yet (the gateway speaks plain \
+                         HTTP to upstreams); use http://"
+                )
+            } else {
+                format!("{raw:?} must start with http://")
+            }
+        })?;
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
