@@ -76,6 +76,16 @@ impl tower::Service<Request<Body>> for Proxy {
         if path.starts_with(crate::queue::RESULTS_PREFIX) {
             return self.fetch(&request, snapshot, observation, request_id);
         }
+        if let Some(refused) = crate::error::refused_before_routing(&request) {
+            let response = finish(
+                Err(refused),
+                Outcome::gateway(),
+                observation,
+                &snapshot.metrics,
+                &request_id,
+            );
+            return ready(response);
+        }
         let Some(index) = snapshot.find_route(request_host(&request), path) else {
             let result = Err(ProxyError::NoRoute);
             let response = finish(

@@ -53,6 +53,9 @@ pub(crate) enum QueueError {
 pub(crate) struct ServiceQueue {
     service: Arc<str>,
     config: QueueConfig,
+    /// The base path every endpoint of the service shares (validated), put before a queued
+    /// request's path as the sync path puts it before the request-target.
+    base_path: Box<str>,
     mode: Mutex<ModeMachine>,
     /// Entries in the request stream, as last polled.
     depth: AtomicU64,
@@ -114,12 +117,14 @@ impl ServiceQueue {
     pub(crate) fn start(
         service: &str,
         config: &QueueConfig,
+        base_path: &str,
         queue: &Arc<Queue>,
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
         let state = Arc::new(Self {
             service: service.into(),
             config: config.clone(),
+            base_path: base_path.into(),
             mode: Mutex::new(ModeMachine::new(config.clone())),
             depth: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
@@ -133,6 +138,11 @@ impl ServiceQueue {
     /// The service's queue configuration.
     pub(crate) fn config(&self) -> &QueueConfig {
         &self.config
+    }
+
+    /// The base path of the service's endpoints (usually empty).
+    pub(crate) fn base_path(&self) -> &str {
+        &self.base_path
     }
 
     /// Where the next request goes.

@@ -140,7 +140,17 @@ impl Snapshot {
                     .cloned();
                 let entry = reused.unwrap_or_else(|| {
                     let service_queue = queue.filter(|_| service_config.queue.enabled).map(|q| {
-                        ServiceQueue::start(name, &service_config.queue, q, metrics.clone())
+                        let base_path = service_config
+                            .endpoints
+                            .first()
+                            .map_or("", |endpoint| endpoint.base_path.as_str());
+                        ServiceQueue::start(
+                            name,
+                            &service_config.queue,
+                            base_path,
+                            q,
+                            metrics.clone(),
+                        )
                     });
                     Arc::new(ServiceEntry {
                         upstream: Upstream::start(

@@ -120,6 +120,21 @@ fn root_listen_tls_and_limits_rules() {
     ));
 }
 
+/// Any instance may take a queued call, so the endpoints of a queue-enabled service share one
+/// base path (the queued call carries it); without the queue they may differ.
+#[test]
+fn queue_enabled_endpoints_share_one_base_path() {
+    let two =
+        "[services.echo]\nendpoints = [\"http://127.0.0.1:1/api\", \"http://127.0.0.1:2/v2\"]\n";
+    let queued = format!(
+        "{LISTEN}[redis]\nurl = \"redis://127.0.0.1:6379\"\n{two}[services.echo.queue]\nenabled = true\n{ROUTE}"
+    );
+    assert_eq!(invalid_field(&queued), "services.echo.endpoints[1]");
+    accepted(&format!("{LISTEN}{two}{ROUTE}"));
+    let same = queued.replace("/v2", "/api");
+    accepted(&same);
+}
+
 #[test]
 fn tls_files_must_exist() {
     let dir = tempfile::tempdir().unwrap();

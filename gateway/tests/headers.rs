@@ -246,6 +246,36 @@ async fn reserved_and_gateway_headers_cannot_be_sent_or_removed_by_a_client() {
     assert_eq!(echo.header("x-request-id"), Some("mine"));
 }
 
+/// What a reverse proxy that opens no tunnels answers itself: `CONNECT` and `TRACE` are `405`
+/// with `Allow` (nginx answers 405 to both; a `2xx` to `CONNECT` would tell the client a tunnel
+/// is open), an upgrade to another protocol is `501` rather than a silent plain answer, and the
+/// `h2c` upgrade a client may offer on any request is ignored.
+#[tokio::test]
+async fn connect_trace_and_upgrades_are_answered_by_the_gateway() {
+    let (upstream, gw) = echo_gateway().await;
+    for request in [
+        "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nConnection: close\r\n\r\n",
+        "TRACE / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    ] {
+        let response = raw_exchange(gw.addr, request.as_bytes()).await;
+        assert_eq!(response.status, 405, "{request}");
+        assert!(!response.headers("allow").is_empty(), "{request}");
+        assert!(!response.headers("x-request-id").is_empty(), "{request}");
+    }
+    let websocket = "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+                     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    assert_eq!(
+        raw_exchange(gw.addr, websocket.as_bytes()).await.status,
+        501
+    );
+    assert_eq!(upstream.hits(), 0);
+    let h2c = "GET /h2c HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n\
+               HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n";
+    let response = raw_exchange(gw.addr, h2c.as_bytes()).await;
+    assert_eq!(response.status, 200);
+    assert!(Echo::parse(&response.body).headers("upgrade").is_empty());
+}
+
 #[tokio::test]
 async fn every_x_forwarded_for_line_is_kept() {
     let (_upstream, gw) = echo_gateway().await;

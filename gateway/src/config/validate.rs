@@ -270,6 +270,25 @@ impl Config {
                 "must list at least one endpoint (or enable the queue)",
             ));
         }
+        // A queued call may be served by any instance, so the path it carries cannot depend on
+        // which endpoint's base path it would have had.
+        if service.queue.enabled
+            && let Some(first) = service.endpoints.first()
+            && let Some(i) = service
+                .endpoints
+                .iter()
+                .position(|e| e.base_path != first.base_path)
+        {
+            return Err(invalid(
+                format!("services.{name}.endpoints[{i}]"),
+                format!(
+                    "has base path {:?} where endpoints[0] has {:?}: the endpoints of a \
+                     queue-enabled service must share one base path, since any instance may \
+                     take a queued call",
+                    service.endpoints[i].base_path, first.base_path
+                ),
+            ));
+        }
         if service.max_inflight_per_endpoint == 0 {
             return Err(invalid(
                 field("max_inflight_per_endpoint"),

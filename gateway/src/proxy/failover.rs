@@ -146,16 +146,23 @@ async fn enqueue(
         ..
     } = head;
     prepare_headers(&mut headers, &uri, conn, &route.service);
+    // The endpoint's base path, as the sync path sends it (every endpoint of a queue-enabled
+    // service shares one: `config/validate.rs`).
+    let target = route.rewrite(path_and_query(&uri));
+    let queued_uri = match service.base_path() {
+        "" => target.into_owned(),
+        base => format!("{base}{target}"),
+    };
+    // The parsed URI shares the connection's read buffer; a held call must not keep it.
+    drop(uri);
     let request = Enqueue {
         method,
-        uri: route.rewrite(path_and_query(&uri)).into_owned(),
+        uri: queued_uri,
         headers,
         body,
         hold,
         respond_async: prefer.respond_async,
     };
-    // The parsed URI shares the connection's read buffer; a held call must not keep it.
-    drop(uri);
     let answer = deliver(queue, service, request).await?;
     Ok(Served {
         answer,

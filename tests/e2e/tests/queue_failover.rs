@@ -345,10 +345,73 @@ async fn respond_async_is_honoured_while_the_service_is_healthy() {
     let fetched = metric(
         &client,
         gw.admin,
-        "holdline_requests_total{path=\"async\",route=\"\",service=\"\",status=\"200\"}",
+        "holdline_requests_total{path=\"async\",route=\"\",service=\"echo\",status=\"200\"}",
     )
     .await;
     assert!(fetched >= 1.0, "fetched results counted: {fetched}");
+    gw.stop().await;
+}
+
+/// An endpoint with a base path gets it on both paths: the queue path sends the same target the
+/// sync path does (it once dropped the base path, so such a service answered 404 exactly when
+/// it was overloaded).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_endpoint_base_path_is_kept_on_the_queue_path() {
+    let redis = RedisServer::start();
+    let echo = Echo::start(EchoOpts {
+        redis: &redis.url(),
+        concurrency: 4,
+        work_ms: 0,
+        http: true,
+        instance: "b",
+    })
+    .await;
+    let text = format!(
+        r#"
+[listen]
+http = "127.0.0.1:1"
+[redis]
+url = "{}"
+[services.echo]
+endpoints = ["http://127.0.0.1:{}/api"]
+[services.echo.queue]
+enabled = true
+[[routes]]
+prefix = "/echo"
+service = "echo"
+strip_prefix = true
+"#,
+        redis.url(),
+        echo.port
+    );
+    let gw = Gw::start(holdline_gateway::Config::from_toml(&text).unwrap()).await;
+    let client = Client::new();
+    let echoed_path = |body: &bytes::Bytes| {
+        let json: serde_json::Value = serde_json::from_slice(body).expect("echo json");
+        json["path"].as_str().unwrap_or_default().to_owned()
+    };
+
+    let direct = client
+        .post(&gw.url("/echo/hello?x=1"), "base-1", "direct", &[])
+        .await
+        .unwrap();
+    direct.check_echo("base-1", "direct").unwrap();
+    assert_eq!(direct.path(), "sync");
+    assert_eq!(echoed_path(&direct.body), "/api/hello?x=1");
+
+    let accepted = client
+        .post(
+            &gw.url("/echo/later?n=3"),
+            "base-2",
+            "queued",
+            &[("prefer", "respond-async")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(accepted.status, 202, "{accepted:?}");
+    let done = client.follow(&gw.url(""), &accepted).await.unwrap();
+    done.check_echo("base-2", "queued").unwrap();
+    assert_eq!(echoed_path(&done.body), "/api/later?n=3");
     gw.stop().await;
 }
 
