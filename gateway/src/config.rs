@@ -135,8 +135,8 @@ pub struct Limits {
     /// `header_read_timeout` (a larger value counts as that).
     #[serde(with = "duration")]
     pub header_read_timeout_under_pressure: Duration,
-    /// Most concurrent client connections. Past it a new connection is answered `503` with
-    /// `Retry-After` and closed.
+    /// Most concurrent client connections; past it the gateway stops accepting until one closes
+    /// (a new client waits in the kernel's backlog).
     pub max_connections: usize,
 }
 

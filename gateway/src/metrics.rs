@@ -191,9 +191,9 @@ const CONNECTIONS_REFUSED: MetricSpec = spec(
 /// timeout ended a connection with part of a head read, the client left while its call was in
 /// flight, or the connection was still open when the shutdown grace period ended.
 pub(crate) const UNANSWERED_REASONS: [&str; 3] = ["header_timeout", "client_closed", "shutdown"];
-/// The values of `holdline_connections_refused_total`'s `reason` label: the gateway was at
-/// `limits.max_connections`, or out of file descriptors.
-pub(crate) const REFUSED_REASONS: [&str; 2] = ["max_connections", "out_of_descriptors"];
+/// The values of `holdline_connections_refused_total`'s `reason` label: the process was out of
+/// file descriptors.
+pub(crate) const REFUSED_REASONS: [&str; 1] = ["out_of_descriptors"];
 
 const BUILD_INFO: MetricSpec = spec(
     "holdline_build_info",

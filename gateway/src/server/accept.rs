@@ -1,10 +1,13 @@
 //! The accept loop: takes connections while under the connection limit, survives running out
 //! of file descriptors, and hands each connection to its protocol's server.
 //!
-//! A client past the limit is not left in the kernel's backlog, where it would wait for a slot
-//! with no word or time out: it is accepted and answered `503` with `Retry-After` at once, then
-//! closed. So is one that arrives while the process is out of file descriptors: one descriptor
-//! is kept in reserve and let go for the moment it takes to accept and answer.
+//! Past the connection limit a new client waits in the kernel's backlog for a slot: a held call
+//! frees its slot when it is answered, so waiting loses nothing, where a `503` at the cap would
+//! turn calls the queue could still answer into errors (the cap is for the gateway to shed holds
+//! before it, by answering them `202`, which it does not do yet). Out of file descriptors is
+//! different: the process cannot take a client at all, so one descriptor is kept in reserve and
+//! let go for the moment it takes to accept a waiting client, answer it `503` with
+//! `Retry-After`, and close.
 
 use super::protocol::{self, Protocol, Protocols};
 use crate::conn::ConnInfo;
@@ -15,7 +18,6 @@ use http::StatusCode;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
@@ -23,12 +25,9 @@ use tokio_util::sync::CancellationToken;
 
 /// How long a TLS client may take to complete its handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a refused connection is kept for its `503` to be read (TLS: handshake included).
-const REFUSAL_LINGER: Duration = Duration::from_secs(2);
-/// Refused connections kept open at once for their `503` to be read; past it they are closed
-/// at once (a flood of them must not take the descriptors the served connections need).
-const REFUSALS_LINGERING: usize = 256;
-/// What a client past the limit is told: come back in a second.
+/// The most waiting clients refused in one go while out of descriptors.
+const REFUSALS_AT_ONCE: usize = 256;
+/// What a client refused while out of descriptors is told: come back in a second.
 const RETRY_AFTER_SECONDS: u32 = 1;
 
 pub(super) struct AcceptLoop {
@@ -42,9 +41,14 @@ pub(super) struct AcceptLoop {
 
 pub(super) async fn accept_loop(l: AcceptLoop) {
     let mut backoff = Duration::from_millis(5);
-    let refusals = Arc::new(Semaphore::new(REFUSALS_LINGERING));
     let mut reserve = reserve_descriptor();
     loop {
+        // Past the connection limit, wait for a connection to close before accepting another:
+        // the kernel's backlog holds new clients meanwhile.
+        let permit = tokio::select! {
+            permit = l.connections.clone().acquire_owned() => permit.expect("semaphore never closed"),
+            () = l.stop.cancelled() => return,
+        };
         let accepted = tokio::select! {
             accepted = l.listener.accept() => accepted,
             () = l.stop.cancelled() => return,
@@ -68,10 +72,6 @@ pub(super) async fn accept_loop(l: AcceptLoop) {
                 tracing::debug!(%error, "accept failed");
                 continue;
             }
-        };
-        let Ok(permit) = l.connections.clone().try_acquire_owned() else {
-            refuse(stream, &l, &refusals);
-            continue;
         };
         let _ = stream.set_nodelay(true);
         let conn = ConnInfo::new(remote, l.tls.is_some());
@@ -134,7 +134,7 @@ fn reserve_descriptor() -> Option<std::fs::File> {
 /// already there (nothing is waited for: the descriptor is needed for the next). A client
 /// learns it must come back instead of waiting in the backlog for a slot.
 fn refuse_backlog(l: &AcceptLoop, reserve: &mut Option<std::fs::File>) {
-    for _ in 0..REFUSALS_LINGERING {
+    for _ in 0..REFUSALS_AT_ONCE {
         if reserve.take().is_none() {
             break;
         }
@@ -163,35 +163,6 @@ fn accept_now(listener: &TcpListener) -> Option<io::Result<(TcpStream, std::net:
     }
 }
 
-/// Answers a connection the gateway cannot serve now with `503` and `Retry-After`, and closes
-/// it: the answer follows the client's request head (a client that reads no answer before it has
-/// sent its request would take an early one for a broken server), within a short time, and
-/// the connection then lingers, reading and dropping what else comes, so that the client reads
-/// the answer instead of a reset. A TLS client gets the same after its handshake. Past
-/// [`REFUSALS_LINGERING`] such connections at once, one is closed without an answer.
-fn refuse(stream: TcpStream, l: &AcceptLoop, lingering: &Arc<Semaphore>) {
-    count_refused(l, "max_connections");
-    let answer = busy();
-    let Ok(permit) = lingering.clone().try_acquire_owned() else {
-        return;
-    };
-    let tls = l.tls.clone();
-    tokio::spawn(async move {
-        let _permit = permit;
-        let _ = tokio::time::timeout(REFUSAL_LINGER, async move {
-            match tls {
-                None => answer_and_close(stream, &answer).await,
-                Some(acceptor) => {
-                    if let Ok(stream) = acceptor.accept(stream).await {
-                        answer_and_close(stream, &answer).await;
-                    }
-                }
-            }
-        })
-        .await;
-    });
-}
-
 fn count_refused(l: &AcceptLoop, reason: &'static str) {
     l.shared
         .metrics()
@@ -201,29 +172,13 @@ fn count_refused(l: &AcceptLoop, reason: &'static str) {
     tracing::debug!(reason, "connection refused with 503");
 }
 
-/// The `503` a connection the gateway cannot take is answered with.
+/// The `503` a client is answered with when the gateway cannot take it.
 fn busy() -> Vec<u8> {
     refusal(
         StatusCode::SERVICE_UNAVAILABLE,
-        "the gateway is at its connection limit",
+        "the gateway is out of connection resources",
         Some(RETRY_AFTER_SECONDS),
     )
-}
-
-async fn answer_and_close<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, answer: &[u8]) {
-    // The request head first: up to its blank line, or a few kilobytes of it.
-    let mut head = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    while head.len() < 8 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        match stream.read(&mut chunk).await {
-            Ok(n) if n > 0 => head.extend_from_slice(&chunk[..n]),
-            _ => return,
-        }
-    }
-    if stream.write_all(answer).await.is_err() || stream.shutdown().await.is_err() {
-        return;
-    }
-    while matches!(stream.read(&mut chunk).await, Ok(n) if n > 0) {}
 }
 
 fn is_resource_exhaustion(error: &io::Error) -> bool {
