@@ -47,10 +47,6 @@ pub(crate) enum ProxyError {
     /// to `CONNECT` would tell the client a tunnel is open; `TRACE` would echo its credentials).
     #[error("method not allowed")]
     MethodNotAllowed,
-    /// The client asked to switch protocols (`Upgrade: websocket`); upgrades are not proxied,
-    /// and answering as if it were a plain request would hide that.
-    #[error("protocol upgrades are not supported")]
-    UpgradeNotSupported,
 }
 
 // === impl ProxyError ===
@@ -77,7 +73,6 @@ impl ProxyError {
             | Self::QueueFull => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::UpgradeNotSupported => StatusCode::NOT_IMPLEMENTED,
         }
     }
 
@@ -98,7 +93,6 @@ impl ProxyError {
             Self::QueueUnavailable(_) => "the queue is unavailable",
             Self::QueueFull => "the queue is full",
             Self::MethodNotAllowed => "CONNECT and TRACE are not allowed",
-            Self::UpgradeNotSupported => "protocol upgrades are not supported",
         }
     }
 
@@ -122,36 +116,12 @@ impl ProxyError {
     }
 }
 
-/// Why a request is refused before routing, if it is: `CONNECT` and `TRACE`, and an HTTP/1.1
-/// upgrade (`Upgrade` named as a `Connection` option, RFC 9110 section 7.8) to anything but
-/// `h2c` (which a client may offer on any request, and which is ignored: the request is served
-/// over HTTP/1.1, RFC 9113 section 3.1). An `Upgrade` field that `Connection` does not name
-/// asks for nothing and is dropped with the other hop-by-hop fields.
+/// Why a request is refused before routing, if it is: `CONNECT` and `TRACE`. (An HTTP/1.1
+/// upgrade is refused as its head is read: `http1::server`.)
 pub(crate) fn refused_before_routing<B>(request: &http::Request<B>) -> Option<ProxyError> {
     let method = request.method();
-    if method == http::Method::CONNECT || method == http::Method::TRACE {
-        return Some(ProxyError::MethodNotAllowed);
-    }
-    if request.version() != http::Version::HTTP_11 {
-        return None;
-    }
-    let headers = request.headers();
-    let upgrade = headers.get(header::UPGRADE)?;
-    let asked = headers.get_all(header::CONNECTION).iter().any(|value| {
-        value
-            .as_bytes()
-            .split(|&b| b == b',')
-            .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"upgrade"))
-    });
-    if !asked {
-        return None;
-    }
-    let only_h2c = upgrade
-        .as_bytes()
-        .split(|&b| b == b',')
-        .map(<[u8]>::trim_ascii)
-        .all(|token| token.eq_ignore_ascii_case(b"h2c"));
-    (!only_h2c).then_some(ProxyError::UpgradeNotSupported)
+    (method == http::Method::CONNECT || method == http::Method::TRACE)
+        .then_some(ProxyError::MethodNotAllowed)
 }
 
 /// Every error the gateway answers itself, in one shape: `{"error": "...", "request_id": "..."}`

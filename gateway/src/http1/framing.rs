@@ -45,6 +45,8 @@ pub(crate) struct Delimiters {
     other_coding: bool,
     close: bool,
     keep_alive: bool,
+    /// `Connection` names `upgrade`: the message asks to switch protocols (RFC 9110 section 7.8).
+    upgrade: bool,
 }
 
 impl Delimiters {
@@ -96,9 +98,15 @@ impl Delimiters {
             } else if token.eq_ignore_ascii_case(b"keep-alive") {
                 self.keep_alive = true;
             } else if !token.is_empty() {
+                self.upgrade |= token.eq_ignore_ascii_case(b"upgrade");
                 named(token);
             }
         }
+    }
+
+    /// Whether `Connection` names `upgrade`.
+    pub(crate) fn asks_upgrade(&self) -> bool {
+        self.upgrade
     }
 
     /// Whether a `Transfer-Encoding` field was present.

@@ -44,6 +44,8 @@ pub(crate) enum HeadError {
     Invalid(&'static str),
     #[error("transfer coding not implemented")]
     NotImplemented,
+    #[error("protocol upgrades are not supported")]
+    Upgrade,
 }
 
 impl From<WireError> for HeadError {
@@ -63,7 +65,7 @@ impl HeadError {
         match self {
             Self::TooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Parse(_) | Self::Invalid(_) => StatusCode::BAD_REQUEST,
-            Self::NotImplemented => StatusCode::NOT_IMPLEMENTED,
+            Self::NotImplemented | Self::Upgrade => StatusCode::NOT_IMPLEMENTED,
         }
     }
 }
@@ -111,6 +113,8 @@ pub(crate) fn parse_request(
     let mut delimiters = Delimiters::default();
     let mut expect_continue = false;
     let mut hosts = 0u32;
+    // Whether `Upgrade` offers a protocol other than h2c.
+    let mut upgrade_to_other = false;
     for (index, field) in request.headers.iter().enumerate() {
         let name = names
             .name(index, field.name.as_bytes())
@@ -135,6 +139,11 @@ pub(crate) fn parse_request(
             }
         } else if name == header::EXPECT {
             expect_continue = field.value.eq_ignore_ascii_case(b"100-continue");
+        } else if name == header::UPGRADE {
+            upgrade_to_other |= field
+                .value
+                .split(|&b| b == b',')
+                .any(|token| !token.trim_ascii().eq_ignore_ascii_case(b"h2c"));
         }
         let value = HeaderValue::from_maybe_shared(data.slice_ref(field.value))
             .map_err(|_| HeadError::Invalid("header value"))?;
@@ -157,6 +166,12 @@ pub(crate) fn parse_request(
         map.insert(header::HOST, host);
     }
     let framing = delimiters.request(http10)?;
+    // An upgrade is not proxied: answering it as a plain request would hide that. The `h2c`
+    // upgrade a client may offer on any request is ignored (RFC 9113 section 3.1): the request
+    // is served over HTTP/1.1, its `Upgrade` dropped with the other hop-by-hop fields.
+    if upgrade_to_other && delimiters.asks_upgrade() {
+        return Err(HeadError::Upgrade);
+    }
 
     let (mut parts, ()) = Request::new(()).into_parts();
     parts.method = method;
@@ -310,8 +325,17 @@ fn push_date(out: &mut Vec<u8>) {
 /// The whole of a response the connection gives itself, before any request is understood:
 /// a refused head (400, 431), or a connection past the gateway's capacity (503). The connection
 /// closes after it.
-pub(crate) fn refusal(status: StatusCode, reason: &str, retry_after: Option<u32>) -> Vec<u8> {
-    let body = serde_json::json!({ "error": reason }).to_string();
+pub(crate) fn refusal(
+    status: StatusCode,
+    reason: &str,
+    request_id: &HeaderValue,
+    retry_after: Option<u32>,
+) -> Vec<u8> {
+    let body = serde_json::json!({
+        "error": reason,
+        "request_id": request_id.to_str().unwrap_or_default(),
+    })
+    .to_string();
     let mut out = Vec::with_capacity(160 + body.len());
     let reply = Reply {
         head_request: false,
@@ -323,6 +347,10 @@ pub(crate) fn refusal(status: StatusCode, reason: &str, retry_after: Option<u32>
     parts.headers.insert(
         header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
+    );
+    parts.headers.insert(
+        http::HeaderName::from_static("x-request-id"),
+        request_id.clone(),
     );
     if let Some(seconds) = retry_after {
         parts

@@ -177,6 +177,7 @@ fn busy() -> Vec<u8> {
     refusal(
         StatusCode::SERVICE_UNAVAILABLE,
         "the gateway is out of connection resources",
+        &crate::proxy::new_request_id(),
         Some(RETRY_AFTER_SECONDS),
     )
 }

@@ -348,6 +348,7 @@ impl Connection<'_> {
 impl<T: Transport> Conn<T> {
     /// Turns a request head into a request (its body whole, or streaming from the socket) and
     /// calls the stack with it.
+    #[inline]
     fn start<S: Stack>(&mut self, stack: &mut S, head: RequestHead) -> (S::Call, Reply) {
         let RequestHead {
             parts,
@@ -424,7 +425,8 @@ impl<T: Transport> Conn<T> {
 /// Answers a refused request head and closes.
 async fn refuse<T: Transport>(io: Io<T>, error: &HeadError) {
     let Io::Own(mut stream) = io else { return };
-    let answer = crate::http1::server::refusal(error.status(), &error.to_string(), None);
+    let id = crate::proxy::new_request_id();
+    let answer = crate::http1::server::refusal(error.status(), &error.to_string(), &id, None);
     if stream.write_all(&answer).await.is_ok() {
         linger(Io::Own(stream)).await;
     }

@@ -192,6 +192,19 @@ fn normalizes_repeated_lengths_and_refuses_unknown_codings() {
 }
 
 #[test]
+fn an_upgrade_is_refused_and_an_h2c_offer_ignored() {
+    let websocket =
+        b"GET /ws HTTP/1.1\r\nhost: h\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\r\n";
+    let error = parse_all(websocket).expect_err("refused");
+    assert_eq!(error.status(), StatusCode::NOT_IMPLEMENTED);
+    parsed(
+        b"GET / HTTP/1.1\r\nhost: h\r\nconnection: upgrade, http2-settings\r\nupgrade: h2c\r\n\r\n",
+    );
+    // Without the connection option, an Upgrade field asks for nothing.
+    parsed(b"GET / HTTP/1.1\r\nhost: h\r\nupgrade: websocket\r\n\r\n");
+}
+
+#[test]
 fn an_absolute_target_names_the_host_and_userinfo_is_refused() {
     let head = parsed(b"GET http://a.example:81/x HTTP/1.1\r\nhost: b.example\r\n\r\n");
     assert_eq!(head.parts.headers["host"], "a.example:81");
@@ -308,14 +321,27 @@ fn bodyless_responses_say_what_rfc_9110_allows() {
 
 #[test]
 fn refusals_are_complete_json_responses_that_close() {
-    let text = String::from_utf8(refusal(StatusCode::BAD_REQUEST, "bad", None)).unwrap();
+    let text = String::from_utf8(refusal(
+        StatusCode::BAD_REQUEST,
+        "bad",
+        &HeaderValue::from_static("id-1"),
+        None,
+    ))
+    .unwrap();
     assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"));
     assert!(text.contains("\r\ncontent-type: application/json\r\n"));
     assert!(text.contains("\r\nconnection: close\r\n"));
-    assert!(text.ends_with("\r\n\r\n{\"error\":\"bad\"}"));
-    assert!(text.contains(&format!("content-length: {}", "{\"error\":\"bad\"}".len())));
-    let busy =
-        String::from_utf8(refusal(StatusCode::SERVICE_UNAVAILABLE, "busy", Some(1))).unwrap();
+    let body = "{\"error\":\"bad\",\"request_id\":\"id-1\"}";
+    assert!(text.ends_with(&format!("\r\n\r\n{body}")), "{text}");
+    assert!(text.contains(&format!("content-length: {}", body.len())));
+    assert!(text.contains("\r\nx-request-id: id-1\r\n"));
+    let busy = String::from_utf8(refusal(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "busy",
+        &HeaderValue::from_static("id-2"),
+        Some(1),
+    ))
+    .unwrap();
     assert!(busy.starts_with("HTTP/1.1 503 ") && busy.contains("\r\nretry-after: 1\r\n"));
 }
 
