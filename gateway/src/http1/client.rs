@@ -136,8 +136,8 @@ pub(crate) struct ResponseHead {
     pub(crate) rest: Bytes,
 }
 
-/// Parses the response head at the start of `buf`; `None` (and `buf` as it was) when `buf` does
-/// not hold a whole head yet. On success everything read so far leaves `buf`: the head, and the
+/// Parses the response head at the start of `buf`; `None` (and `buf` as it was, less the interim
+/// responses already skipped) when `buf` does not hold a whole head yet. On success everything read so far leaves `buf`: the head, and the
 /// bytes after it in [`Head::rest`]. Interim `1xx` responses are skipped.
 ///
 /// The bytes are frozen before parsing, so that header values share them (no copies) in a single

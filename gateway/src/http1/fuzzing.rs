@@ -28,10 +28,11 @@ pub fn request_head(data: &[u8]) {
             .map(|head| head.map(|h| (h.framing, h.parts.headers, h.rest)))
             .map_err(|e| e.status())
     });
+    // (What follows the head differs when the head was whole in the first piece.)
     if let (Ok(Some(a)), Ok(Some(b))) = (&whole, &split) {
         assert_eq!(
-            (a.0, &a.2),
-            (b.0, &b.2),
+            (a.0, &a.1),
+            (b.0, &b.1),
             "the same head parsed differently in two pieces"
         );
     }
@@ -93,7 +94,7 @@ pub fn chunked_body(data: &[u8]) {
 type Head = (Framing, http::HeaderMap, bytes::Bytes);
 
 /// Feeds `data` to `parse` in two pieces (the first `at` bytes, then the rest), checking that an
-/// incomplete head leaves the buffer as it was.
+/// incomplete head leaves the buffer as it was, less any interim responses skipped before it.
 fn parse_in_pieces<E>(
     data: &[u8],
     at: usize,
@@ -105,9 +106,8 @@ fn parse_in_pieces<E>(
     if first.is_some() {
         return Ok(first);
     }
-    assert_eq!(
-        &buf[..],
-        &data[..at],
+    assert!(
+        data[..at].ends_with(&buf),
         "an incomplete head changed the buffer"
     );
     if at == data.len() {
@@ -116,7 +116,10 @@ fn parse_in_pieces<E>(
     buf.extend_from_slice(&data[at..]);
     let parsed = parse(&mut buf, &mut names)?;
     if parsed.is_none() {
-        assert_eq!(&buf[..], data, "an incomplete head changed the buffer");
+        assert!(
+            data.ends_with(&buf),
+            "an incomplete head changed the buffer"
+        );
     }
     Ok(parsed)
 }
@@ -170,6 +173,10 @@ mod tests {
 
     #[test]
     fn the_fuzz_checks_hold_for_the_usual_shapes() {
+        // A head whole in the first half, with a body after it.
+        request_head(
+            b"PUT! /x HTTP/1.0\r\n\r\nContent-Length: 1, 1\r\nExpect:55-continue\r\n\r\nx",
+        );
         request_head(b"POST /x HTTP/1.1\r\nhost: a\r\ncontent-length: 3, 3\r\n\r\nabcGET");
         request_head(b"GET / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n");
         request_head(b"GET / HTTP/1.1\r\nhost: a\r\n");
@@ -179,5 +186,7 @@ mod tests {
         chunked_body(b"5;x=1\r\nhello\r\n0\r\nx-sum: 1\r\n\r\nnext");
         chunked_body(b"5\r\nhel");
         chunked_body(b"zz\r\n");
+        // An interim response skipped before a final head that is not whole yet.
+        response_head(b"\r\n\n\r\n\r\n\n\r\n\n\n\nHTTP/1.0 110 \xc8P/\n\n\n");
     }
 }
