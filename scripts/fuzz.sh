@@ -4,6 +4,8 @@
 #
 #   scripts/fuzz.sh [TARGET...] [--seconds N]
 #
+# FUZZ_SEED=N fixes libFuzzer's random seed (CI sets 1, so that what passes on a machine passes
+# there again: the same binary and seeds mutate the same way); unset, each run draws its own.
 # Without a TARGET every target runs; N defaults to 60 seconds per target (CI runs 20). Each
 # target starts from its committed seeds (fuzz/seeds/TARGET) and the corpus earlier runs grew on
 # this machine (fuzz/corpus/TARGET, not committed). A crash stops the script with a non-zero
@@ -46,7 +48,7 @@ for target in "${targets[@]}"; do
   echo "== fuzzing $target for ${seconds}s"
   mkdir -p "corpus/$target"
   cargo fuzz run "${flags[@]}" "$target" "corpus/$target" "seeds/$target" -- \
-    -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1
+    -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1 -seed="${FUZZ_SEED:-0}"
   passed=$((passed + 1))
 done
 echo "fuzz: $passed passed, 0 failed"

@@ -54,7 +54,8 @@ impl Delimiters {
     /// Several fields must agree.
     #[inline]
     pub(crate) fn content_length(&mut self, value: &[u8]) -> Result<LengthField, WireError> {
-        let plain = parse_decimal(value);
+        // Plain: digits without a leading zero, what the gateway passes on as it came.
+        let plain = parse_decimal(value).filter(|_| value.len() == 1 || value[0] != b'0');
         let length = match plain {
             Some(n) => n,
             None => parse_content_length(value)?,

@@ -180,6 +180,8 @@ mod tests {
         request_head(b"POST /x HTTP/1.1\r\nhost: a\r\ncontent-length: 3, 3\r\n\r\nabcGET");
         request_head(b"GET / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n");
         request_head(b"GET / HTTP/1.1\r\nhost: a\r\n");
+        // A length with a leading zero travels on as the plain decimal.
+        request_head(b"POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 07\r\n\r\n");
         response_head(
             b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n",
         );
