@@ -10,6 +10,11 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// bodies and the gateway's own responses share one type.
 pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 
+/// A client paused longer than `buffers.body_read_timeout` while sending its request body.
+#[derive(Debug, thiserror::Error)]
+#[error("the client paused too long while sending the request body")]
+pub struct BodyReadTimeout;
+
 /// An empty body.
 pub fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed_unsync()

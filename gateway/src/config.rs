@@ -34,6 +34,9 @@ pub struct Config {
     pub admin: Admin,
     /// Limits applied to every client request.
     pub limits: Limits,
+    /// How request and response bodies are buffered so that a slow client never holds an
+    /// endpoint.
+    pub buffers: Buffers,
     /// How long a stopping gateway lets in-flight requests finish.
     #[serde(with = "duration")]
     pub shutdown_grace: Duration,
@@ -140,6 +143,32 @@ pub struct Limits {
     pub max_connections: usize,
 }
 
+/// Body buffering, nginx's `client_body_buffer_size` and `proxy_buffers` in one place: a request
+/// body is read before an endpoint is chosen, and a response is read from the endpoint as fast as
+/// it comes, so that the endpoint's slot goes back when the endpoint is done, not when a slow
+/// client is.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Buffers {
+    /// Request bodies up to this size are read whole before an endpoint slot is taken (a larger
+    /// body streams to the endpoint once this much has arrived). `0` streams every body.
+    pub request_bytes: u64,
+    /// How long a client may pause while sending a request body (between two reads); past it
+    /// the request is answered `408` and the endpoint, if one was chosen, is not blamed.
+    #[serde(with = "duration")]
+    pub body_read_timeout: Duration,
+    /// Memory per response for what the client has not read yet. Past it, a response whose
+    /// client does not keep up spills to a file (`response_disk_bytes`).
+    pub response_memory_bytes: usize,
+    /// File space per response for what does not fit in memory. Past it the gateway stops
+    /// reading from the endpoint until the client catches up (the endpoint's slot is then held
+    /// for the rest of the response). `0` never spills.
+    pub response_disk_bytes: u64,
+    /// Where spill files go (unnamed: removed as they are created). Absent: the system's
+    /// temporary directory (`TMPDIR`, else `/tmp`).
+    pub dir: Option<PathBuf>,
+}
+
 /// Logging.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -201,6 +230,7 @@ impl Default for Config {
             tls: None,
             admin: Admin::default(),
             limits: Limits::default(),
+            buffers: Buffers::default(),
             shutdown_grace: Duration::from_secs(30),
             log: Log::default(),
             redis: None,
@@ -247,6 +277,18 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(60),
             header_read_timeout_under_pressure: Duration::from_secs(5),
             max_connections: 15_000,
+        }
+    }
+}
+
+impl Default for Buffers {
+    fn default() -> Self {
+        Self {
+            request_bytes: 1024 * 1024,
+            body_read_timeout: Duration::from_secs(60),
+            response_memory_bytes: 64 * 1024,
+            response_disk_bytes: 1024 * 1024 * 1024,
+            dir: None,
         }
     }
 }

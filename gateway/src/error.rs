@@ -37,6 +37,9 @@ pub(crate) enum ProxyError {
     /// The client's request body failed while being read.
     #[error("client body failed: {0}")]
     ClientBody(#[source] BoxError),
+    /// The client paused longer than `buffers.body_read_timeout` while sending its body.
+    #[error("the client paused too long while sending the request body")]
+    ClientTimeout,
     /// The queue could not take the request: Redis is unreachable or failed.
     #[error("queue unavailable: {0}")]
     QueueUnavailable(String),
@@ -63,6 +66,7 @@ impl ProxyError {
             Self::NoRoute => StatusCode::NOT_FOUND,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::ClientBody(_) => StatusCode::BAD_REQUEST,
+            Self::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Connect(_) | Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             // No endpoint to try is the service being unavailable, not a bad answer from one
             // (Envoy answers it with 503 too).
@@ -90,6 +94,7 @@ impl ProxyError {
             Self::Upstream(_) => "the exchange with the upstream failed",
             Self::Timeout => "upstream timed out",
             Self::ClientBody(_) => "the request body could not be read",
+            Self::ClientTimeout => "the request body did not arrive in time",
             Self::QueueUnavailable(_) => "the queue is unavailable",
             Self::QueueFull => "the queue is full",
             Self::MethodNotAllowed => "CONNECT and TRACE are not allowed",
@@ -166,6 +171,8 @@ pub(crate) fn classify_client_error(error: crate::upstream::ClientError) -> Prox
 pub(crate) fn client_body_error(error: BoxError) -> ProxyError {
     if is_length_limit(&*error) {
         ProxyError::BodyTooLarge
+    } else if caused_by::<body::BodyReadTimeout>(&*error) {
+        ProxyError::ClientTimeout
     } else {
         ProxyError::ClientBody(error)
     }
@@ -173,9 +180,14 @@ pub(crate) fn client_body_error(error: BoxError) -> ProxyError {
 
 /// Whether `error`, or one of its sources, is the body size limit's.
 fn is_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    caused_by::<http_body_util::LengthLimitError>(error)
+}
+
+/// Whether `error`, or one of its sources, is a `T`.
+fn caused_by<T: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut source = Some(error);
     while let Some(e) = source {
-        if e.is::<http_body_util::LengthLimitError>() {
+        if e.is::<T>() {
             return true;
         }
         source = e.source();
@@ -197,6 +209,7 @@ mod tests {
             (ProxyError::Timeout, 504, true),
             (ProxyError::UpstreamFull, 503, false),
             (ProxyError::BodyTooLarge, 413, false),
+            (ProxyError::ClientTimeout, 408, false),
         ];
         for (error, status, processed) in cases {
             assert_eq!(error.status().as_u16(), status, "{error}");

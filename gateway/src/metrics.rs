@@ -1,8 +1,8 @@
 //! The gateway's Prometheus metrics, registered once and served on the admin listener.
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Buckets for request and hold durations: from half a millisecond to a minute.
@@ -51,6 +51,12 @@ pub(crate) struct Metrics {
     pub(crate) config_reloads: IntCounterVec,
     /// Failed exchanges with endpoints by service and kind (`connect`, `timeout`, `exchange`).
     pub(crate) upstream_errors: IntCounterVec,
+    /// Response bytes read from endpoints and waiting in memory for their clients.
+    pub(crate) response_buffer_memory: IntGauge,
+    /// Response bytes waiting in spill files for their clients.
+    pub(crate) response_buffer_disk: IntGauge,
+    /// Responses that spilled to a file because their client did not keep up.
+    pub(crate) response_spills: IntCounter,
 }
 
 /// One metric as the gateway exports it; `gateway describe` prints the whole [`CATALOGUE`].
@@ -214,6 +220,25 @@ const UPSTREAM_ERRORS: MetricSpec = spec(
     &["service", "kind"],
 );
 
+const RESPONSE_BUFFER_MEMORY: MetricSpec = spec(
+    "holdline_response_buffer_memory_bytes",
+    Kind::Gauge,
+    "Response bytes read from endpoints and waiting in memory for their clients",
+    &[],
+);
+const RESPONSE_BUFFER_DISK: MetricSpec = spec(
+    "holdline_response_buffer_disk_bytes",
+    Kind::Gauge,
+    "Response bytes waiting in spill files for their clients",
+    &[],
+);
+const RESPONSE_SPILLS: MetricSpec = spec(
+    "holdline_response_spills_total",
+    Kind::Counter,
+    "Responses that spilled to a file because their client did not keep up",
+    &[],
+);
+
 /// The values of `holdline_config_reloads_total`'s `result` label.
 pub(crate) const RELOAD_RESULTS: [&str; 2] = ["success", "failure"];
 /// The values of `holdline_upstream_errors_total`'s `kind` label: the connection could not be
@@ -291,6 +316,9 @@ pub(crate) const CATALOGUE: &[MetricSpec] = &[
     BUILD_INFO,
     CONFIG_RELOADS,
     UPSTREAM_ERRORS,
+    RESPONSE_BUFFER_MEMORY,
+    RESPONSE_BUFFER_DISK,
+    RESPONSE_SPILLS,
 ];
 
 // === impl Metrics ===
@@ -328,6 +356,12 @@ impl Metrics {
             register(Box::new(g.clone()));
             g
         };
+        let plain_counter = |spec: MetricSpec| {
+            debug_assert_eq!(spec.kind, Kind::Counter);
+            let c = IntCounter::new(spec.name, spec.help).expect("valid metric");
+            register(Box::new(c.clone()));
+            c
+        };
         let build_info = gauge(BUILD_INFO);
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
@@ -358,6 +392,9 @@ impl Metrics {
             connections_refused: counter(CONNECTIONS_REFUSED),
             config_reloads: counter(CONFIG_RELOADS),
             upstream_errors: counter(UPSTREAM_ERRORS),
+            response_buffer_memory: plain_gauge(RESPONSE_BUFFER_MEMORY),
+            response_buffer_disk: plain_gauge(RESPONSE_BUFFER_DISK),
+            response_spills: plain_counter(RESPONSE_SPILLS),
             registry,
         }
     }

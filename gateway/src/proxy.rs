@@ -5,6 +5,8 @@
 mod failover;
 mod forward;
 mod guard;
+mod read_ahead;
+mod request_body;
 // The header helpers are still written for a public module.
 #[allow(unreachable_pub)]
 pub(crate) mod headers;
@@ -98,7 +100,7 @@ impl tower::Service<Request<Body>> for Proxy {
             return ready(response);
         };
         let limit = snapshot.config.limits.max_body_bytes;
-        if let Err(error) = forward::limit_body(&mut request, limit) {
+        if let Err(error) = request_body::limit(&mut request, limit) {
             let outcome = Outcome::routed(Some(snapshot.route_at(index).0));
             let response = finish(
                 Err(error),
@@ -124,14 +126,21 @@ impl tower::Service<Request<Body>> for Proxy {
             }
             _ => Box::pin(async move {
                 let (route, service) = snapshot.route_at(index);
-                let forwarded = forward::forward(&service.upstream, route, &conn, request)
-                    .await
-                    .map(|f| Answered {
-                        response: f.response,
-                        path: DeliveryPath::Sync,
-                        endpoint: Some(f.endpoint),
-                        at: Some(f.answered),
-                    });
+                let buffers = &snapshot.config.buffers;
+                let forwarded = async {
+                    // Before an endpoint is chosen, so that a slow upload holds no slot.
+                    request_body::read_request(&mut request, buffers).await?;
+                    let upstream = &service.upstream;
+                    let metrics = &snapshot.metrics;
+                    forward::forward(upstream, route, &conn, request, buffers, metrics).await
+                }
+                .await
+                .map(|f| Answered {
+                    response: f.response,
+                    path: DeliveryPath::Sync,
+                    endpoint: Some(f.endpoint),
+                    at: Some(f.answered),
+                });
                 let outcome = Outcome::routed(Some(route));
                 Ok(finish(
                     forwarded,
@@ -188,6 +197,8 @@ fn queued(call: Call, snapshot: Arc<Snapshot>, index: usize, queue: Arc<Queue>) 
     let (route, service) = snapshot.route_at(index);
     let (route, service) = (route.clone(), service.clone());
     let metrics = snapshot.metrics.clone();
+    // A copy of the small buffer settings, not the whole configuration.
+    let bodies = (snapshot.config.buffers.clone(), metrics.clone());
     drop(snapshot);
     let route_for_outcome = route.clone();
     let Call {
@@ -198,6 +209,7 @@ fn queued(call: Call, snapshot: Arc<Snapshot>, index: usize, queue: Arc<Queue>) 
     } = call;
     let handled = Box::pin(async move {
         let service_queue = service.queue.as_ref().expect("matched above");
+        let bodies = (&bodies.0, &bodies.1);
         failover::serve(
             &service.upstream,
             service_queue,
@@ -205,6 +217,7 @@ fn queued(call: Call, snapshot: Arc<Snapshot>, index: usize, queue: Arc<Queue>) 
             &route,
             &conn,
             request,
+            bodies,
         )
         .await
     });

@@ -182,6 +182,29 @@ impl Config {
             MAX_COUNT,
         )?;
         positive(
+            "buffers.body_read_timeout".into(),
+            self.buffers.body_read_timeout,
+        )?;
+        if self.buffers.response_memory_bytes == 0 {
+            return Err(invalid(
+                "buffers.response_memory_bytes",
+                "must be greater than zero (a response must be read into something)",
+            ));
+        }
+        at_most(
+            "buffers.response_memory_bytes".into(),
+            self.buffers.response_memory_bytes,
+            1 << 30,
+        )?;
+        if let Some(dir) = &self.buffers.dir
+            && !dir.is_dir()
+        {
+            return Err(invalid(
+                "buffers.dir",
+                format!("{} is not a directory", dir.display()),
+            ));
+        }
+        positive(
             "admin.header_read_timeout".into(),
             self.admin.header_read_timeout,
         )?;
@@ -229,6 +252,10 @@ impl Config {
                 self.admin.header_read_timeout,
             ),
             ("admin.idle_timeout".into(), self.admin.idle_timeout),
+            (
+                "buffers.body_read_timeout".into(),
+                self.buffers.body_read_timeout,
+            ),
         ];
         for (name, s) in &self.services {
             let field = |key: &str| format!("services.{name}.{key}");

@@ -163,6 +163,16 @@ impl BodyWriter {
         self.wrote
     }
 
+    /// Whether the writer is waiting for the body, not for the sink: everything queued went
+    /// out, and the body had nothing more when last polled (for a request: the client is slow,
+    /// not the endpoint).
+    pub(crate) fn waits_for_body(&self) -> bool {
+        self.body.is_some()
+            && self.written >= self.control.len()
+            && self.data.is_empty()
+            && self.tail.is_empty()
+    }
+
     /// Takes the body back if it was never polled (so the message can be sent elsewhere as it
     /// was); an empty body when it was not going to be written.
     pub(crate) fn take_unpolled_body(&mut self) -> Option<Body> {

@@ -14,8 +14,11 @@ use super::ConnInfo;
 use super::forward::{self, Head, path_and_query};
 use super::headers::prepare_headers;
 use super::prefer::Prefer;
+use super::request_body::{self, Buffered};
 use crate::body::{self, Body};
+use crate::config::Buffers;
 use crate::error::ProxyError;
+use crate::metrics::Metrics;
 use crate::observe::DeliveryPath;
 use crate::queue::mode::{Decision, Signal};
 use crate::queue::{Delivery, Enqueue, Queue, ServiceQueue, deliver};
@@ -23,8 +26,6 @@ use crate::routing::RouteEntry;
 use crate::upstream::Upstream;
 use bytes::Bytes;
 use http::{Method, Request};
-use http_body::Body as _;
-use http_body_util::BodyExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::time::Instant;
@@ -47,6 +48,7 @@ pub(super) async fn serve(
     route: &RouteEntry,
     conn: &ConnInfo,
     request: Request<Body>,
+    (buffers, metrics): (&Buffers, &Arc<Metrics>),
 ) -> Result<Served, ProxyError> {
     let (parts, body) = request.into_parts();
     let head = Head::from_parts(parts);
@@ -59,12 +61,15 @@ pub(super) async fn serve(
         service.decide()
     };
     // Keep the body so the request can be replayed to the queue; a body too large for the
-    // queue streams to the sync path only.
-    let body = match buffer(body, service.config().max_body_bytes).await? {
-        Buffered::Whole(bytes) => bytes,
-        Buffered::Streaming(body) => {
-            let request = head.into_request(body);
-            return match Box::pin(forward::forward(upstream, route, conn, request)).await {
+    // queue goes to the sync path only (read whole first if it fits the request buffer).
+    let queueable = service.config().max_body_bytes;
+    let limit = queueable.max(buffers.request_bytes);
+    let body = match request_body::read(body, limit, buffers.body_read_timeout).await? {
+        Buffered::Whole(bytes) if bytes.len() as u64 <= queueable => bytes,
+        too_large => {
+            let request = head.into_request(too_large.into_body());
+            let forwarding = forward::forward(upstream, route, conn, request, buffers, metrics);
+            return match Box::pin(forwarding).await {
                 Ok(forwarded) => {
                     service.observe_latency(forwarded.latency);
                     Ok(sync(forwarded))
@@ -80,7 +85,8 @@ pub(super) async fn serve(
         return enqueue(queue, service, route, conn, head, prefer, body).await;
     }
     let attempt = head.clone().into_request(body::full(body.clone()));
-    match Box::pin(forward::forward(upstream, route, conn, attempt)).await {
+    let forwarding = forward::forward(upstream, route, conn, attempt, buffers, metrics);
+    match Box::pin(forwarding).await {
         Ok(forwarded) => {
             service.observe_latency(forwarded.latency);
             Ok(sync(forwarded))
@@ -178,49 +184,4 @@ fn is_idempotent(head: &Head) -> bool {
         head.method,
         Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS | Method::TRACE
     ) || head.headers.contains_key("idempotency-key")
-}
-
-enum Buffered {
-    /// The whole body, within the limit.
-    Whole(Bytes),
-    /// Too large to keep: what was read so far followed by the rest, to stream.
-    Streaming(Body),
-}
-
-/// Reads the body whole if it fits in `limit` bytes.
-async fn buffer(mut body: Body, limit: u64) -> Result<Buffered, ProxyError> {
-    if body.is_end_stream() {
-        return Ok(Buffered::Whole(Bytes::new()));
-    }
-    if body.size_hint().lower() > limit {
-        return Ok(Buffered::Streaming(body));
-    }
-    let mut chunks: Vec<Bytes> = Vec::new();
-    let mut total = 0u64;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(crate::error::client_body_error)?;
-        // Trailers are not carried on the queue path; request trailers are vanishingly rare.
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        total += data.len() as u64;
-        chunks.push(data);
-        if total > limit {
-            let prefix = futures_util::stream::iter(
-                chunks.into_iter().map(|c| Ok(http_body::Frame::data(c))),
-            );
-            let rest = futures_util::StreamExt::map(body.into_data_stream(), |r| {
-                r.map(http_body::Frame::data)
-            });
-            let stream = futures_util::StreamExt::chain(prefix, rest);
-            return Ok(Buffered::Streaming(body::boxed(
-                http_body_util::StreamBody::new(stream),
-            )));
-        }
-    }
-    Ok(Buffered::Whole(match chunks.len() {
-        0 => Bytes::new(),
-        1 => chunks.pop().expect("one chunk"),
-        _ => chunks.concat().into(),
-    }))
 }

@@ -3,38 +3,19 @@
 use super::ConnInfo;
 use super::guard::Guarded;
 use super::headers::forwarding_for;
+use super::read_ahead;
 use crate::body::{self, Body};
-use crate::config::ServiceConfig;
+use crate::config::{Buffers, ServiceConfig};
 use crate::error::{ProxyError, classify_client_error};
 use crate::forwarding::Forwarding;
 use crate::hop_by_hop::remove_hop_by_hop;
+use crate::metrics::Metrics;
 use crate::routing::RouteEntry;
 use crate::upstream::{ClientError, Endpoint, Lease, SendError, Upstream, UpstreamBody};
 use http::{Request, Response, StatusCode, Uri, Version, header};
-use http_body::Body as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::time::Instant;
-
-/// Holds the request body to `limit` bytes: a declared `Content-Length` over it is refused
-/// before anything is sent upstream (the server side enforces declared lengths), and a streamed
-/// body of unknown length is capped as it streams. In place: the request is not moved, and a
-/// request without a body (the common case) costs no header lookup at all.
-pub(super) fn limit_body(request: &mut Request<Body>, limit: u64) -> Result<(), ProxyError> {
-    if request.body().is_end_stream() {
-        return Ok(());
-    }
-    if let Some(declared) = request.headers().get(header::CONTENT_LENGTH) {
-        let length = declared.to_str().ok().and_then(|v| v.parse::<u64>().ok());
-        return match length {
-            Some(length) if length > limit => Err(ProxyError::BodyTooLarge),
-            _ => Ok(()),
-        };
-    }
-    let unlimited = std::mem::replace(request.body_mut(), body::empty());
-    *request.body_mut() = body::boxed(http_body_util::Limited::new(unlimited, limit as usize));
-    Ok(())
-}
 
 /// The parts of a request needed to send it again.
 #[derive(Clone)]
@@ -66,6 +47,8 @@ pub(crate) async fn forward(
     route: &RouteEntry,
     conn: &ConnInfo,
     request: Request<Body>,
+    buffers: &Buffers,
+    metrics: &Arc<Metrics>,
 ) -> Result<Forwarded, ProxyError> {
     let config = upstream.config();
     let (parts, body) = request.into_parts();
@@ -103,7 +86,12 @@ pub(crate) async fn forward(
             }
             Err(SendError { error, unsent }) => {
                 let error = classify_client_error(error);
-                if matches!(error, ProxyError::BodyTooLarge | ProxyError::ClientBody(_)) {
+                if matches!(
+                    error,
+                    ProxyError::BodyTooLarge
+                        | ProxyError::ClientBody(_)
+                        | ProxyError::ClientTimeout
+                ) {
                     // The client's doing: the endpoint is not to blame.
                     return Err(error);
                 }
@@ -129,21 +117,23 @@ pub(crate) async fn forward(
                 }
             }
         };
-        return answered(lease, response, sent, config);
+        return answered(lease, response, sent, config, (buffers, metrics));
     }
 }
 
 /// The endpoint's answer to a sent request, with its outcome recorded on the endpoint: the
-/// response whose body holds the lease until the exchange ends, or the SDK's not-processed `503`
-/// as a capacity signal.
+/// response, whose body holds the lease until the endpoint has sent all of it (read ahead of
+/// the client, so a slow client does not keep the endpoint), or the SDK's not-processed `503` as
+/// a capacity signal.
 fn answered(
     lease: Lease,
     response: Response<UpstreamBody>,
     sent: Instant,
     config: &ServiceConfig,
+    (buffers, metrics): (&Buffers, &Arc<Metrics>),
 ) -> Result<Forwarded, ProxyError> {
     let endpoint = lease.endpoint();
-    let (parts, incoming) = response.into_parts();
+    let (parts, mut incoming) = response.into_parts();
     if parts.status == StatusCode::SERVICE_UNAVAILABLE
         && parts
             .headers
@@ -161,9 +151,22 @@ fn answered(
         endpoint.record_success(latency, answered);
     }
     let addr = endpoint.addr();
-    // The whole exchange with the endpoint that answered, from sending the request.
-    let deadline = sent + config.request_timeout;
-    let body = body::boxed(Guarded::new(incoming, deadline, lease));
+    let body = match incoming.take_complete() {
+        // The usual small response came whole with its head: the endpoint is done.
+        Some(bytes) => {
+            drop(lease);
+            if bytes.is_empty() {
+                body::empty()
+            } else {
+                body::full(bytes)
+            }
+        }
+        None => {
+            // The whole exchange with the endpoint that answered, from sending the request.
+            let deadline = sent + config.request_timeout;
+            read_ahead::spawn(Guarded::new(incoming, deadline, lease), buffers, metrics)
+        }
+    };
     Ok(Forwarded {
         response: Response::from_parts(parts, body),
         endpoint: addr,

@@ -82,6 +82,7 @@ pub(crate) enum UpstreamBody {
 pub(crate) struct UpstreamClient {
     protocol: UpstreamProtocol,
     connect_timeout: Duration,
+    first_byte_timeout: Duration,
 }
 
 // === impl UpstreamClient ===
@@ -91,6 +92,7 @@ impl UpstreamClient {
         Self {
             protocol: config.protocol,
             connect_timeout: config.connect_timeout,
+            first_byte_timeout: config.first_byte_timeout,
         }
     }
 
@@ -187,7 +189,16 @@ impl UpstreamClient {
                     }
                 }
             };
-            match h1::Exchange::new(conn, request, endpoint, forwarding, deadline).await {
+            match h1::Exchange::new(
+                conn,
+                request,
+                endpoint,
+                forwarding,
+                deadline,
+                self.first_byte_timeout,
+            )
+            .await
+            {
                 Ok(response) => return Ok(response.map(UpstreamBody::H1)),
                 Err(h1::Failed {
                     error: h1::H1Error::Timeout,
@@ -355,6 +366,17 @@ fn absolute_form(uri: &Uri, endpoint: &Endpoint) -> Uri {
 }
 
 // === impl UpstreamBody ===
+
+impl UpstreamBody {
+    /// The whole body, if nothing of it is left to read from the endpoint: it came with the
+    /// head, or there is none.
+    pub(crate) fn take_complete(&mut self) -> Option<Bytes> {
+        match self {
+            Self::H1(body) => body.take_complete(),
+            Self::H2(body) => http_body::Body::is_end_stream(body).then(Bytes::new),
+        }
+    }
+}
 
 impl http_body::Body for UpstreamBody {
     type Data = Bytes;

@@ -27,6 +27,11 @@ pub(crate) struct Exchange {
     /// A write that failed while an answer was still possible: the upstream stopped reading the
     /// request (it may answer early, say `413`, and close).
     write_error: Option<H1Error>,
+    /// The first-byte timeout, counted again from the end of the upload when the client was
+    /// slow to send it: the endpoint is not blamed for the client's pace.
+    first_byte: std::time::Duration,
+    /// Whether the upload ever waited for the client's body.
+    waited_for_client: bool,
 }
 
 /// A failed exchange.
@@ -47,6 +52,7 @@ impl Exchange {
         endpoint: &Endpoint,
         forwarding: Option<&Forwarding<'_>>,
         deadline: Instant,
+        first_byte: std::time::Duration,
     ) -> Self {
         conn.arm(deadline);
         let (parts, body) = request.into_parts();
@@ -70,6 +76,8 @@ impl Exchange {
             parts: Some(parts),
             pool: Some(endpoint.pool().clone()),
             write_error: None,
+            first_byte,
+            waited_for_client: false,
         }
     }
 
@@ -103,6 +111,9 @@ impl Future for Exchange {
             match upload.poll_write(cx, &mut Socket(&conn.stream)) {
                 Poll::Ready(Ok(())) => {
                     conn.write = this.upload.take().expect("present").into_buffer();
+                    if this.waited_for_client {
+                        conn.arm(Instant::now() + this.first_byte);
+                    }
                 }
                 Poll::Ready(Err(error)) => {
                     let error = H1Error::from(error);
@@ -112,7 +123,9 @@ impl Future for Exchange {
                     this.upload = None;
                     this.write_error = Some(error);
                 }
-                Poll::Pending => {}
+                Poll::Pending => {
+                    this.waited_for_client |= upload.waits_for_body();
+                }
             }
         }
         loop {
@@ -144,6 +157,12 @@ impl Future for Exchange {
                 Poll::Ready(filled) => filled,
                 Poll::Pending => {
                     if conn.poll_deadline(cx).is_ready() {
+                        if this.upload.as_ref().is_some_and(BodyWriter::waits_for_body) {
+                            // The client is still sending, at a pace the body read timeout
+                            // allows: the endpoint's time starts when the request is whole.
+                            conn.arm(Instant::now() + this.first_byte);
+                            return Poll::Pending;
+                        }
                         return this.fail(H1Error::Timeout);
                     }
                     return Poll::Pending;

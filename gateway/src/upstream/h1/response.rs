@@ -69,6 +69,21 @@ impl ResponseBody {
     }
 }
 
+impl ResponseBody {
+    /// The whole body, if it came with the head (the connection is back in the pool then).
+    pub(crate) fn take_complete(&mut self) -> Option<Bytes> {
+        match &mut self.state {
+            State::Complete(bytes) => {
+                let bytes = bytes.take().unwrap_or_default();
+                self.state = State::Done;
+                Some(bytes)
+            }
+            State::Done => Some(Bytes::new()),
+            State::Streaming(_) => None,
+        }
+    }
+}
+
 impl Streaming {
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Frame<Bytes>>, H1Error>> {
         if let Some(upload) = self.upload.as_mut() {
