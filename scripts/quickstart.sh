@@ -14,6 +14,7 @@
 # Environment:
 #   REDIS_URL           use this Redis server instead of starting a private one
 #   QUICKSTART_PROFILE  cargo profile to build and run: release (default) or dev
+#   QUICKSTART_BIN_DIR  run the gateway and example-echo found there, building nothing
 #   CARGO_TARGET_DIR    where cargo puts the binaries, if not ./target
 set -euo pipefail
 
@@ -101,10 +102,13 @@ fixed_ports_free() {
 [ "$FREE_PORTS" = 1 ] || fixed_ports_free
 
 # --- build ----------------------------------------------------------------------------------
-say "== building the gateway and example-echo ($PROFILE)"
-(cd "$ROOT" && cargo build --profile "$PROFILE" -p holdline-gateway -p example-echo \
-    --bin gateway --bin example-echo)
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE_DIR"
+if [ -n "${QUICKSTART_BIN_DIR:-}" ]; then
+    BIN="$QUICKSTART_BIN_DIR"
+else
+    say "== building the gateway, example-echo and the load tool ($PROFILE)"
+    (cd "$ROOT" && cargo build-bins --profile "$PROFILE")
+    BIN="${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE_DIR"
+fi
 [ -x "$BIN/gateway" ] && [ -x "$BIN/example-echo" ] || fail "built binaries not found in $BIN"
 
 # --- lifecycle ------------------------------------------------------------------------------

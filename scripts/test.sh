@@ -20,15 +20,18 @@ fi
 
 echo "== workspace tests (unit, integration, end-to-end, doc)"
 cargo test --workspace --locked
+# The steps below run the binaries these tests were built with (each package with integration
+# tests gets its binaries built for them): building them again with `cargo build` would compile
+# the gateway a second time, with the features of a normal build.
+BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug"
 
 echo "== deployment checks"
-HOLDLINE_GATEWAY_BIN="$PWD/target/debug/gateway" bash deploy/check.sh
+HOLDLINE_GATEWAY_BIN="$BIN/gateway" bash deploy/check.sh
 
 if [ -x scripts/quickstart.sh ] && grep -q -- '--check' scripts/quickstart.sh; then
   echo "== quick start self-check"
-  QUICKSTART_PROFILE=dev scripts/quickstart.sh --check
+  QUICKSTART_BIN_DIR="$BIN" scripts/quickstart.sh --check
 fi
 
 echo "== load tool smoke scenario (gateway + example-echo + private redis, every call accounted for)"
-cargo build --locked --quiet -p holdline-gateway -p example-echo -p holdline-load
-target/debug/holdline-load run tests/load/scenarios/smoke.toml --progress plain
+"$BIN/holdline-load" run tests/load/scenarios/smoke.toml --progress plain

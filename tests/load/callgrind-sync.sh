@@ -32,7 +32,7 @@ if [ "$NGINX" = 1 ] && [ ! -f "$PEERS/nginx.conf" ]; then
     exit 2
 fi
 if [ -z "$BIN" ]; then
-    cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p holdline-gateway
+    (cd "$ROOT" && cargo build-bins --release --quiet)
     BIN="$ROOT/target/release/gateway"
 fi
 start_work

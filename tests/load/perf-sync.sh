@@ -33,7 +33,7 @@ source "$ROOT/tests/load/lib.sh"
 require_tools perf nginx wrk objdump python3
 [ -f "$PEERS/nginx.conf" ] || { echo "missing $PEERS/nginx.conf (set --peers DIR)" >&2; exit 2; }
 if [ -z "$BIN" ]; then
-    cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p holdline-gateway -p holdline-load
+    (cd "$ROOT" && cargo build-bins --release --quiet)
     BIN="$ROOT/target/release/gateway"
 fi
 BIN="$(realpath "$BIN")" # perf names the binary by its full path

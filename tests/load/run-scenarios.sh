@@ -21,7 +21,7 @@ for tool in nginx haproxy; do
     case ",$TARGETS," in *",$tool,"*) peers+=("$tool") ;; esac
 done
 [ ${#peers[@]} -eq 0 ] || require_tools "${peers[@]}"
-cargo build --release -q -p holdline-gateway -p example-echo -p holdline-load || exit 2
+(cd "$ROOT" && cargo build-bins --release -q) || exit 2
 
 if [ $# -eq 0 ]; then
     set -- $(ls tests/load/scenarios/*.toml | xargs -n1 basename | sed 's/\.toml$//' | grep -v '^smoke$')
