@@ -24,6 +24,7 @@ use crate::queue::Queue;
 use crate::request_id::X_REQUEST_ID;
 use crate::state::{Shared, Snapshot};
 use http::{HeaderValue, Request, Response, header};
+use http_body::Body as _;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -124,31 +125,31 @@ impl tower::Service<Request<Body>> for Proxy {
                 };
                 queued(call, snapshot, index, queue)
             }
+            // The usual request without a body goes straight to an endpoint; a body is read
+            // first (before an endpoint is chosen, so that a slow upload holds no slot), in a
+            // future of its own so that the common one stays as small as it was.
+            _ if request.body().is_end_stream() => Box::pin(sync(
+                snapshot,
+                index,
+                conn,
+                request,
+                observation,
+                request_id,
+            )),
             _ => Box::pin(async move {
-                let (route, service) = snapshot.route_at(index);
                 let buffers = &snapshot.config.buffers;
-                let forwarded = async {
-                    // Before an endpoint is chosen, so that a slow upload holds no slot.
-                    request_body::read_request(&mut request, buffers).await?;
-                    let upstream = &service.upstream;
+                if let Err(error) = request_body::read_request(&mut request, buffers).await {
+                    let outcome = Outcome::routed(Some(snapshot.route_at(index).0));
                     let metrics = &snapshot.metrics;
-                    forward::forward(upstream, route, &conn, request, buffers, metrics).await
+                    return Ok(finish(
+                        Err(error),
+                        outcome,
+                        observation,
+                        metrics,
+                        &request_id,
+                    ));
                 }
-                .await
-                .map(|f| Answered {
-                    response: f.response,
-                    path: DeliveryPath::Sync,
-                    endpoint: Some(f.endpoint),
-                    at: Some(f.answered),
-                });
-                let outcome = Outcome::routed(Some(route));
-                Ok(finish(
-                    forwarded,
-                    outcome,
-                    observation,
-                    &snapshot.metrics,
-                    &request_id,
-                ))
+                sync(snapshot, index, conn, request, observation, request_id).await
             }),
         }
     }
@@ -247,6 +248,36 @@ fn queued(call: Call, snapshot: Arc<Snapshot>, index: usize, queue: Arc<Queue>) 
         let outcome = Outcome::routed(Some(&route_for_outcome));
         Ok(finish(served, outcome, observation, &metrics, &request_id))
     })
+}
+
+/// A request of a service without a queue: forwarded to an endpoint, its answer or error
+/// observed and returned.
+async fn sync(
+    snapshot: Arc<Snapshot>,
+    index: usize,
+    conn: ConnInfo,
+    request: Request<Body>,
+    observation: Observation,
+    request_id: HeaderValue,
+) -> Result<Response<Body>, Infallible> {
+    let (route, service) = snapshot.route_at(index);
+    let (buffers, metrics) = (&snapshot.config.buffers, &snapshot.metrics);
+    let forwarded = forward::forward(&service.upstream, route, &conn, request, buffers, metrics)
+        .await
+        .map(|f| Answered {
+            response: f.response,
+            path: DeliveryPath::Sync,
+            endpoint: Some(f.endpoint),
+            at: Some(f.answered),
+        });
+    let outcome = Outcome::routed(Some(route));
+    Ok(finish(
+        forwarded,
+        outcome,
+        observation,
+        metrics,
+        &request_id,
+    ))
 }
 
 /// The service a result location names, when it is a configured one (any other name would give

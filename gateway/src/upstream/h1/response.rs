@@ -35,6 +35,7 @@ struct Streaming {
 }
 
 impl ResponseBody {
+    #[inline]
     pub(super) fn new(
         mut conn: Conn,
         head: &ResponseHead,
