@@ -141,56 +141,6 @@ async fn redis_past_its_memory_budget_refuses_calls() {
     assert!((2..=16).contains(&accepted), "{accepted} accepted");
 }
 
-/// Answers every request waiting in `service`'s stream the way a service instance does: the
-/// result stored for fetches and, for a held call, the reply to the gateway holding it. Each
-/// answer names the request's path. Returns how many requests it answered.
-async fn answer_waiting(redis: &RedisServer, service: &str) -> usize {
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let stream = holdline_protocol::keys::request_stream(service);
-    let waiting: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-        .arg(&stream)
-        .arg("-")
-        .arg("+")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    for entry in &waiting.ids {
-        let fields = entry.map.iter().filter_map(|(k, v)| match v {
-            redis::Value::BulkString(bytes) => Some((k.as_bytes(), bytes.as_slice())),
-            _ => None,
-        });
-        let request = holdline_protocol::QueuedRequest::from_fields(fields).unwrap();
-        let response = holdline_protocol::QueuedResponse {
-            status: http::StatusCode::OK,
-            headers: http::HeaderMap::new(),
-            body: bytes::Bytes::from(format!("answer to {}", request.uri)),
-        };
-        let mut pipe = redis::pipe();
-        pipe.cmd("SET")
-            .arg(holdline_protocol::keys::result_key(service, &request.id))
-            .arg(response.encode())
-            .arg("PX")
-            .arg(request.result_ttl_ms)
-            .ignore();
-        if let Some(reply_to) = &request.reply_to {
-            let reply = holdline_protocol::Reply {
-                id: request.id.clone(),
-                service: service.to_owned(),
-                response,
-            };
-            pipe.cmd("XADD").arg(reply_to).arg("*");
-            for (field, value) in reply.to_fields() {
-                pipe.arg(field).arg(value);
-            }
-            pipe.ignore();
-        }
-        pipe.cmd("XDEL").arg(&stream).arg(&entry.id).ignore();
-        let () = pipe.query_async(&mut conn).await.unwrap();
-    }
-    waiting.ids.len()
-}
-
 /// A held call on a connection of its own: the request is written, the call waits.
 async fn held_call(gw: &TestGateway, name: &str) -> TcpStream {
     let mut stream = TcpStream::connect(gw.addr).await.unwrap();
@@ -255,7 +205,10 @@ async fn past_max_connections_the_longest_held_call_makes_room_with_a_202() {
 
     // An instance answers the four calls: the three held get their own answers on their
     // connections, the shed one's answer is fetched from its location.
-    assert_eq!(answer_waiting(&redis, "flood").await, 4);
+    assert_eq!(
+        support::queue::answer_waiting(&redis.url(), "flood").await,
+        4
+    );
     for (stream, name) in [(&mut b, "b"), (&mut c, "c"), (&mut d, "d")] {
         let reply = answer_on(stream).await;
         assert_eq!(reply.status, 200);

@@ -27,7 +27,7 @@ use crate::config::Limits;
 use holds::Holds;
 use idle::Idle;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -52,8 +52,10 @@ pub(crate) struct Room {
     waiting: AtomicUsize,
     /// Wakes the relief task.
     wake: Notify,
+    /// Reliefs started so far: a refusal is for the connections that waited before its relief.
+    reliefs: AtomicU64,
     /// Waiting connections to refuse, and their wake-up.
-    refusals: AtomicUsize,
+    refusals: std::sync::Mutex<Refusing>,
     refused: Notify,
     relief: tokio::sync::Mutex<Relief>,
     idle_closed: prometheus::IntCounter,
@@ -68,6 +70,13 @@ struct Relief {
     logged: Option<Instant>,
 }
 
+/// Connections to refuse among those that waited before relief number `relief` began.
+#[derive(Debug, Default)]
+struct Refusing {
+    relief: u64,
+    left: usize,
+}
+
 #[derive(Debug, Default, Clone, Copy)]
 struct Tally {
     idle: usize,
@@ -75,7 +84,11 @@ struct Tally {
 }
 
 /// A connection past the cap, counted as waiting for as long as it lives.
-pub(crate) struct Waiter(Arc<Room>);
+pub(crate) struct Waiter {
+    room: Arc<Room>,
+    /// Reliefs started before it came.
+    since: u64,
+}
 
 // === impl Room ===
 
@@ -95,7 +108,8 @@ impl Room {
             holds: Holds::default(),
             waiting: AtomicUsize::new(0),
             wake: Notify::new(),
-            refusals: AtomicUsize::new(0),
+            reliefs: AtomicU64::new(0),
+            refusals: std::sync::Mutex::new(Refusing::default()),
             refused: Notify::new(),
             relief: tokio::sync::Mutex::new(Relief {
                 quiet_until: None,
@@ -143,7 +157,10 @@ impl Room {
             return None;
         }
         self.wake.notify_one();
-        Some(Waiter(self.clone()))
+        Some(Waiter {
+            room: self.clone(),
+            since: self.reliefs.load(Ordering::Acquire),
+        })
     }
 
     /// The relief task: makes room whenever a connection asks for it, until `stop`.
@@ -162,7 +179,10 @@ impl Room {
     /// a connection was let go or is closing.
     pub(super) async fn relieve(&self, extra: usize) -> bool {
         let mut relief = self.relief.lock().await;
-        self.refusals.store(0, Ordering::Release);
+        let number = self.reliefs.fetch_add(1, Ordering::AcqRel) + 1;
+        self.refusals().left = 0;
+        // The connections waiting now; later ones ask for a relief of their own.
+        let waited = self.waiting.load(Ordering::Acquire);
         let wanted = self.wanted(extra);
         let mut closed = 0;
         if wanted > 0
@@ -176,12 +196,14 @@ impl Room {
         let shed = self.holds.shed(self.wanted(extra));
         // Waiting connections no slot is coming for: nothing is left to let go.
         let available = self.slots.available_permits();
-        let uncovered = self
-            .waiting
-            .load(Ordering::Acquire)
+        let uncovered = waited
+            .min(self.waiting.load(Ordering::Acquire))
             .saturating_sub(available + self.holds.freeing());
         if uncovered > 0 {
-            self.refusals.store(uncovered, Ordering::Release);
+            *self.refusals() = Refusing {
+                relief: number,
+                left: uncovered,
+            };
             self.refused.notify_waiters();
         }
         relief.note(Tally {
@@ -203,10 +225,19 @@ impl Room {
         over.max(short)
     }
 
-    fn take_refusal(&self) -> bool {
-        self.refusals
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |r| r.checked_sub(1))
-            .is_ok()
+    /// Whether a connection that waited since `since` reliefs is to be refused: only one that
+    /// waited before the relief that decided it (a later one is not counted in it).
+    fn take_refusal(&self, since: u64) -> bool {
+        let mut refusals = self.refusals();
+        if since >= refusals.relief || refusals.left == 0 {
+            return false;
+        }
+        refusals.left -= 1;
+        true
+    }
+
+    fn refusals(&self) -> std::sync::MutexGuard<'_, Refusing> {
+        self.refusals.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -242,13 +273,13 @@ impl Waiter {
     /// Waits for a slot; `None` when none is coming (nothing left to let go), after
     /// [`WAIT_LIMIT`], or when the gateway stops accepting.
     pub(super) async fn slot(&self, stop: &CancellationToken) -> Option<OwnedSemaphorePermit> {
-        let room = &self.0;
+        let room = &self.room;
         let mut acquire = std::pin::pin!(room.slots.clone().acquire_owned());
         let mut deadline = std::pin::pin!(tokio::time::sleep(WAIT_LIMIT));
         loop {
             let mut refused = std::pin::pin!(room.refused.notified());
             refused.as_mut().enable();
-            if room.take_refusal() {
+            if room.take_refusal(self.since) {
                 return None;
             }
             tokio::select! {
@@ -264,7 +295,7 @@ impl Waiter {
 
 impl Drop for Waiter {
     fn drop(&mut self) {
-        self.0.waiting.fetch_sub(1, Ordering::AcqRel);
+        self.room.waiting.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -89,3 +89,19 @@ async fn with_nothing_to_let_go_a_connection_past_the_cap_is_refused() {
     // Out of descriptors with nothing to let go: no room coming either.
     assert!(!room.relieve(1).await);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_is_only_for_the_connections_that_waited_before_its_relief() {
+    let room = room(2, 1.0);
+    let _slots = [room.try_slot(), room.try_slot()];
+    let early = room.waiter().expect("room to wait");
+    assert!(!room.relieve(0).await, "nothing to let go");
+    // A connection that comes after that relief is not refused by it: its own relief decides.
+    let late = room.waiter().expect("room to wait");
+    assert!(!room.take_refusal(late.since));
+    assert!(room.take_refusal(early.since));
+    assert!(
+        !room.take_refusal(early.since),
+        "one refusal for one connection"
+    );
+}
