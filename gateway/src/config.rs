@@ -138,9 +138,16 @@ pub struct Limits {
     /// `header_read_timeout` (a larger value counts as that).
     #[serde(with = "duration")]
     pub header_read_timeout_under_pressure: Duration,
-    /// Most concurrent client connections; past it the gateway stops accepting until one closes
-    /// (a new client waits in the kernel's backlog).
+    /// Most concurrent client connections. Past it a new connection waits for the room the
+    /// gateway makes (see `shed_at`), or, with nothing left to let go, is answered `503` with
+    /// `Retry-After` and closed.
     pub max_connections: usize,
+    /// The share of `max_connections` (above 0, at most 1) from which the gateway makes room for
+    /// new connections: it closes idle HTTP/1.1 keep-alive connections, then answers the
+    /// longest-held queued calls on HTTP/1.1 connections `202 Accepted` with their result's
+    /// `Location` (the result stays fetchable) and closes their connections, so that the
+    /// connections in use come back to this share. `1` makes room only at the cap.
+    pub shed_at: f64,
 }
 
 /// Body buffering, nginx's `client_body_buffer_size` and `proxy_buffers` in one place: a request
@@ -277,6 +284,7 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(60),
             header_read_timeout_under_pressure: Duration::from_secs(5),
             max_connections: 15_000,
+            shed_at: 0.9,
         }
     }
 }

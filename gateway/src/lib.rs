@@ -14,6 +14,7 @@ mod conn;
 mod describe;
 mod error;
 mod forwarding;
+mod held;
 mod hop_by_hop;
 mod http1;
 mod metrics;

@@ -47,6 +47,11 @@ pub(crate) struct Metrics {
     pub(crate) connections_unanswered: IntCounterVec,
     /// Client connections answered `503` at once and closed, by reason ([`REFUSED_REASONS`]).
     pub(crate) connections_refused: IntCounterVec,
+    /// Held calls answered `202` before their hold ran out, to make room for new connections,
+    /// by service.
+    pub(crate) holds_shed: IntCounterVec,
+    /// Idle HTTP/1.1 keep-alive connections closed to make room for new connections.
+    pub(crate) idle_closed: IntCounter,
     /// Configuration reloads by result (`success`, `failure`).
     pub(crate) config_reloads: IntCounterVec,
     /// Failed exchanges with endpoints by service and kind (`connect`, `timeout`, `exchange`).
@@ -193,13 +198,27 @@ const CONNECTIONS_REFUSED: MetricSpec = spec(
     &["reason"],
 );
 
+const HOLDS_SHED: MetricSpec = spec(
+    "holdline_holds_shed_total",
+    Kind::Counter,
+    "Held calls answered 202 with their result's location before their hold ran out, to make room for new connections",
+    &["service"],
+);
+const IDLE_CLOSED: MetricSpec = spec(
+    "holdline_idle_connections_closed_total",
+    Kind::Counter,
+    "Idle keep-alive connections closed to make room for new connections",
+    &[],
+);
+
 /// The values of `holdline_connections_unanswered_total`'s `reason` label: the header read
 /// timeout ended a connection with part of a head read, the client left while its call was in
 /// flight, or the connection was still open when the shutdown grace period ended.
 pub(crate) const UNANSWERED_REASONS: [&str; 3] = ["header_timeout", "client_closed", "shutdown"];
-/// The values of `holdline_connections_refused_total`'s `reason` label: the process was out of
-/// file descriptors.
-pub(crate) const REFUSED_REASONS: [&str; 1] = ["out_of_descriptors"];
+/// The values of `holdline_connections_refused_total`'s `reason` label: the gateway was at
+/// `limits.max_connections` with nothing left to let go (no idle connection, no held call), or
+/// the process was out of file descriptors with nothing left to let go.
+pub(crate) const REFUSED_REASONS: [&str; 2] = ["max_connections", "out_of_descriptors"];
 
 const BUILD_INFO: MetricSpec = spec(
     "holdline_build_info",
@@ -313,6 +332,8 @@ pub(crate) const CATALOGUE: &[MetricSpec] = &[
     PARKED_CALLS,
     CONNECTIONS_UNANSWERED,
     CONNECTIONS_REFUSED,
+    HOLDS_SHED,
+    IDLE_CLOSED,
     BUILD_INFO,
     CONFIG_RELOADS,
     UPSTREAM_ERRORS,
@@ -350,6 +371,12 @@ impl Metrics {
             let h = HistogramVec::new(opts, spec.labels).expect("valid metric");
             register(Box::new(h.clone()));
             h
+        };
+        let plain_counter = |spec: MetricSpec| {
+            debug_assert_eq!(spec.kind, Kind::Counter);
+            let c = IntCounter::new(spec.name, spec.help).expect("valid metric");
+            register(Box::new(c.clone()));
+            c
         };
         let plain_gauge = |spec: MetricSpec| {
             let g = IntGauge::new(spec.name, spec.help).expect("valid metric");
@@ -390,6 +417,8 @@ impl Metrics {
             parked_calls: plain_gauge(PARKED_CALLS),
             connections_unanswered: counter(CONNECTIONS_UNANSWERED),
             connections_refused: counter(CONNECTIONS_REFUSED),
+            holds_shed: counter(HOLDS_SHED),
+            idle_closed: plain_counter(IDLE_CLOSED),
             config_reloads: counter(CONFIG_RELOADS),
             upstream_errors: counter(UPSTREAM_ERRORS),
             response_buffer_memory: plain_gauge(RESPONSE_BUFFER_MEMORY),

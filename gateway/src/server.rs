@@ -7,9 +7,9 @@ mod accept;
 mod h1;
 mod head_timeout;
 mod protocol;
+mod refuse;
+mod room;
 mod tls;
-
-pub(crate) use h1::announce_held;
 
 use crate::config::Config;
 use crate::state::Shared;
@@ -91,33 +91,38 @@ impl Gateway {
         let stop_accepting = CancellationToken::new();
         let stop_admin = CancellationToken::new();
         let connections = Arc::new(tokio::sync::Semaphore::new(config.limits.max_connections));
+        let metrics = self.shared.metrics();
+        let room = Arc::new(room::Room::new(
+            &config.limits,
+            connections.clone(),
+            metrics.idle_closed.clone(),
+        ));
+        let refusals = Arc::new(refuse::Refusals::new(metrics.clone()));
         let protocols = Arc::new(Protocols::new(
             &config,
-            self.shared.metrics(),
+            metrics,
             connections.clone(),
+            room.clone(),
         ));
         let mut tasks = tokio::task::JoinSet::new();
-        if let Some(listener) = self.listeners.http {
-            tasks.spawn(accept::accept_loop(accept::AcceptLoop {
+        tasks.spawn(room.clone().run(stop_accepting.clone()));
+        let accept_loop = |listener, tls| {
+            accept::accept_loop(accept::AcceptLoop {
                 listener,
-                tls: None,
+                tls,
                 shared: self.shared.clone(),
                 protocols: protocols.clone(),
-                connections: connections.clone(),
+                room: room.clone(),
+                refusals: refusals.clone(),
                 stop: stop_accepting.clone(),
-            }));
+            })
+        };
+        if let Some(listener) = self.listeners.http {
+            tasks.spawn(accept_loop(listener, None));
         }
         if let Some(listener) = self.listeners.https {
             let tls = config.tls.as_ref().expect("validated: https needs tls");
-            let acceptor = tls::acceptor(tls)?;
-            tasks.spawn(accept::accept_loop(accept::AcceptLoop {
-                listener,
-                tls: Some(acceptor),
-                shared: self.shared.clone(),
-                protocols: protocols.clone(),
-                connections: connections.clone(),
-                stop: stop_accepting.clone(),
-            }));
+            tasks.spawn(accept_loop(listener, Some(tls::acceptor(tls)?)));
         }
         if let Some(listener) = self.listeners.admin {
             tokio::spawn(admin::serve(
@@ -133,9 +138,11 @@ impl Gateway {
 
         shutdown.await;
         tracing::info!(grace = ?config.shutdown_grace, "shutting down: draining in-flight requests");
-        // The flag before the token: plain HTTP/1 connections read the flag between requests
-        // and count on the token's wake-up to look again (`server/h1.rs`).
+        // The flag first: an HTTP/1.1 connection that finishes a call reads it to answer with
+        // `connection: close`; idle HTTP/1.1 connections are woken by the room's drain, HTTP/2
+        // ones by the token.
         self.shared.start_draining();
+        room.drain();
         stop_accepting.cancel();
         while tasks.join_next().await.is_some() {}
         // Every connection holds a permit until it closes: all of them back means all closed.

@@ -113,11 +113,22 @@ fn root_listen_tls_and_limits_rules() {
     for (toml, field) in cases {
         assert_eq!(invalid_field(&toml), field, "{toml}");
     }
+    for shed_at in ["0", "-0.5", "1.5", "nan"] {
+        let toml = format!("{}[limits]\nshed_at = {shed_at}\n", service("", ""));
+        assert_eq!(invalid_field(&toml), "limits.shed_at", "{toml}");
+    }
     accepted(&format!("workers = 1\n{}", service("", "")));
     accepted(&format!(
         "{}[limits]\nmax_header_bytes = 8192\nmax_body_bytes = 1\nmax_connections = 1\n",
         service("", "")
     ));
+    // The share from which room is made: anything above 0 up to the cap itself, integer or not.
+    for shed_at in ["1", "0.5", "0.001"] {
+        accepted(&format!(
+            "{}[limits]\nshed_at = {shed_at}\n",
+            service("", "")
+        ));
+    }
 }
 
 /// Any instance may take a queued call, so the endpoints of a queue-enabled service share one

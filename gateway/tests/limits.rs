@@ -1,8 +1,8 @@
 //! Client limits: bodies over `limits.max_body_bytes` get `413` (declared or chunked), request
 //! heads over `limits.max_header_bytes` get `431`, a client that sends its head too slowly is
 //! disconnected after the header read timeout in force (generous while connection slots are
-//! plentiful, tight when they run out), and a client past `limits.max_connections` waits for a
-//! free slot.
+//! plentiful, tight when they run out), and past `limits.max_connections` an idle keep-alive
+//! connection makes room for a new client, which with nothing to let go is answered `503`.
 
 mod support;
 
@@ -123,31 +123,64 @@ async fn a_client_sending_its_head_too_slowly_is_disconnected() {
 }
 
 #[tokio::test]
-async fn past_max_connections_new_clients_wait_for_a_free_slot() {
-    let (_upstream, gw) = gateway("max_connections = 1").await;
-    // The only slot: a keep-alive connection that stays open after its request.
-    let mut first = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    first
-        .write_all(b"GET /first HTTP/1.1\r\nHost: h\r\n\r\n")
-        .await
-        .unwrap();
-    let mut head = [0u8; 12];
-    first.read_exact(&mut head).await.unwrap();
-    assert_eq!(&head, b"HTTP/1.1 200");
+async fn past_max_connections_with_nothing_to_let_go_a_new_client_gets_503_at_once() {
+    let (upstream, gw) = gateway("max_connections = 1").await;
+    // The only slot: an upload under way.
+    let mut first = support::client::upload_in_flight(gw.addr).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
 
-    // Waiting in the backlog, not refused: a held call's slot comes back when it is answered.
-    let second = support::spawn_get(gw.url("/second"));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        !second.is_finished(),
-        "a connection past max_connections was served"
-    );
+    // Not left waiting in the kernel's backlog: told to come back.
+    assert_eq!(gw.refused_at_the_cap("/second").await, Some(1.0));
+    // The upload was not cut: it ends, and is answered.
+    first.write_all(b"cdefghij").await.unwrap();
+    let answer = support::client::read_raw_response(&mut first).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(upstream.hits(), 1);
+
+    // Once the slot is free, new clients are served again.
     drop(first);
-    let reply = tokio::time::timeout(Duration::from_secs(10), second)
+    assert!(
+        support::eventually(Duration::from_secs(5), || async {
+            support::get(&gw.url("/third")).await.status == 200
+        })
+        .await,
+        "not served again once the slot was free"
+    );
+}
+
+#[tokio::test]
+async fn past_max_connections_an_idle_keep_alive_connection_makes_room() {
+    // A header timer ticking every second: a connection idle for two ticks is one its client
+    // is not about to reuse.
+    let (_upstream, gw) =
+        gateway("max_connections = 2\nheader_read_timeout_under_pressure = \"2s\"").await;
+    // One slot: a keep-alive connection, idle after its request.
+    let mut idle = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    idle.write_all(b"GET /first HTTP/1.1\r\nHost: h\r\n\r\n")
         .await
-        .expect("served once the first connection closed")
         .unwrap();
-    assert_eq!(reply.status, 200);
+    let first = support::client::read_raw_response(&mut idle).await;
+    assert_eq!(first.status, 200);
+    // The other: an upload under way, which is not let go.
+    let mut upload = support::client::upload_in_flight(gw.addr).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    // A new client is served in the idle connection's place...
+    let reply = tokio::time::timeout(Duration::from_secs(5), support::get(&gw.url("/new")))
+        .await
+        .expect("served");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    // ...which was closed (no answer: it carried no call).
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(1), idle.read_to_end(&mut rest)).await;
+    assert!(matches!(closed, Ok(Ok(0))), "the idle connection is open");
+    let metrics = gw.metrics().await;
+    let closed = support::metric(&metrics, "holdline_idle_connections_closed_total", &[]);
+    assert_eq!(closed, Some(1.0), "{metrics}");
+    // The upload goes on, and is answered once it ends.
+    upload.write_all(b"cdefghij").await.unwrap();
+    let answer = support::client::read_raw_response(&mut upload).await;
+    assert_eq!(answer.status, 200);
 }
 
 /// A client that trickles its head beside `others` whose calls are in flight (uploads that

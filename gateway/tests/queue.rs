@@ -1,7 +1,8 @@
 //! The queue against a real `redis-server`: a service that went quiet after an overload leaves
 //! the queue by time alone once its backlog is gone, with no further request (otherwise every
-//! later call would pay the queue path and the stuck-in-queue alert would fire); and the byte
-//! budgets refuse what would fill Redis.
+//! later call would pay the queue path and the stuck-in-queue alert would fire); the byte
+//! budgets refuse what would fill Redis; and near the connection cap held calls make room for
+//! new clients with `202`s whose results stay fetchable.
 
 mod support;
 
@@ -9,7 +10,10 @@ use holdline_gateway::body;
 use holdline_testkit::RedisServer;
 use http::Request;
 use std::time::Duration;
+use support::client::{RawResponse, read_raw_response};
 use support::{LISTEN, TestGateway, client, dead_addr, eventually, metric, one_service, send};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 #[tokio::test]
 async fn an_idle_service_returns_to_sync_once_its_backlog_is_gone() {
@@ -135,4 +139,98 @@ async fn redis_past_its_memory_budget_refuses_calls() {
     assert!(refused.header("retry-after").is_some());
     // A 2 MiB margin: stream entries, tickets and buffers take some of it.
     assert!((2..=16).contains(&accepted), "{accepted} accepted");
+}
+
+/// A held call on a connection of its own: the request is written, the call waits.
+async fn held_call(gw: &TestGateway, name: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+    let request = format!("GET /call/{name} HTTP/1.1\r\nHost: h\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream
+}
+
+/// The next response on `stream`, which must come within ten seconds.
+async fn answer_on(stream: &mut TcpStream) -> RawResponse {
+    tokio::time::timeout(Duration::from_secs(10), read_raw_response(stream))
+        .await
+        .expect("answered in time")
+}
+
+/// Waits until `n` calls are held on connections that let go of their buffers.
+async fn parked(gw: &TestGateway, n: usize) {
+    let held = eventually(Duration::from_secs(10), || async {
+        metric(&gw.metrics().await, "holdline_parked_calls", &[]) == Some(n as f64)
+    })
+    .await;
+    assert!(held, "not {n} held calls: {}", gw.metrics().await);
+}
+
+/// Near the connection cap the gateway sheds holds, not calls: the longest-held call is
+/// answered `202` (its connection closed, its result fetched later), and only with nothing left
+/// to let go is a new client answered `503`. Every call is accounted for.
+#[tokio::test]
+async fn past_max_connections_the_longest_held_call_makes_room_with_a_202() {
+    let redis = RedisServer::start();
+    let limits = "[limits]\nmax_connections = 3\nshed_at = 1";
+    let gw = unconsumed(&redis, "hold = \"60s\"", limits).await;
+    // Every slot holds a call the queue will answer.
+    let mut oldest = held_call(&gw, "a").await;
+    parked(&gw, 1).await;
+    let mut b = held_call(&gw, "b").await;
+    let mut c = held_call(&gw, "c").await;
+    parked(&gw, 3).await;
+
+    // A new client: the longest-held call makes room for it, and its connection closes.
+    let mut d = held_call(&gw, "d").await;
+    let shed = answer_on(&mut oldest).await;
+    assert_eq!(
+        shed.status,
+        202,
+        "{:?}",
+        String::from_utf8_lossy(&shed.body)
+    );
+    assert_eq!(shed.headers("connection"), ["close"]);
+    assert_eq!(shed.headers("retry-after"), ["1"]);
+    let location = shed.headers("location")[0].to_owned();
+    let closed = tokio::time::timeout(Duration::from_secs(5), oldest.read(&mut [0; 64])).await;
+    assert!(
+        matches!(closed, Ok(Ok(0))),
+        "the shed call's connection stayed open"
+    );
+    // The new client's call is held in its place; the others still wait.
+    parked(&gw, 3).await;
+    let text = gw.metrics().await;
+    let shed_count = metric(&text, "holdline_holds_shed_total", &[("service", "flood")]);
+    assert_eq!(shed_count, Some(1.0), "{text}");
+
+    // An instance answers the four calls: the three held get their own answers on their
+    // connections, the shed one's answer is fetched from its location.
+    assert_eq!(
+        support::queue::answer_waiting(&redis.url(), "flood").await,
+        4
+    );
+    for (stream, name) in [(&mut b, "b"), (&mut c, "c"), (&mut d, "d")] {
+        let reply = answer_on(stream).await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.body, format!("answer to /call/{name}").as_bytes());
+    }
+    drop((b, c, d));
+    let fetched = support::get(&gw.url(&location)).await;
+    assert_eq!(fetched.status, 200, "{}", fetched.text());
+    assert_eq!(fetched.text(), "answer to /call/a");
+
+    // Every slot taken by an upload under way: nothing to let go, so a new client is refused
+    // (and the one shed call stays the only one).
+    let mut uploads = Vec::new();
+    for _ in 0..3 {
+        uploads.push(support::client::upload_in_flight(gw.addr).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(gw.refused_at_the_cap("/late").await, Some(1.0));
+    let text = gw.metrics().await;
+    assert_eq!(
+        metric(&text, "holdline_holds_shed_total", &[("service", "flood")]),
+        Some(1.0),
+        "{text}"
+    );
 }

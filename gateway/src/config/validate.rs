@@ -120,6 +120,13 @@ impl Config {
         if self.limits.max_connections == 0 {
             return Err(invalid("limits.max_connections", "must be at least 1"));
         }
+        // Written so that NaN fails too.
+        if !(self.limits.shed_at > 0.0 && self.limits.shed_at <= 1.0) {
+            return Err(invalid(
+                "limits.shed_at",
+                "must be a share of max_connections: above 0 and at most 1",
+            ));
+        }
         positive(
             "limits.header_read_timeout".into(),
             self.limits.header_read_timeout,

@@ -111,44 +111,74 @@ pub(crate) async fn deliver(
 
 impl Held {
     /// Holds the call until its reply arrives, or answers `202 Accepted` with the result's
-    /// location when the hold runs out.
+    /// location when the hold runs out, or earlier when its connection is let go to make room
+    /// for new connections (the result stays fetchable either way).
     pub(crate) async fn wait(mut self) -> Response<Body> {
-        // From here the call only waits: a plain HTTP/1 connection can let go of its buffers.
-        crate::server::announce_held();
-        let service = &self.service;
-        match self.waiter.wait(self.hold).await {
-            Some(reply) => {
-                // A worker that gave up on the request (too many failed deliveries) still
-                // answers, with a 502 marked as dead-lettered.
-                let outcome = if reply
-                    .headers
-                    .contains_key(holdline_protocol::DEAD_LETTER_HEADER)
-                {
-                    QueueOutcome::DeadLetter
-                } else {
-                    QueueOutcome::Delivered
-                };
-                service
-                    .metrics
-                    .queue_replies
-                    .with_label_values(&[&service.service, outcome.as_str()])
-                    .inc();
-                service
-                    .metrics
-                    .hold_duration
-                    .with_label_values(&[&service.service])
-                    .observe(self.started.elapsed().as_secs_f64());
-                // Nobody will fetch the stored copy: free it now rather than keep it for the
-                // whole result TTL.
-                let queue = self.waiter.queue();
-                queue
-                    .forget
-                    .forget(&service.service, self.waiter.id().to_owned());
-                into_response(reply)
+        // From here the call only waits: an HTTP/1.1 connection can let go of its buffers, and
+        // may ask the call to answer early.
+        let shed = crate::held::announce();
+        let asked = async {
+            match &shed {
+                Some(shed) => shed.requested().await,
+                None => std::future::pending().await,
             }
+        };
+        let reply = tokio::select! {
+            biased;
+            reply = self.waiter.wait(self.hold) => Some(reply),
+            () = asked => None,
+        };
+        let service = &self.service;
+        match reply {
+            Some(Some(reply)) => self.delivered(reply),
             // The hold ran out (or the listener went away): the result will be fetchable.
-            None => accepted(service, self.waiter.id(), self.started),
+            Some(None) => accepted(service, self.waiter.id(), self.started),
+            None => {
+                service
+                    .metrics
+                    .holds_shed
+                    .with_label_values(&[&service.service])
+                    .inc();
+                tracing::debug!(
+                    service = %service.service,
+                    id = self.waiter.id(),
+                    "held call answered 202 to make room for new connections"
+                );
+                accepted(service, self.waiter.id(), self.started)
+            }
         }
+    }
+
+    /// The service's reply reached the held call.
+    fn delivered(&self, reply: QueuedResponse) -> Response<Body> {
+        let service = &self.service;
+        // A worker that gave up on the request (too many failed deliveries) still answers,
+        // with a 502 marked as dead-lettered.
+        let outcome = if reply
+            .headers
+            .contains_key(holdline_protocol::DEAD_LETTER_HEADER)
+        {
+            QueueOutcome::DeadLetter
+        } else {
+            QueueOutcome::Delivered
+        };
+        service
+            .metrics
+            .queue_replies
+            .with_label_values(&[&service.service, outcome.as_str()])
+            .inc();
+        service
+            .metrics
+            .hold_duration
+            .with_label_values(&[&service.service])
+            .observe(self.started.elapsed().as_secs_f64());
+        // Nobody will fetch the stored copy: free it now rather than keep it for the whole
+        // result TTL.
+        let queue = self.waiter.queue();
+        queue
+            .forget
+            .forget(&service.service, self.waiter.id().to_owned());
+        into_response(reply)
     }
 }
 

@@ -12,13 +12,17 @@
 //! is the connection: reading, timeouts, held calls, shutdown. [`inbound`] is a request body that
 //! streams in after its head (a body that came whole with the head is handed over as bytes).
 //!
-//! Held calls: when a call starts waiting in the queue it says so ([`announce_held`]) and the
+//! Held calls: when a call starts waiting in the queue it says so ([`crate::held`]) and the
 //! connection drops its read and write buffers for the wait: a held call costs its wait, not
-//! the connection's buffers, while thousands of them are open at once. While a call is in flight
-//! with its body read, the socket is watched for the client going away, which cancels the call.
+//! the connection's buffers, while thousands of them are open at once. The call is registered
+//! with the gateway's [`Room`], which may let it go to make room for new connections: it then
+//! answers `202` and the connection closes. While a call is in flight with its body read, the
+//! socket is watched for the client going away, which cancels the call.
 //!
-//! The header read timeout is one timer per connection ([`Watchdog`]). A connection that shuts
-//! down finishes the request in flight, answers it with `connection: close`, and closes.
+//! The header read timeout is one timer per connection ([`Watchdog`]). A connection waiting for
+//! a request head also looks out ([`Lookout`]) for the gateway shutting down or asking idle
+//! connections to close to make room. A connection that shuts down finishes the request in
+//! flight, answers it with `connection: close`, and closes.
 
 mod inbound;
 mod transport;
@@ -27,13 +31,14 @@ pub(super) use transport::Transport;
 
 use super::head_timeout::{HeadTimeouts, Watchdog};
 use super::protocol::Stack;
+use super::room::{Close, Hold, Leaving, Lookout, Room};
 use crate::body;
+use crate::held;
 use crate::http1::server::{HeadError, Reply, RequestHead, encode_response_head, parse_request};
 use crate::http1::{BodyWriter, Framing, NameCache, Sink};
 use bytes::BytesMut;
 use http::{Method, Request, Version};
 use inbound::{Inbound, RequestBody};
-use std::cell::Cell;
 use std::future::{Future, poll_fn};
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -41,40 +46,12 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_util::sync::CancellationToken;
 
 /// Reads of a request head ask for at least this much room.
 const READ_SIZE: usize = 8 * 1024;
 /// How long a closing connection keeps reading (and discarding) what the client still sends,
 /// so that the client reads the last response instead of a reset.
 const LINGER: Duration = Duration::from_secs(2);
-
-/// Where a request's future stands with respect to holding, for the poll in progress.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Signal {
-    /// Not polled from a connection that releases buffers for held calls.
-    Off,
-    /// Polled from such a connection.
-    Armed,
-    /// The call has started waiting for its reply.
-    Held,
-}
-
-thread_local! {
-    /// Set for the duration of one poll of a request's future: a poll runs on one thread, and
-    /// nothing else runs on that thread meanwhile.
-    static SIGNAL: Cell<Signal> = const { Cell::new(Signal::Off) };
-}
-
-/// Called by the queue path when a call starts waiting for its reply, with the request body
-/// read and no response bytes written: the connection releases its buffers for the wait.
-pub(crate) fn announce_held() {
-    SIGNAL.with(|signal| {
-        if signal.get() == Signal::Armed {
-            signal.set(Signal::Held);
-        }
-    });
-}
 
 /// The client's socket: the connection's own, or shared with a request body streaming in.
 enum Io<T> {
@@ -115,18 +92,11 @@ pub(super) struct Connection<'a> {
     pub(super) max_head: usize,
     /// Counts the held calls whose connection released its buffers.
     pub(super) parked: &'a prometheus::IntGauge,
-    /// Cancelled when the gateway shuts down.
-    pub(super) drain: CancellationToken,
-    /// Its draining flag says the same as `drain` (it is set first) with one atomic load, where
-    /// every look at the token takes the token's lock.
+    /// Connection slots: held calls are registered there, and idle connections look out for
+    /// the gateway shutting down or asking them to make room.
+    pub(super) room: &'a Room,
+    /// Its draining flag: a connection that is shutting down says so in its last response.
     pub(super) shared: Arc<crate::state::Shared>,
-}
-
-/// A connection's view of the gateway's shutdown while it waits for request heads.
-struct Stopping<'t, 'p> {
-    cancelled: Pin<&'p mut tokio_util::sync::WaitForCancellationFuture<'t>>,
-    /// Whether `cancelled` was polled, and so holds the task's waker.
-    watched: bool,
 }
 
 /// Why no request head came.
@@ -138,16 +108,26 @@ enum NoHead {
 }
 
 /// What a connection keeps from request to request.
-struct Conn<T> {
+struct Conn<'a, T> {
     io: Io<T>,
     /// Bytes read and not yet parsed (empty when the socket is shared with a request body).
     read: BytesMut,
     /// The buffer response heads are encoded into.
     write: Vec<u8>,
     names: NameCache,
+    /// Set when the held call was let go to make room: the connection closes after its answer,
+    /// and counts as freeing a slot until then.
+    leaving: Option<Leaving<'a>>,
 }
 
-impl Connection<'_> {
+/// What a held call leaves on its connection: one in the gauge of parked calls, and its
+/// registration with the [`Room`] (none when the call cannot be let go early).
+struct Parked<'a> {
+    _counted: Counted<'a>,
+    hold: Option<Hold<'a>>,
+}
+
+impl<'a> Connection<'a> {
     /// Serves requests on `stream` until either side closes the connection.
     ///
     /// Written as small awaits around synchronous steps: the connection's future is as large as
@@ -165,18 +145,17 @@ impl Connection<'_> {
             read,
             write: Vec::new(),
             names: NameCache::default(),
+            leaving: None,
         };
         let mut watchdog = Watchdog::new(self.timeouts);
-        let mut stopping = Stopping {
-            cancelled: std::pin::pin!(self.drain.cancelled()),
-            watched: false,
-        };
+        let mut registration = std::pin::pin!(self.room.idle().notified());
+        let mut lookout = Lookout::new(self.room.idle(), registration.as_mut());
         loop {
             // The stack's layers never limit; one that is not ready is waited for all the same.
             if let Err(never) = poll_fn(|cx| Stack::poll_ready(&mut stack, cx)).await {
                 match never {}
             }
-            let head = self.read_head(&mut conn, &mut watchdog, &mut stopping);
+            let head = self.read_head(&mut conn, &mut watchdog, &mut lookout);
             let head = match head.await {
                 Ok(head) => head,
                 Err(NoHead::Closed) => return,
@@ -187,7 +166,7 @@ impl Connection<'_> {
             };
             watchdog.head();
             let (call, mut reply) = conn.start(&mut stack, head);
-            let Some(response) = self.wait(call, &mut conn).await else {
+            let Some(response) = self.wait(call, &mut conn, &mut reply).await else {
                 self.closed_unanswered("client_closed", 0);
                 return;
             };
@@ -217,9 +196,9 @@ impl Connection<'_> {
     /// Reads until `read` holds a whole request head.
     async fn read_head<T: Transport>(
         &self,
-        conn: &mut Conn<T>,
+        conn: &mut Conn<'a, T>,
         watchdog: &mut Watchdog,
-        stopping: &mut Stopping<'_, '_>,
+        lookout: &mut Lookout<'_, '_>,
     ) -> Result<RequestHead, NoHead> {
         let Conn {
             io: Io::Own(stream),
@@ -246,14 +225,20 @@ impl Connection<'_> {
                 if poll.is_ready() {
                     return poll;
                 }
-                if read.is_empty() && self.is_stopping(stopping, cx) {
-                    return Poll::Ready(Ok(0));
-                }
                 if watchdog.poll_expired(cx, self.timeouts).is_ready() {
                     if read.is_empty() {
                         tracing::debug!("no request head within the header read timeout, closing");
                     } else {
                         self.closed_unanswered("header_timeout", read.len());
+                    }
+                    return Poll::Ready(Ok(0));
+                }
+                if read.is_empty()
+                    && let Some(close) = lookout.poll_close(cx, || watchdog.quiet())
+                {
+                    if close == Close::Swept {
+                        self.room.closed_idle();
+                        tracing::debug!("closed an idle connection to make room");
                     }
                     return Poll::Ready(Ok(0));
                 }
@@ -284,25 +269,13 @@ impl Connection<'_> {
         );
     }
 
-    /// Whether the gateway is shutting down, for a connection about to wait for a request head.
-    /// The token's future is polled once per connection, which registers the task to be woken
-    /// when the token is cancelled; after that, a look is the draining flag's atomic load.
-    fn is_stopping(&self, stopping: &mut Stopping<'_, '_>, cx: &mut Context<'_>) -> bool {
-        if self.shared.is_draining() {
-            return true;
-        }
-        if stopping.watched {
-            return false;
-        }
-        stopping.watched = true;
-        stopping.cancelled.as_mut().poll(cx).is_ready()
-    }
-
-    /// Waits for a call's response; `None` when the client goes away first.
+    /// Waits for a call's response; `None` when the client goes away first. A held call that
+    /// was let go to make room leaves the connection closing after its answer.
     async fn wait<F, T: Transport>(
         &self,
         mut call: F,
-        conn: &mut Conn<T>,
+        conn: &mut Conn<'a, T>,
+        reply: &mut Reply,
     ) -> Option<http::Response<body::Body>>
     where
         F: Future<Output = Result<http::Response<body::Body>, std::convert::Infallible>> + Unpin,
@@ -311,16 +284,25 @@ impl Connection<'_> {
         // been read whole (else the body's reads see it), and until the client sends anything
         // more (a pipelined request: it is still there).
         let mut watching = matches!(conn.io, Io::Own(_)) && conn.read.is_empty();
-        let mut held: Option<Counted<'_>> = None;
+        let mut held: Option<Parked<'a>> = None;
         poll_fn(|cx| {
-            let previous = SIGNAL.replace(Signal::Armed);
-            let poll = Pin::new(&mut call).poll(cx);
-            let signal = SIGNAL.replace(previous);
+            let (poll, announced) = held::poll_call(&mut call, cx);
             if let Poll::Ready(result) = poll {
+                if let Some(Parked {
+                    hold: Some(hold), ..
+                }) = held.take()
+                    && let Some(leaving) = hold.end()
+                {
+                    reply.keep_alive = false;
+                    conn.leaving = Some(leaving);
+                }
                 return Poll::Ready(Some(result.unwrap_or_else(|never| match never {})));
             }
-            if signal == Signal::Held && held.is_none() {
-                held = Some(Counted::new(self.parked));
+            if announced && held.is_none() {
+                held = Some(Parked {
+                    _counted: Counted::new(self.parked),
+                    hold: held::take_shed().map(|shed| self.room.hold(shed)),
+                });
                 conn.release();
             }
             if watching && let Io::Own(stream) = &mut conn.io {
@@ -345,7 +327,7 @@ impl Connection<'_> {
     }
 }
 
-impl<T: Transport> Conn<T> {
+impl<T: Transport> Conn<'_, T> {
     /// Turns a request head into a request (its body whole, or streaming from the socket) and
     /// calls the stack with it.
     #[inline]

@@ -108,6 +108,12 @@ impl Watchdog {
         self.heads += 1;
     }
 
+    /// Whether no request head has come for at least one tick (as of the last poll): the
+    /// connection is idle, and not one its client is about to reuse.
+    pub(super) fn quiet(&self) -> bool {
+        self.heads == self.seen && self.idle >= 1
+    }
+
     /// Ready when the connection has waited too long for a request head. (Ticks missed while
     /// it was not polled count once, and find the heads read meanwhile.)
     pub(super) fn poll_expired(

@@ -16,6 +16,7 @@
 
 use super::h1::{self, Transport};
 use super::head_timeout::HeadTimeouts;
+use super::room::Room;
 use crate::body::Body;
 use crate::config::Config;
 use crate::state::Shared;
@@ -58,16 +59,19 @@ pub(super) struct Protocols {
     max_head: usize,
     /// Held calls on plain HTTP/1 connections that released their buffers ([`h1`]).
     parked: prometheus::IntGauge,
+    /// Connection slots, and what can be let go to free them.
+    room: Arc<Room>,
 }
 
 // === impl Protocols ===
 
 impl Protocols {
-    /// `slots` holds a permit per open client connection.
+    /// `slots` holds a permit per open client connection; `room` makes room among them.
     pub(super) fn new(
         config: &Config,
         metrics: &crate::metrics::Metrics,
         slots: Arc<tokio::sync::Semaphore>,
+        room: Arc<Room>,
     ) -> Self {
         let mut http2 = http2::Builder::new(TokioExecutor::new());
         http2
@@ -85,6 +89,7 @@ impl Protocols {
             unanswered: metrics.connections_unanswered.clone(),
             max_head: config.limits.max_header_bytes,
             parked: metrics.parked_calls.clone(),
+            room,
         }
     }
 
@@ -101,7 +106,7 @@ impl Protocols {
     {
         match tokio::time::timeout(self.timeouts.current(), sniff(&stream)).await {
             Ok(Ok(Sniffed::Is(Protocol::Http1))) => {
-                self.serve_http1(drain, shared, stream, BytesMut::new(), stack)
+                self.serve_http1(shared, stream, BytesMut::new(), stack)
                     .await;
             }
             // Boxed: the task of every plain connection must not be sized for HTTP/2's state.
@@ -141,7 +146,7 @@ impl Protocols {
         .await;
         match read {
             Ok(Ok(Some(Protocol::Http1))) => {
-                self.serve_http1(drain, shared, stream, first, stack).await;
+                self.serve_http1(shared, stream, first, stack).await;
             }
             Ok(Ok(Some(Protocol::Http2))) => {
                 let io = Prefixed::new(first.freeze(), stream);
@@ -156,7 +161,6 @@ impl Protocols {
     /// Serves an HTTP/1.1 connection, plain or TLS, with the gateway's own server.
     pub(super) async fn serve_http1<T, S>(
         &self,
-        drain: CancellationToken,
         shared: Arc<Shared>,
         stream: T,
         read: BytesMut,
@@ -170,7 +174,7 @@ impl Protocols {
             unanswered: &self.unanswered,
             max_head: self.max_head,
             parked: &self.parked,
-            drain,
+            room: &self.room,
             shared,
         };
         Box::pin(connection.serve(stream, read, stack)).await;

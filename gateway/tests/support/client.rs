@@ -153,6 +153,23 @@ pub(crate) async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> RawRespons
 async fn raw_exchange_inner(addr: SocketAddr, request: &[u8]) -> RawResponse {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
     stream.write_all(request).await.expect("write request");
+    read_raw_response(&mut stream).await
+}
+
+/// Opens a connection to `addr` whose upload is under way (2 of its 10 bytes sent; the rest is
+/// `cdefghij`): a slot taken by a call in flight, neither idle nor held.
+pub(crate) async fn upload_in_flight(addr: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nab")
+        .await
+        .expect("write request");
+    stream
+}
+
+/// Reads one response off `stream`: the head, then `Content-Length` bytes or, without one,
+/// everything until EOF.
+pub(crate) async fn read_raw_response(stream: &mut TcpStream) -> RawResponse {
     let mut buf = Vec::new();
     let head_end = loop {
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {

@@ -99,6 +99,23 @@ impl TestGateway {
         reply.text()
     }
 
+    /// Asks for `path` on a new connection while every slot is taken by something the gateway
+    /// may not let go: the answer is a quick `503` with `Retry-After`. Returns how many
+    /// connections were refused at the cap so far.
+    pub(crate) async fn refused_at_the_cap(&self, path: &str) -> Option<f64> {
+        let reply = tokio::time::timeout(Duration::from_secs(5), super::get(&self.url(path)))
+            .await
+            .expect("answered at once, not left in the backlog");
+        assert_eq!(reply.status, 503, "{}", reply.text());
+        assert_eq!(reply.header("retry-after"), Some("1"));
+        let metrics = self.metrics().await;
+        super::metric(
+            &metrics,
+            "holdline_connections_refused_total",
+            &[("reason", "max_connections")],
+        )
+    }
+
     /// Completes the shutdown future: the gateway starts draining.
     pub(crate) fn begin_shutdown(&mut self) {
         if let Some(tx) = self.shutdown.take() {

@@ -7,6 +7,7 @@
 
 pub(crate) mod client;
 pub(crate) mod gateway;
+pub(crate) mod queue;
 pub(crate) mod tls;
 pub(crate) mod upstream;
 
