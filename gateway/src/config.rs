@@ -138,6 +138,13 @@ pub struct Limits {
     /// Most concurrent client connections; past it the gateway stops accepting until one closes
     /// (a new client waits in the kernel's backlog).
     pub max_connections: usize,
+    /// Most SETTINGS, PING, PRIORITY, empty DATA and unknown-type frames one HTTP/2 client
+    /// connection may send within 10 seconds (each request it opens gives one back). Past it
+    /// the gateway stops reading the connection, sends GOAWAY and closes it a second later:
+    /// such frames cost the server work for no request (the SETTINGS, PING and empty-frame
+    /// floods of CVE-2019-9512, -9515 and -9518). A well-behaved client sends a handful.
+    /// Read at start.
+    pub http2_max_control_frames: u32,
 }
 
 /// Logging.
@@ -247,6 +254,7 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(60),
             header_read_timeout_under_pressure: Duration::from_secs(5),
             max_connections: 15_000,
+            http2_max_control_frames: 1000,
         }
     }
 }

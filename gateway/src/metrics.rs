@@ -51,6 +51,9 @@ pub(crate) struct Metrics {
     pub(crate) config_reloads: IntCounterVec,
     /// Failed exchanges with endpoints by service and kind (`connect`, `timeout`, `exchange`).
     pub(crate) upstream_errors: IntCounterVec,
+    /// HTTP/2 client connections ended for a flood of control frames, by the kind of frame
+    /// that went over the limit ([`FLOOD_FRAMES`]).
+    pub(crate) http2_floods: IntCounterVec,
 }
 
 /// One metric as the gateway exports it; `gateway describe` prints the whole [`CATALOGUE`].
@@ -214,6 +217,17 @@ const UPSTREAM_ERRORS: MetricSpec = spec(
     &["service", "kind"],
 );
 
+const HTTP2_FLOODS: MetricSpec = spec(
+    "holdline_http2_floods_total",
+    Kind::Counter,
+    "HTTP/2 client connections ended for sending more control frames than limits.http2_max_control_frames, by the kind of frame that went over",
+    &["frame"],
+);
+
+/// The values of `holdline_http2_floods_total`'s `frame` label: SETTINGS, PING, PRIORITY, DATA
+/// frames with no payload that do not end their stream, and frames of unknown types.
+pub(crate) const FLOOD_FRAMES: [&str; 5] =
+    ["settings", "ping", "priority", "empty_data", "unknown"];
 /// The values of `holdline_config_reloads_total`'s `result` label.
 pub(crate) const RELOAD_RESULTS: [&str; 2] = ["success", "failure"];
 /// The values of `holdline_upstream_errors_total`'s `kind` label: the connection could not be
@@ -291,6 +305,7 @@ pub(crate) const CATALOGUE: &[MetricSpec] = &[
     BUILD_INFO,
     CONFIG_RELOADS,
     UPSTREAM_ERRORS,
+    HTTP2_FLOODS,
 ];
 
 // === impl Metrics ===
@@ -358,6 +373,7 @@ impl Metrics {
             connections_refused: counter(CONNECTIONS_REFUSED),
             config_reloads: counter(CONFIG_RELOADS),
             upstream_errors: counter(UPSTREAM_ERRORS),
+            http2_floods: counter(HTTP2_FLOODS),
             registry,
         }
     }
