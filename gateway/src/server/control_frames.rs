@@ -10,9 +10,10 @@
 //! [`WINDOW`], and each request it opens (a HEADERS frame) gives one back; the clock is read
 //! once per `max` counted frames, never per frame. The frame that goes over is not handed to
 //! hyper: the wrapper stops reading (so the rest of the flood costs nothing but the kernel's
-//! buffers) and raises the connection's [`Flood`], and the connection's task ends it: GOAWAY
-//! through hyper's graceful shutdown (h2 offers no error code for it), then a close after
-//! [`FLOOD_GRACE`].
+//! buffers) and marks the connection's [`Flood`]. The transport is read only while hyper's
+//! connection is polled, so the connection's task sees the mark as soon as that poll returns,
+//! with no waker or channel of its own, and ends the connection: GOAWAY through hyper's
+//! graceful shutdown (h2 offers no error code for it), then a close after [`FLOOD_GRACE`].
 //!
 //! A per-connection count in a window, as Envoy and sozu keep for these frames; a well-behaved
 //! client sends one SETTINGS frame and its acknowledgement, a few PRIORITY frames, and a
@@ -27,7 +28,6 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_rustls::server::TlsStream;
 
@@ -175,60 +175,66 @@ impl Scanner {
 
     /// Reads the frame headers in the next piece of the stream and counts them.
     fn feed(&mut self, bytes: &[u8], budget: &mut Budget) -> Result<(), Over> {
-        let mut at = 0;
-        loop {
-            let skipped = self.skip.min(bytes.len() - at);
-            self.skip -= skipped;
-            at += skipped;
-            let rest = &bytes[at..];
-            let (header, start) = if self.have == 0 && rest.len() >= HEADER_LEN {
-                at += HEADER_LEN;
-                let header: [u8; HEADER_LEN] = rest[..HEADER_LEN].try_into().expect("9 bytes");
-                (header, at - HEADER_LEN)
-            } else {
-                let n = (HEADER_LEN - self.have).min(rest.len());
-                self.head[self.have..self.have + n].copy_from_slice(&rest[..n]);
-                self.have += n;
-                at += n;
-                if self.have < HEADER_LEN {
-                    return Ok(());
-                }
-                self.have = 0;
-                (self.head, at.saturating_sub(HEADER_LEN))
-            };
-            self.skip = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
-            match Cost::of(&header) {
-                Cost::Counted(kind) if !budget.spend() => return Err(Over { at: start, kind }),
-                Cost::Request => budget.refund(),
-                Cost::Counted(_) | Cost::Free => {}
+        let mut at = self.skip.min(bytes.len());
+        self.skip -= at;
+        if self.skip > 0 {
+            return Ok(());
+        }
+        if self.have > 0 {
+            // The end of a header that began in an earlier piece.
+            let n = (HEADER_LEN - self.have).min(bytes.len());
+            self.head[self.have..self.have + n].copy_from_slice(&bytes[..n]);
+            self.have += n;
+            if self.have < HEADER_LEN {
+                return Ok(());
+            }
+            self.have = 0;
+            let head = self.head;
+            at = n + Self::count(&head, 0, budget)?;
+        }
+        // Whole headers, the usual case: the loop jumps from one to the next.
+        while at + HEADER_LEN <= bytes.len() {
+            let head = bytes[at..at + HEADER_LEN].try_into().expect("9 bytes");
+            at += HEADER_LEN + Self::count(head, at, budget)?;
+        }
+        match at.checked_sub(bytes.len()) {
+            Some(skip) => self.skip = skip,
+            None => {
+                // The start of a header that ends in a later piece.
+                self.have = bytes.len() - at;
+                self.head[..self.have].copy_from_slice(&bytes[at..]);
             }
         }
+        Ok(())
+    }
+
+    /// Counts the frame with `head` (which starts at `at` in the piece): the length of its
+    /// payload, or the frame as the one over the budget.
+    fn count(head: &[u8; HEADER_LEN], at: usize, budget: &mut Budget) -> Result<usize, Over> {
+        match Cost::of(head) {
+            Cost::Counted(kind) if !budget.spend() => return Err(Over { at, kind }),
+            Cost::Request => budget.refund(),
+            Cost::Counted(_) | Cost::Free => {}
+        }
+        Ok(u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize)
     }
 }
 
-/// A connection's alarm: raised by its transport when the client goes over the limit, heard by
-/// the connection's task.
+/// A connection's mark of a flood: set by its transport when the client goes over the limit,
+/// with the kind of frame that did, and read by the connection's task after each poll.
 #[derive(Debug, Default)]
-pub(super) struct Flood {
-    raised: Notify,
-    kind: OnceLock<Counted>,
-}
+pub(super) struct Flood(OnceLock<Counted>);
 
 // === impl Flood ===
 
 impl Flood {
-    fn raise(&self, kind: Counted) {
-        let _ = self.kind.set(kind);
-        self.raised.notify_one();
+    fn mark(&self, kind: Counted) {
+        let _ = self.0.set(kind);
     }
 
-    /// Waits for the alarm; the kind of frame that went over the limit.
-    pub(super) async fn raised(&self) -> Counted {
-        self.raised.notified().await;
-        *self
-            .kind
-            .get()
-            .expect("the kind is set before the alarm is raised")
+    /// The kind of frame that went over the limit, once one has.
+    pub(super) fn kind(&self) -> Option<Counted> {
+        self.0.get().copied()
     }
 }
 
@@ -275,7 +281,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for ControlFrames<T> {
             return Poll::Ready(Ok(()));
         };
         this.stopped = true;
-        this.flood.raise(over.kind);
+        this.flood.mark(over.kind);
         // hyper gets the frames before the one over the limit, and never that one; an empty
         // read would tell it the client closed.
         buf.set_filled(before + over.at);

@@ -376,12 +376,14 @@ where
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let ending = loop {
         tokio::select! {
-            result = connection.as_mut() => return result,
+            polled = until_flood(connection.as_mut(), ends.flood) => match polled {
+                Ok(result) => return result,
+                Err(kind) => {
+                    flooded(kind);
+                    break Ending::Flood;
+                }
+            },
             () = ends.drain.cancelled() => break Ending::Drain,
-            kind = ends.flood.raised() => {
-                flooded(kind);
-                break Ending::Flood;
-            }
             _ = ticks.tick() => {
                 if ends.activity.idle_for() >= ends.timeouts.current() {
                     tracing::debug!("closing an idle HTTP/2 connection");
@@ -404,6 +406,20 @@ where
         Ok(result) => result,
         Err(_) => Ok(()),
     }
+}
+
+/// Polls `connection` until it ends, or until a poll leaves `flood` marked (the transport is
+/// read within the connection's polls): `Err` with the kind of frame that went over the limit.
+fn until_flood<'a, C: Future>(
+    mut connection: Pin<&'a mut C>,
+    flood: &'a Flood,
+) -> impl Future<Output = Result<C::Output, control_frames::Counted>> + 'a {
+    std::future::poll_fn(move |cx| match connection.as_mut().poll(cx) {
+        Poll::Ready(output) => Poll::Ready(Ok(output)),
+        Poll::Pending => flood
+            .kind()
+            .map_or(Poll::Pending, |kind| Poll::Ready(Err(kind))),
+    })
 }
 
 /// The protocol a TLS connection negotiated with ALPN; HTTP/1.1 when none was.
