@@ -148,6 +148,13 @@ pub struct Limits {
     /// `Location` (the result stays fetchable) and closes their connections, so that the
     /// connections in use come back to this share. `1` makes room only at the cap.
     pub shed_at: f64,
+    /// Most SETTINGS, PING, PRIORITY, empty DATA and unknown-type frames one HTTP/2 client
+    /// connection may send within 10 seconds (each request it opens gives one back). Past it
+    /// the gateway stops reading the connection, sends GOAWAY and closes it a second later:
+    /// such frames cost the server work for no request (the SETTINGS, PING and empty-frame
+    /// floods of CVE-2019-9512, -9515 and -9518). A well-behaved client sends a handful.
+    /// Read at start.
+    pub http2_max_control_frames: u32,
 }
 
 /// Body buffering, nginx's `client_body_buffer_size` and `proxy_buffers` in one place: a request
@@ -285,6 +292,7 @@ impl Default for Limits {
             header_read_timeout_under_pressure: Duration::from_secs(5),
             max_connections: 15_000,
             shed_at: 0.9,
+            http2_max_control_frames: 1000,
         }
     }
 }

@@ -4,7 +4,8 @@
 
 use crate::config::Config;
 use crate::metrics::{
-    CATALOGUE, PROCESS, REFUSED_REASONS, RELOAD_RESULTS, UNANSWERED_REASONS, UPSTREAM_ERROR_KINDS,
+    CATALOGUE, FLOOD_FRAMES, PROCESS, REFUSED_REASONS, RELOAD_RESULTS, UNANSWERED_REASONS,
+    UPSTREAM_ERROR_KINDS,
 };
 use crate::observe::{DeliveryPath, QueueOutcome};
 use crate::queue::mode::Mode;
@@ -56,6 +57,7 @@ fn label_values() -> BTreeMap<&'static str, Vec<&'static str>> {
         ),
         ("result", RELOAD_RESULTS.to_vec()),
         ("kind", UPSTREAM_ERROR_KINDS.to_vec()),
+        ("frame", FLOOD_FRAMES.to_vec()),
         (
             "reason",
             UNANSWERED_REASONS

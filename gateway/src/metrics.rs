@@ -62,6 +62,9 @@ pub(crate) struct Metrics {
     pub(crate) response_buffer_disk: IntGauge,
     /// Responses that spilled to a file because their client did not keep up.
     pub(crate) response_spills: IntCounter,
+    /// HTTP/2 client connections ended for a flood of control frames, by the kind of frame
+    /// that went over the limit ([`FLOOD_FRAMES`]).
+    pub(crate) http2_floods: IntCounterVec,
 }
 
 /// One metric as the gateway exports it; `gateway describe` prints the whole [`CATALOGUE`].
@@ -258,6 +261,18 @@ const RESPONSE_SPILLS: MetricSpec = spec(
     &[],
 );
 
+const HTTP2_FLOODS: MetricSpec = spec(
+    "holdline_http2_floods_total",
+    Kind::Counter,
+    "HTTP/2 client connections ended for sending more control frames than limits.http2_max_control_frames, by the kind of frame that went over",
+    &["frame"],
+);
+
+/// The values of `holdline_http2_floods_total`'s `frame` label: SETTINGS, PING, PRIORITY, DATA
+/// frames with no payload that do not end their stream, and frames of unknown types.
+pub(crate) const FLOOD_FRAMES: [&str; 5] =
+    ["settings", "ping", "priority", "empty_data", "unknown"];
+
 /// The values of `holdline_config_reloads_total`'s `result` label.
 pub(crate) const RELOAD_RESULTS: [&str; 2] = ["success", "failure"];
 /// The values of `holdline_upstream_errors_total`'s `kind` label: the connection could not be
@@ -340,6 +355,7 @@ pub(crate) const CATALOGUE: &[MetricSpec] = &[
     RESPONSE_BUFFER_MEMORY,
     RESPONSE_BUFFER_DISK,
     RESPONSE_SPILLS,
+    HTTP2_FLOODS,
 ];
 
 // === impl Metrics ===
@@ -383,12 +399,6 @@ impl Metrics {
             register(Box::new(g.clone()));
             g
         };
-        let plain_counter = |spec: MetricSpec| {
-            debug_assert_eq!(spec.kind, Kind::Counter);
-            let c = IntCounter::new(spec.name, spec.help).expect("valid metric");
-            register(Box::new(c.clone()));
-            c
-        };
         let build_info = gauge(BUILD_INFO);
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
@@ -424,6 +434,7 @@ impl Metrics {
             response_buffer_memory: plain_gauge(RESPONSE_BUFFER_MEMORY),
             response_buffer_disk: plain_gauge(RESPONSE_BUFFER_DISK),
             response_spills: plain_counter(RESPONSE_SPILLS),
+            http2_floods: counter(HTTP2_FLOODS),
             registry,
         }
     }

@@ -4,6 +4,7 @@
 //! not ready, lets in-flight requests finish within the grace period, and returns.
 
 mod accept;
+mod control_frames;
 mod h1;
 mod head_timeout;
 mod protocol;

@@ -109,6 +109,13 @@ fn root_listen_tls_and_limits_rules() {
             ),
             "limits.header_read_timeout",
         ),
+        (
+            format!(
+                "{}[limits]\nhttp2_max_control_frames = 9\n",
+                service("", "")
+            ),
+            "limits.http2_max_control_frames",
+        ),
     ];
     for (toml, field) in cases {
         assert_eq!(invalid_field(&toml), field, "{toml}");
@@ -119,7 +126,8 @@ fn root_listen_tls_and_limits_rules() {
     }
     accepted(&format!("workers = 1\n{}", service("", "")));
     accepted(&format!(
-        "{}[limits]\nmax_header_bytes = 8192\nmax_body_bytes = 1\nmax_connections = 1\n",
+        "{}[limits]\nmax_header_bytes = 8192\nmax_body_bytes = 1\nmax_connections = 1\n\
+         http2_max_control_frames = 10\n",
         service("", "")
     ));
     // The share from which room is made: anything above 0 up to the cap itself, integer or not.
@@ -475,6 +483,10 @@ fn out_of_range_values_are_refused() {
             "limits.max_header_bytes",
         ),
         (
+            limits("http2_max_control_frames = 1000001"),
+            "limits.http2_max_control_frames",
+        ),
+        (
             service("first_byte_timeout = \"400days\"", ""),
             "services.echo.first_byte_timeout",
         ),
@@ -491,7 +503,8 @@ fn out_of_range_values_are_refused() {
         assert_eq!(invalid_field(&toml), field, "{toml}");
     }
     accepted(&limits(
-        "max_connections = 16777216\nheader_read_timeout = \"365days\"",
+        "max_connections = 16777216\nheader_read_timeout = \"365days\"\n\
+         http2_max_control_frames = 1000000",
     ));
 
     let route = |keys: &str| {

@@ -15,12 +15,22 @@
 # --equal-work adds the same headers in nginx's and haproxy's copied configs, to compare the
 # proxies doing the same work (the files in the peers directory are not changed).
 #
+# The client side's protocol, measured the same way (the upstream side stays plain HTTP/1.1):
+#   (neither flag)  HTTP/1.1, wrk
+#   --tls           HTTP/1.1 over TLS, wrk: nginx-tls.conf, haproxy-tls.cfg, the gateway's https
+#                   listener, with a throwaway CA and certificate the script makes (test_cert)
+#   --h2            h2c with prior knowledge, h2load -t1 -cCONNECTIONS -mSTREAMS: nginx-h2c.conf,
+#                   haproxy.cfg (haproxy takes the h2 preface on a plain listener), the gateway's
+#                   plain listener
+#   --tls --h2      h2 over TLS chosen by ALPN, h2load, the TLS configs
+# h2load gives no percentiles: p50 and p99 come from its per-request log (--log-file).
+#
 # Usage: tests/load/bench-sync.sh [--rounds N] [--duration 5s] [--connections 50]
 #                                 [--upstream-delay-ms N] [--upstream-capacity N]
 #                                 [--skip-gateway] [--skip-build] [--peers DIR] [--base-port 18080]
-#                                 [--equal-work]
+#                                 [--equal-work] [--tls] [--h2] [--streams 1]
 # --base-port moves all five ports (upstream +0, nginx +1, haproxy +2, gateway +3, its admin +13)
-# when the usual ones are taken.
+# when the usual ones are taken. --streams is h2load's streams per connection (-m).
 # Run from anywhere; it builds the release binaries first unless --skip-build.
 set -euo pipefail
 
@@ -35,6 +45,9 @@ SKIP_GATEWAY=0
 SKIP_BUILD=0
 BASE_PORT=18080
 EQUAL_WORK=0
+TLS=0
+H2=0
+STREAMS=1
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -48,7 +61,10 @@ while [ $# -gt 0 ]; do
         --peers) PEERS="$2"; shift 2 ;;
         --base-port) BASE_PORT="$2"; shift 2 ;;
         --equal-work) EQUAL_WORK=1; shift ;;
-        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+        --tls) TLS=1; shift ;;
+        --h2) H2=1; shift ;;
+        --streams) STREAMS="$2"; shift 2 ;;
+        -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -63,10 +79,31 @@ HAPROXY_PORT=$((BASE_PORT + 2))
 GATEWAY_PORT=$((BASE_PORT + 3))
 GATEWAY_ADMIN_PORT=$((BASE_PORT + 13))
 
+# What the clients speak, and the peer configs and load tool for it.
+SCHEME=http
+NGINX_CONF=nginx.conf
+HAPROXY_CONF=haproxy.cfg
+if [ "$TLS" -eq 1 ]; then
+    SCHEME=https
+    NGINX_CONF=nginx-tls.conf
+    HAPROXY_CONF=haproxy-tls.cfg
+elif [ "$H2" -eq 1 ]; then
+    NGINX_CONF=nginx-h2c.conf
+fi
+case "$TLS$H2" in
+    00) PROTOCOL="HTTP/1.1" ;;
+    10) PROTOCOL="HTTP/1.1 over TLS" ;;
+    01) PROTOCOL="h2c (prior knowledge)" ;;
+    11) PROTOCOL="h2 over TLS (ALPN)" ;;
+esac
+
 # --- tools ---------------------------------------------------------------------------------
 # shellcheck source=tests/load/lib.sh
 source "$ROOT/tests/load/lib.sh"
-require_tools nginx haproxy wrk
+tools=(nginx haproxy curl)
+if [ "$H2" -eq 1 ]; then tools+=(h2load); else tools+=(wrk); fi
+[ "$TLS" -eq 1 ] && tools+=(openssl)
+require_tools "${tools[@]}"
 
 if [ "$SKIP_BUILD" -eq 0 ]; then
     echo "== building release binaries"
@@ -83,7 +120,7 @@ if [ "$SKIP_GATEWAY" -eq 0 ] && [ ! -x "$GATEWAY_BIN" ]; then
     echo "missing $GATEWAY_BIN (build it, or pass --skip-gateway)" >&2
     exit 2
 fi
-for f in nginx.conf haproxy.cfg; do
+for f in "$NGINX_CONF" "$HAPROXY_CONF"; do
     [ -f "$PEERS/$f" ] || { echo "missing $PEERS/$f (set --peers DIR)" >&2; exit 2; }
 done
 
@@ -101,13 +138,16 @@ upstream_args=(upstream --listen "127.0.0.1:$UPSTREAM_PORT" --delay-ms "$UPSTREA
 "$LOAD_BIN" "${upstream_args[@]}" >"$WORK/upstream.log" 2>&1 &
 PIDS+=($!)
 wait_port $UPSTREAM_PORT
+[ "$TLS" -eq 1 ] && test_cert "$WORK"
 
-# nginx: the peer config with its pid and error log moved into the work directory.
+# nginx: the peer config with its pid, error log and certificate moved into the work directory.
 sed -e "s|/tmp/lab-nginx.pid|$WORK/nginx.pid|" \
     -e "s|/tmp/lab-nginx-error.log|$WORK/nginx-error.log|" \
+    -e "s|/tmp/lab-cert.pem|$WORK/cert.pem|" \
+    -e "s|/tmp/lab-key.pem|$WORK/key.pem|" \
     -e "s|127.0.0.1:18081|127.0.0.1:$NGINX_PORT|" \
     -e "s|127.0.0.1:18080|127.0.0.1:$UPSTREAM_PORT|" \
-    "$PEERS/nginx.conf" >"$WORK/nginx.conf"
+    "$PEERS/$NGINX_CONF" >"$WORK/nginx.conf"
 if [ "$EQUAL_WORK" -eq 1 ]; then
     # The gateway's headers, both ways.
     sed -i 's|proxy_set_header Connection "";|&\
@@ -125,16 +165,17 @@ declare -A PID_OF=([nginx]=$!)
 # haproxy: the peer config; the server's maxconn follows the upstream's capacity when it has one.
 sed -e "s|127.0.0.1:18082|127.0.0.1:$HAPROXY_PORT|" \
     -e "s|127.0.0.1:18080|127.0.0.1:$UPSTREAM_PORT|" \
-    "$PEERS/haproxy.cfg" >"$WORK/haproxy.cfg"
+    -e "s|/tmp/lab-cert-key.pem|$WORK/cert-key.pem|" \
+    "$PEERS/$HAPROXY_CONF" >"$WORK/haproxy.cfg"
 if [ -n "$UPSTREAM_CAPACITY" ]; then
     sed -i -E "s/(server s1 [^ ]+ maxconn )[0-9]+/\1$UPSTREAM_CAPACITY/" "$WORK/haproxy.cfg"
 fi
 if [ "$EQUAL_WORK" -eq 1 ]; then
-    sed -i "s|^  bind 127.0.0.1:$HAPROXY_PORT\$|&\\
+    sed -i -E "s|^  bind 127.0.0.1:$HAPROXY_PORT( .*)?\$|&\\
   option forwardfor\\
   unique-id-format %[uuid()]\\
   http-request set-header X-Request-ID %[unique-id]\\
-  http-request set-header X-Forwarded-Proto http\\
+  http-request set-header X-Forwarded-Proto $SCHEME\\
   http-request set-header X-Forwarded-Host %[req.hdr(host)]\\
   http-response set-header X-Request-ID %[unique-id]|" "$WORK/haproxy.cfg"
     grep -q X-Request-ID "$WORK/haproxy.cfg" || { echo "could not add the headers to haproxy.cfg" >&2; exit 2; }
@@ -146,12 +187,20 @@ PID_OF[haproxy]=$!
 TARGETS=(nginx haproxy)
 declare -A PORT=([nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT [gateway]=$GATEWAY_PORT)
 if [ "$SKIP_GATEWAY" -eq 0 ]; then
+    if [ "$TLS" -eq 1 ]; then
+        LISTEN="https = \"127.0.0.1:$GATEWAY_PORT\"
+[tls]
+cert = \"$WORK/cert.pem\"
+key = \"$WORK/key.pem\""
+    else
+        LISTEN="http = \"127.0.0.1:$GATEWAY_PORT\""
+    fi
     cat >"$WORK/gateway.toml" <<EOF
 # Written by bench-sync.sh: one worker, a plain proxy to the upstream, no queue.
 workers = 1
 
 [listen]
-http = "127.0.0.1:$GATEWAY_PORT"
+$LISTEN
 
 [admin]
 listen = "127.0.0.1:$GATEWAY_ADMIN_PORT"
@@ -169,12 +218,22 @@ EOF
     PID_OF[gateway]=$!
     TARGETS=(gateway nginx haproxy)
 fi
+# curl speaks what the load tool will, and checks the certificate against the test CA.
+CURL=(curl -s -o /dev/null -w '%{http_code} HTTP/%{http_version}')
+[ "$TLS" -eq 1 ] && CURL+=(--cacert "$WORK/ca.pem")
+case "$TLS$H2" in
+    01) CURL+=(--http2-prior-knowledge) ;;
+    11) CURL+=(--http2) ;;
+    *) CURL+=(--http1.1) ;;
+esac
+WANT="200 HTTP/1.1"
+[ "$H2" -eq 1 ] && WANT="200 HTTP/2"
 for t in "${TARGETS[@]}"; do
     wait_port "${PORT[$t]}"
-    # Every target must answer 200 before it is measured.
-    code="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${PORT[$t]}/" || true)"
-    if [ "$code" != "200" ]; then
-        echo "$t answers $code instead of 200; logs in $WORK" >&2
+    # Every target must answer 200, in the protocol under test, before it is measured.
+    got="$("${CURL[@]}" "$SCHEME://127.0.0.1:${PORT[$t]}/" || true)"
+    if [ "$got" != "$WANT" ]; then
+        echo "$t answers \"$got\" instead of \"$WANT\"; logs in $WORK" >&2
         exit 1
     fi
 done
@@ -201,24 +260,59 @@ cpu_ticks() {
     echo "$total"
 }
 TICKS_PER_SECOND="$(getconf CLK_TCK)"
-run_wrk() { # target duration -> "req/s p50_ms p99_ms errors cpu_us_per_request"
-    local out before after
-    before="$(cpu_ticks "${PID_OF[$1]}")"
-    out="$(wrk -t1 -c"$CONNECTIONS" -d"$2" --latency "http://127.0.0.1:${PORT[$1]}/")"
-    after="$(cpu_ticks "${PID_OF[$1]}")"
-    local rps p50 p99 errors requests cpu
+# wrk, for HTTP/1.1: "req/s p50_ms p99_ms non-2xx requests".
+wrk_run() { # url duration
+    local out rps p50 p99 errors requests
+    out="$(wrk -t1 -c"$CONNECTIONS" -d"$2" --latency "$1")"
     rps="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
     p50="$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")"
     p99="$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")"
     errors="$(awk '/Non-2xx or 3xx responses:/ {print $5}' <<<"$out")"
     requests="$(awk '/requests in/ {print $1}' <<<"$out")"
+    echo "$rps $p50 $p99 ${errors:-0} $requests"
+}
+# h2load, for h2: the same figures, the percentiles from its per-request log (microseconds in the
+# third column; -1 as the status of a failed stream).
+h2load_run() { # url duration
+    local out rps finished ok p50 p99 log="$WORK/h2load.log"
+    out="$(h2load -t1 -c"$CONNECTIONS" -m"$STREAMS" -D "$2" --log-file="$log" "$1")"
+    rps="$(awk '/^finished in/ {print $4}' <<<"$out")"
+    finished="$(awk '/^requests:/ {print $6}' <<<"$out")"
+    ok="$(awk '/^status codes:/ {print $3}' <<<"$out")"
+    read -r p50 p99 < <(awk '{print $3}' "$log" | sort -n | awk '{v[NR] = $1} END {
+        i50 = int(NR * 0.50); i99 = int(NR * 0.99); if (i50 < 1) i50 = 1; if (i99 < 1) i99 = 1
+        printf "%.3f %.3f\n", v[i50] / 1000, v[i99] / 1000 }')
+    echo "$rps $p50 $p99 $((finished - ok)) $finished"
+}
+run_load() { # target duration -> "req/s p50_ms p99_ms errors cpu_us_per_request"
+    local before after rps p50 p99 errors requests cpu url="$SCHEME://127.0.0.1:${PORT[$1]}/"
+    before="$(cpu_ticks "${PID_OF[$1]}")"
+    if [ "$H2" -eq 1 ]; then
+        read -r rps p50 p99 errors requests < <(h2load_run "$url" "$2")
+    else
+        read -r rps p50 p99 errors requests < <(wrk_run "$url" "$2")
+    fi
+    after="$(cpu_ticks "${PID_OF[$1]}")"
     cpu="$(awk -v t=$((after - before)) -v hz="$TICKS_PER_SECOND" -v n="$requests" \
         'BEGIN { printf "%.2f", (n > 0 ? t / hz * 1e6 / n : 0) }')"
-    echo "$rps $p50 $p99 ${errors:-0} $cpu"
+    echo "$rps $p50 $p99 $errors $cpu"
 }
 
 echo "== machine: $(nproc) x $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r)"
-echo "== load: wrk -t1 -c$CONNECTIONS -d$DURATION, $ROUNDS rounds, targets in turn: ${TARGETS[*]}"
+if [ "$H2" -eq 1 ]; then
+    LOAD="h2load -t1 -c$CONNECTIONS -m$STREAMS -D $DURATION"
+else
+    LOAD="wrk -t1 -c$CONNECTIONS -d$DURATION"
+fi
+echo "== protocol: $PROTOCOL from the client, HTTP/1.1 to the upstream"
+if [ "$TLS" -eq 1 ]; then
+    for t in "${TARGETS[@]}"; do
+        tls="$(openssl s_client -connect "127.0.0.1:${PORT[$t]}" -alpn "$([ "$H2" -eq 1 ] && echo h2 || echo http/1.1)" </dev/null 2>/dev/null |
+            awk '/^New, / {v = $2; sub(/,$/, "", v); c = $NF} /^ALPN protocol:/ {a = $3} END {print v, c, "ALPN", (a ? a : "none")}')"
+        echo "== tls: $t $tls"
+    done
+fi
+echo "== load: $LOAD, $ROUNDS rounds, targets in turn: ${TARGETS[*]}"
 echo "== upstream: holdline-load upstream, delay ${UPSTREAM_DELAY_MS} ms, capacity ${UPSTREAM_CAPACITY:-unlimited}"
 if [ "$EQUAL_WORK" -eq 1 ]; then
     echo "== equal work: nginx and haproxy add x-forwarded-for/-proto/-host and x-request-id as the gateway does"
@@ -226,12 +320,12 @@ else
     echo "== peer configs as given: only the gateway adds forwarding headers and request ids"
 fi
 for t in "${TARGETS[@]}"; do
-    run_wrk "$t" 1s >/dev/null # warm-up: connections, caches, the kernel's socket buffers
+    run_load "$t" 1s >/dev/null # warm-up: connections, caches, the kernel's socket buffers
 done
 printf '%-6s %-8s %12s %10s %10s %8s %12s\n' round target "req/s" "p50 ms" "p99 ms" non-2xx "cpu us/req"
 for round in $(seq 1 "$ROUNDS"); do
     for t in "${TARGETS[@]}"; do
-        read -r rps p50 p99 errors cpu < <(run_wrk "$t" "$DURATION")
+        read -r rps p50 p99 errors cpu < <(run_load "$t" "$DURATION")
         printf '%-6s %-8s %12.0f %10.3f %10.3f %8s %12s\n' "$round" "$t" "$rps" "$p50" "$p99" "$errors" "$cpu"
         printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$rps" "$p50" "$p99" "$cpu" "$round" >>"$RESULTS"
     done

@@ -1,7 +1,8 @@
 # Helpers shared by the benchmark scripts of tests/load (sourced, not run).
 #
 #   require_tools TOOL...   installs the missing ones from Debian's packages (the package of the
-#                           tool's name, except perf: linux-perf, objdump: binutils); needs root
+#                           tool's name, except perf: linux-perf, objdump: binutils, h2load:
+#                           nghttp2-client); needs root
 #   start_work              makes $WORK (a temporary directory) and $PIDS; on exit every PID in
 #                           $PIDS is killed and waited for, and $WORK removed
 #   port_busy PORT          whether something listens on 127.0.0.1:PORT
@@ -10,6 +11,9 @@
 #   plain_gateway_config PORT UPSTREAM_PORT
 #                           prints a gateway config: one worker on 127.0.0.1:PORT, no admin
 #                           listener, everything proxied to 127.0.0.1:UPSTREAM_PORT
+#   test_cert DIR           writes a throwaway CA (DIR/ca.pem) and an ECDSA P-256 certificate it
+#                           signed for 127.0.0.1 and localhost, valid for two days: DIR/cert.pem,
+#                           its key DIR/key.pem (PKCS#8), and both in DIR/cert-key.pem (haproxy)
 
 require_tools() {
     local missing=() tool
@@ -33,6 +37,7 @@ package_of() {
     case "$1" in
         perf) echo linux-perf ;;
         objdump) echo binutils ;;
+        h2load) echo nghttp2-client ;;
         *) echo "$1" ;;
     esac
 }
@@ -79,4 +84,17 @@ endpoints = ["http://127.0.0.1:$2"]
 prefix = "/"
 service = "up"
 TOML
+}
+
+test_cert() {
+    local dir="$1"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -noenc -days 2 \
+        -subj "/CN=holdline benchmark CA" -keyout "$dir/ca-key.pem" -out "$dir/ca.pem" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -noenc -subj "/CN=127.0.0.1" \
+        -keyout "$dir/key.pem" -out "$dir/cert.csr" 2>/dev/null
+    printf '%s\n' "subjectAltName = IP:127.0.0.1, DNS:localhost" "basicConstraints = CA:FALSE" \
+        "keyUsage = digitalSignature" "extendedKeyUsage = serverAuth" >"$dir/cert.ext"
+    openssl x509 -req -in "$dir/cert.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca-key.pem" \
+        -CAcreateserial -days 2 -extfile "$dir/cert.ext" -out "$dir/cert.pem" 2>/dev/null
+    cat "$dir/cert.pem" "$dir/key.pem" >"$dir/cert-key.pem"
 }

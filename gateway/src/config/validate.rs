@@ -127,6 +127,13 @@ impl Config {
                 "must be a share of max_connections: above 0 and at most 1",
             ));
         }
+        // A client's preface SETTINGS and the first keepalive pings must fit.
+        if self.limits.http2_max_control_frames < 10 {
+            return Err(invalid(
+                "limits.http2_max_control_frames",
+                "must be at least 10",
+            ));
+        }
         positive(
             "limits.header_read_timeout".into(),
             self.limits.header_read_timeout,
@@ -220,6 +227,11 @@ impl Config {
             "limits.max_header_bytes".into(),
             self.limits.max_header_bytes,
             16 * 1024 * 1024,
+        )?;
+        at_most(
+            "limits.http2_max_control_frames".into(),
+            self.limits.http2_max_control_frames as usize,
+            1_000_000,
         )?;
         for (field, value) in self.durations() {
             if value > MAX_DURATION {

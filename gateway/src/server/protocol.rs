@@ -5,7 +5,8 @@
 //! request head in one go. A TLS connection speaks what ALPN negotiated.
 //!
 //! HTTP/1.1, plain or over TLS, is served by the gateway's own connection ([`h1`]); HTTP/2 by
-//! hyper.
+//! hyper, over a transport that ends a connection flooding control frames
+//! ([`control_frames`]).
 //!
 //! Why not hyper-util's `auto` builder: it reads the first bytes itself and replays them, so the
 //! HTTP/1 parser first sees a fragment of the head and then grows its read buffer from 8 to
@@ -14,6 +15,7 @@
 //! waits in the queue, when thousands of them are open at once. Each protocol's connection is
 //! boxed here, so a connection costs what its own protocol needs.
 
+use super::control_frames::{self, ControlFrames, Flood, Peer};
 use super::h1::{self, Transport};
 use super::head_timeout::HeadTimeouts;
 use super::room::Room;
@@ -61,6 +63,10 @@ pub(super) struct Protocols {
     parked: prometheus::IntGauge,
     /// Connection slots, and what can be let go to free them.
     room: Arc<Room>,
+    /// Most control frames an HTTP/2 client may send per [`control_frames::WINDOW`].
+    max_control_frames: u32,
+    /// HTTP/2 connections ended for a flood of control frames, by frame kind.
+    floods: prometheus::IntCounterVec,
 }
 
 // === impl Protocols ===
@@ -90,6 +96,8 @@ impl Protocols {
             max_head: config.limits.max_header_bytes,
             parked: metrics.parked_calls.clone(),
             room,
+            max_control_frames: config.limits.http2_max_control_frames,
+            floods: metrics.http2_floods.clone(),
         }
     }
 
@@ -183,7 +191,7 @@ impl Protocols {
     /// Serves an HTTP/2 connection with hyper.
     pub(super) async fn serve_http2<IO, S>(&self, drain: CancellationToken, io: IO, stack: S)
     where
-        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Peer + Unpin + Send + 'static,
         S: Stack,
     {
         let activity = Arc::new(Activity::default());
@@ -191,12 +199,26 @@ impl Protocols {
             stack,
             activity: activity.clone(),
         });
+        let peer = io.peer_addr();
+        let flood = Arc::new(Flood::default());
+        let io = ControlFrames::new(io, self.max_control_frames, flood.clone());
         let connection = self.http2.serve_connection(TokioIo::new(io), service);
-        let idle = Idle {
+        let ends = Ends {
+            drain: &drain,
             activity: &activity,
             timeouts: &self.timeouts,
+            flood: &flood,
         };
-        let result = Box::pin(until_drained(connection, &drain, idle, |c| {
+        let flooded = |kind: control_frames::Counted| {
+            self.floods.with_label_values(&[kind.label()]).inc();
+            tracing::info!(
+                client = ?peer,
+                frame = kind.label(),
+                limit = self.max_control_frames,
+                "ending an HTTP/2 connection that sent too many control frames"
+            );
+        };
+        let result = Box::pin(until_drained(connection, ends, flooded, |c| {
             c.graceful_shutdown();
         }))
         .await;
@@ -322,51 +344,86 @@ impl<F> Drop for Tracked<F> {
     }
 }
 
-/// When an HTTP/2 connection counts as idle: no call in flight for the header read timeout in
-/// force (the same limit an idle HTTP/1.1 keep-alive connection has). A client that only
-/// answers pings does not keep its connection, and so a slot, forever.
-struct Idle<'a> {
+/// What ends an HTTP/2 connection before its client closes it: the gateway draining; being
+/// idle, which is no call in flight for the header read timeout in force (the same limit an
+/// idle HTTP/1.1 keep-alive connection has), so that a client that only answers pings does not
+/// keep its connection, and so a slot, forever; or a flood of control frames.
+struct Ends<'a> {
+    drain: &'a CancellationToken,
     activity: &'a Activity,
     timeouts: &'a HeadTimeouts,
+    flood: &'a Flood,
 }
 
-/// Runs a connection; once `drain` is cancelled or the connection has been idle too long, it
-/// asks the connection to finish the requests in flight (`graceful` is the protocol's
-/// `graceful_shutdown`: streams under way still end) and runs it to its end.
+/// Why a connection is being ended.
+enum Ending {
+    Drain,
+    Idle,
+    Flood,
+}
+
+/// Runs a connection until one of `ends` comes; then it asks the connection to finish the
+/// requests in flight (`graceful` is the protocol's `graceful_shutdown`: GOAWAY, and streams
+/// under way still end) and runs it to its end. `flooded` hears of a flood (with the kind of
+/// frame that went over the limit) as soon as it is found.
 async fn until_drained<C>(
     connection: C,
-    drain: &CancellationToken,
-    idle: Idle<'_>,
+    ends: Ends<'_>,
+    flooded: impl FnOnce(control_frames::Counted),
     graceful: impl FnOnce(Pin<&mut C>),
 ) -> hyper::Result<()>
 where
     C: Future<Output = hyper::Result<()>>,
 {
     let mut connection = std::pin::pin!(connection);
-    let mut ticks = tokio::time::interval(idle.timeouts.tick());
+    let mut ticks = tokio::time::interval(ends.timeouts.tick());
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let idled = loop {
+    let ending = loop {
         tokio::select! {
-            result = connection.as_mut() => return result,
-            () = drain.cancelled() => break false,
+            polled = until_flood(connection.as_mut(), ends.flood) => match polled {
+                Ok(result) => return result,
+                Err(kind) => {
+                    flooded(kind);
+                    break Ending::Flood;
+                }
+            },
+            () = ends.drain.cancelled() => break Ending::Drain,
             _ = ticks.tick() => {
-                if idle.activity.idle_for() >= idle.timeouts.current() {
+                if ends.activity.idle_for() >= ends.timeouts.current() {
                     tracing::debug!("closing an idle HTTP/2 connection");
-                    break true;
+                    break Ending::Idle;
                 }
             }
         }
     };
     graceful(connection.as_mut());
-    if !idled {
-        return connection.await;
-    }
-    // A graceful close waits for the client to acknowledge a ping; one that never does is let
-    // go after another timeout (nothing is in flight on an idle connection).
-    match tokio::time::timeout(idle.timeouts.current(), connection).await {
+    let grace = match ending {
+        Ending::Drain => return connection.await,
+        // A graceful close waits for the client to acknowledge a ping; one that never does is
+        // let go after another timeout (nothing is in flight on an idle connection).
+        Ending::Idle => ends.timeouts.current(),
+        // The transport reads nothing more, so the ping is never acknowledged: the GOAWAY and
+        // responses under way go out, then the connection closes.
+        Ending::Flood => control_frames::FLOOD_GRACE,
+    };
+    match tokio::time::timeout(grace, connection).await {
         Ok(result) => result,
         Err(_) => Ok(()),
     }
+}
+
+/// Polls `connection` until it ends, or until a poll leaves `flood` marked (the transport is
+/// read within the connection's polls): `Err` with the kind of frame that went over the limit.
+fn until_flood<'a, C: Future>(
+    mut connection: Pin<&'a mut C>,
+    flood: &'a Flood,
+) -> impl Future<Output = Result<C::Output, control_frames::Counted>> + 'a {
+    std::future::poll_fn(move |cx| match connection.as_mut().poll(cx) {
+        Poll::Ready(output) => Poll::Ready(Ok(output)),
+        Poll::Pending => flood
+            .kind()
+            .map_or(Poll::Pending, |kind| Poll::Ready(Err(kind))),
+    })
 }
 
 /// The protocol a TLS connection negotiated with ALPN; HTTP/1.1 when none was.
@@ -422,6 +479,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
         let n = self.prefix.len().min(buf.remaining());
         buf.put_slice(&self.prefix.split_to(n));
         Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: Peer> Peer for Prefixed<T> {
+    fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        self.inner.peer_addr()
     }
 }
 
