@@ -8,6 +8,7 @@ use crate::metrics::{
 };
 use crate::observe::{DeliveryPath, QueueOutcome};
 use crate::queue::mode::Mode;
+use crate::supervise::Task;
 use serde_json::json;
 use std::collections::BTreeMap;
 
@@ -56,6 +57,7 @@ fn label_values() -> BTreeMap<&'static str, Vec<&'static str>> {
         ),
         ("result", RELOAD_RESULTS.to_vec()),
         ("kind", UPSTREAM_ERROR_KINDS.to_vec()),
+        ("task", Task::ALL.iter().map(|t| t.as_str()).collect()),
         (
             "reason",
             UNANSWERED_REASONS

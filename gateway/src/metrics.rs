@@ -51,6 +51,8 @@ pub(crate) struct Metrics {
     pub(crate) config_reloads: IntCounterVec,
     /// Failed exchanges with endpoints by service and kind (`connect`, `timeout`, `exchange`).
     pub(crate) upstream_errors: IntCounterVec,
+    /// Restarts of background tasks after a failure, by task ([`crate::supervise::Task`]).
+    pub(crate) task_restarts: IntCounterVec,
 }
 
 /// One metric as the gateway exports it; `gateway describe` prints the whole [`CATALOGUE`].
@@ -214,6 +216,13 @@ const UPSTREAM_ERRORS: MetricSpec = spec(
     &["service", "kind"],
 );
 
+const TASK_RESTARTS: MetricSpec = spec(
+    "holdline_task_restarts_total",
+    Kind::Counter,
+    "Background tasks restarted after a failure, by task",
+    &["task"],
+);
+
 /// The values of `holdline_config_reloads_total`'s `result` label.
 pub(crate) const RELOAD_RESULTS: [&str; 2] = ["success", "failure"];
 /// The values of `holdline_upstream_errors_total`'s `kind` label: the connection could not be
@@ -291,6 +300,7 @@ pub(crate) const CATALOGUE: &[MetricSpec] = &[
     BUILD_INFO,
     CONFIG_RELOADS,
     UPSTREAM_ERRORS,
+    TASK_RESTARTS,
 ];
 
 // === impl Metrics ===
@@ -358,6 +368,7 @@ impl Metrics {
             connections_refused: counter(CONNECTIONS_REFUSED),
             config_reloads: counter(CONFIG_RELOADS),
             upstream_errors: counter(UPSTREAM_ERRORS),
+            task_restarts: counter(TASK_RESTARTS),
             registry,
         }
     }

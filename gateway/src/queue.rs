@@ -17,6 +17,7 @@ pub(crate) use results::{Fetched, RESULTS_PREFIX, fetch};
 
 use crate::config::{QueueConfig, Redis};
 use crate::metrics::Metrics;
+use crate::supervise::Supervisor;
 use mode::{Decision, ModeMachine, Signal, Switch};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use replies::Replies;
@@ -36,6 +37,8 @@ pub(crate) struct Queue {
     replies: Replies,
     forget: forget::Forgetter,
     metrics: Arc<Metrics>,
+    /// Runs the listener, the forgetter and every service's depth poller.
+    supervisor: Arc<Supervisor>,
     /// `[redis] max_used_bytes`, and Redis's `used_memory` as last polled.
     max_used_bytes: Option<u64>,
     used_bytes: AtomicU64,
@@ -68,8 +71,12 @@ pub(crate) struct ServiceQueue {
 
 impl Queue {
     /// Connects lazily (the gateway starts even while Redis is down) and starts the reply
-    /// listener, which ends once the queue is dropped.
-    pub(crate) fn start(config: &Redis, metrics: Arc<Metrics>) -> Result<Arc<Self>, QueueError> {
+    /// listener and the forgetter under `supervisor`; they end once the queue is dropped.
+    pub(crate) fn start(
+        config: &Redis,
+        metrics: Arc<Metrics>,
+        supervisor: Arc<Supervisor>,
+    ) -> Result<Arc<Self>, QueueError> {
         let client = redis::Client::open(config.url.as_str()).map_err(QueueError::Url)?;
         let conn_config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(COMMAND_TIMEOUT))
@@ -85,7 +92,8 @@ impl Queue {
         let queue = Arc::new(Self {
             reply_stream: holdline_protocol::keys::reply_stream(&gateway_id),
             client,
-            forget: forget::Forgetter::spawn(conn.clone()),
+            forget: forget::Forgetter::spawn(conn.clone(), &supervisor),
+            supervisor,
             conn,
             gateway_id,
             replies: Replies::default(),

@@ -1,7 +1,7 @@
 //! The queue against a real `redis-server`: a service that went quiet after an overload leaves
 //! the queue by time alone once its backlog is gone, with no further request (otherwise every
-//! later call would pay the queue path and the stuck-in-queue alert would fire); and the byte
-//! budgets refuse what would fill Redis.
+//! later call would pay the queue path and the stuck-in-queue alert would fire); the byte
+//! budgets refuse what would fill Redis; a failed reply listener is restarted.
 
 mod support;
 
@@ -9,7 +9,9 @@ use holdline_gateway::body;
 use holdline_testkit::RedisServer;
 use http::Request;
 use std::time::Duration;
-use support::{LISTEN, TestGateway, client, dead_addr, eventually, metric, one_service, send};
+use support::{
+    LISTEN, TestGateway, Worker, client, dead_addr, eventually, metric, one_service, send,
+};
 
 #[tokio::test]
 async fn an_idle_service_returns_to_sync_once_its_backlog_is_gone() {
@@ -135,4 +137,52 @@ async fn redis_past_its_memory_budget_refuses_calls() {
     assert!(refused.header("retry-after").is_some());
     // A 2 MiB margin: stream entries, tickets and buffers take some of it.
     assert!((2..=16).contains(&accepted), "{accepted} accepted");
+}
+
+/// The reply listener dies (a panic injected through the debug-build hook): the gateway says
+/// it is not ready, and a held call meanwhile waits out its hold for a `202`, since nobody reads
+/// its reply. The supervisor restarts the listener once the fault is gone, the gateway is ready
+/// again, and held calls get their answers.
+#[tokio::test]
+async fn a_failed_reply_listener_is_restarted_and_held_calls_are_answered_again() {
+    let redis = RedisServer::start();
+    let gw = unconsumed(
+        &redis,
+        "hold = \"1s\"\nmin_queue_time = \"60s\"\nmin_queue_requests = 1000",
+        "",
+    )
+    .await;
+    let _worker = Worker::start(&redis.url(), "flood", "w1");
+    let ready = || async { support::get(&gw.admin_url("/readyz")).await.status };
+    let answered = |reply: &support::Reply| {
+        reply.status == 200
+            && reply.text() == "answered w1"
+            && reply.header("holdline-path") == Some("queue")
+    };
+
+    let reply = support::get(&gw.url("/before")).await;
+    assert!(answered(&reply), "{} {}", reply.status, reply.text());
+    assert_eq!(ready().await, 200);
+
+    gw.shared.inject_task_failure("replies", true);
+    let down = eventually(Duration::from_secs(10), || async { ready().await == 503 }).await;
+    assert!(down, "/readyz stayed ready with the reply listener gone");
+    let reply = support::get(&gw.url("/during")).await;
+    assert_eq!(reply.status, 202, "{}", reply.text());
+    let metrics = gw.metrics().await;
+    assert_eq!(metric(&metrics, "holdline_redis_up", &[]), Some(0.0));
+
+    gw.shared.inject_task_failure("replies", false);
+    let up = eventually(Duration::from_secs(40), || async { ready().await == 200 }).await;
+    assert!(up, "/readyz did not recover");
+    let reply = support::get(&gw.url("/after")).await;
+    assert!(answered(&reply), "{} {}", reply.status, reply.text());
+    let metrics = gw.metrics().await;
+    let restarts = metric(
+        &metrics,
+        "holdline_task_restarts_total",
+        &[("task", "replies")],
+    );
+    assert!(restarts >= Some(1.0), "{metrics}");
+    assert_eq!(metric(&metrics, "holdline_redis_up", &[]), Some(1.0));
 }

@@ -4,9 +4,10 @@
 //! so that requests enqueued before any instance starts are delivered once one does.
 
 use super::{Queue, ServiceQueue};
+use crate::supervise::{Finished, Task};
 use holdline_protocol::{CONSUMER_GROUP, keys, unix_ms_now};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 const INTERVAL: Duration = Duration::from_millis(250);
@@ -18,82 +19,95 @@ fn used_memory(info: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// Starts the poller; it ends once the service's queue state is dropped.
+/// Starts the poller under the queue's supervisor; it ends once the service's queue state is
+/// dropped.
 pub(super) fn spawn_poller(state: &Arc<ServiceQueue>, queue: &Arc<Queue>) {
     let weak = Arc::downgrade(state);
-    let queue = Arc::downgrade(queue);
-    let queue_weak = queue.clone();
-    let stream = keys::request_stream(&state.service);
-    tokio::spawn(async move {
-        let mut polls: u64 = 0;
-        loop {
-            let (Some(state), Some(queue)) = (weak.upgrade(), queue.upgrade()) else {
-                return;
-            };
-            let mut conn = queue.conn();
-            drop(queue);
-            // Create the group now and every few seconds: a Redis that restarted empty has lost it.
-            if polls.is_multiple_of(20) {
-                let created: redis::RedisResult<()> = redis::cmd("XGROUP")
-                    .arg("CREATE")
-                    .arg(&stream)
-                    .arg(CONSUMER_GROUP)
-                    .arg("0")
-                    .arg("MKSTREAM")
-                    .query_async(&mut conn)
-                    .await;
-                if let Err(error) = created
-                    && error.code() != Some("BUSYGROUP")
-                {
-                    tracing::debug!(%error, "cannot create the consumer group yet");
-                    polls = polls.wrapping_sub(1);
-                }
-            }
-            type Polled = (u64, Vec<(String, redis::Value)>, Option<u64>, String);
-            let polled: redis::RedisResult<Polled> = redis::pipe()
-                .cmd("XLEN")
+    let queue_weak = Arc::downgrade(queue);
+    queue
+        .supervisor
+        .spawn(Task::Depth, &state.service, move || {
+            poll(weak.clone(), queue_weak.clone())
+        });
+}
+
+/// Polls every [`INTERVAL`] until the service's queue state or the queue is gone.
+async fn poll(weak: Weak<ServiceQueue>, queue_weak: Weak<Queue>) -> Finished {
+    let Some(stream) = weak
+        .upgrade()
+        .map(|state| keys::request_stream(&state.service))
+    else {
+        return Finished;
+    };
+    let mut polls: u64 = 0;
+    loop {
+        let (Some(state), Some(queue)) = (weak.upgrade(), queue_weak.upgrade()) else {
+            return Finished;
+        };
+        queue.supervisor.checkpoint(Task::Depth);
+        let mut conn = queue.conn();
+        drop(queue);
+        // Create the group now and every few seconds: a Redis that restarted empty has lost it.
+        if polls.is_multiple_of(20) {
+            let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+                .arg("CREATE")
                 .arg(&stream)
-                .cmd("XRANGE")
-                .arg(&stream)
-                .arg("-")
-                .arg("+")
-                .arg("COUNT")
-                .arg(1)
-                .cmd("MEMORY")
-                .arg("USAGE")
-                .arg(&stream)
-                .cmd("INFO")
-                .arg("memory")
+                .arg(CONSUMER_GROUP)
+                .arg("0")
+                .arg("MKSTREAM")
                 .query_async(&mut conn)
                 .await;
-            if let Ok((depth, oldest, bytes, info)) = polled {
-                state.depth.store(depth, Ordering::Relaxed);
-                state.bytes.store(bytes.unwrap_or(0), Ordering::Relaxed);
-                if let Some(used) = used_memory(&info)
-                    && let Some(queue) = queue_weak.upgrade()
-                {
-                    queue.used_bytes.store(used, Ordering::Relaxed);
-                }
-                state.tick(depth);
-                let labels = [&*state.service];
-                state
-                    .metrics
-                    .queue_depth
-                    .with_label_values(&labels)
-                    .set(depth as i64);
-                let lag_ms = oldest
-                    .first()
-                    .and_then(|(id, _)| id.split('-').next()?.parse::<u64>().ok())
-                    .map_or(0, |enqueued| unix_ms_now().saturating_sub(enqueued));
-                state
-                    .metrics
-                    .queue_lag
-                    .with_label_values(&labels)
-                    .set(lag_ms as f64 / 1000.0);
+            if let Err(error) = created
+                && error.code() != Some("BUSYGROUP")
+            {
+                tracing::debug!(%error, "cannot create the consumer group yet");
+                polls = polls.wrapping_sub(1);
             }
-            drop(state);
-            polls = polls.wrapping_add(1);
-            tokio::time::sleep(INTERVAL).await;
         }
-    });
+        type Polled = (u64, Vec<(String, redis::Value)>, Option<u64>, String);
+        let polled: redis::RedisResult<Polled> = redis::pipe()
+            .cmd("XLEN")
+            .arg(&stream)
+            .cmd("XRANGE")
+            .arg(&stream)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(1)
+            .cmd("MEMORY")
+            .arg("USAGE")
+            .arg(&stream)
+            .cmd("INFO")
+            .arg("memory")
+            .query_async(&mut conn)
+            .await;
+        if let Ok((depth, oldest, bytes, info)) = polled {
+            state.depth.store(depth, Ordering::Relaxed);
+            state.bytes.store(bytes.unwrap_or(0), Ordering::Relaxed);
+            if let Some(used) = used_memory(&info)
+                && let Some(queue) = queue_weak.upgrade()
+            {
+                queue.used_bytes.store(used, Ordering::Relaxed);
+            }
+            state.tick(depth);
+            let labels = [&*state.service];
+            state
+                .metrics
+                .queue_depth
+                .with_label_values(&labels)
+                .set(depth as i64);
+            let lag_ms = oldest
+                .first()
+                .and_then(|(id, _)| id.split('-').next()?.parse::<u64>().ok())
+                .map_or(0, |enqueued| unix_ms_now().saturating_sub(enqueued));
+            state
+                .metrics
+                .queue_lag
+                .with_label_values(&labels)
+                .set(lag_ms as f64 / 1000.0);
+        }
+        drop(state);
+        polls = polls.wrapping_add(1);
+        tokio::time::sleep(INTERVAL).await;
+    }
 }
