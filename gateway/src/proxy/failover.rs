@@ -145,7 +145,7 @@ async fn enqueue(
         mut headers,
         ..
     } = head;
-    prepare_headers(&mut headers, &uri, conn, &route.service);
+    prepare_headers(&mut headers, &uri, conn, &route.service, &route.service);
     // The endpoint's base path, as the sync path sends it (every endpoint of a queue-enabled
     // service shares one: `config/validate.rs`).
     let target = route.rewrite(path_and_query(&uri));
