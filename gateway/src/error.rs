@@ -43,6 +43,10 @@ pub(crate) enum ProxyError {
     /// The service's queue is at its limit (`max_depth`, or its byte budget).
     #[error("the queue is full")]
     QueueFull,
+    /// Nobody has read the service's queue for `no_consumer_timeout`: no instance would take
+    /// the call.
+    #[error("no instance reads the service's queue")]
+    NoConsumer,
     /// `CONNECT` or `TRACE`: a reverse proxy that opens no tunnels answers them itself (a `2xx`
     /// to `CONNECT` would tell the client a tunnel is open; `TRACE` would echo its credentials).
     #[error("method not allowed")]
@@ -70,7 +74,8 @@ impl ProxyError {
             | Self::NoCapacity(_)
             | Self::UpstreamFull
             | Self::QueueUnavailable(_)
-            | Self::QueueFull => StatusCode::SERVICE_UNAVAILABLE,
+            | Self::QueueFull
+            | Self::NoConsumer => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
@@ -92,6 +97,7 @@ impl ProxyError {
             Self::ClientBody(_) => "the request body could not be read",
             Self::QueueUnavailable(_) => "the queue is unavailable",
             Self::QueueFull => "the queue is full",
+            Self::NoConsumer => "no instance of the service is reading its queue",
             Self::MethodNotAllowed => "CONNECT and TRACE are not allowed",
         }
     }
@@ -197,6 +203,7 @@ mod tests {
             (ProxyError::Timeout, 504, true),
             (ProxyError::UpstreamFull, 503, false),
             (ProxyError::BodyTooLarge, 413, false),
+            (ProxyError::NoConsumer, 503, false),
         ];
         for (error, status, processed) in cases {
             assert_eq!(error.status().as_u16(), status, "{error}");

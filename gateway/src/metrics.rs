@@ -32,6 +32,8 @@ pub(crate) struct Metrics {
     pub queue_depth: IntGaugeVec,
     /// Age of the oldest request in a service's queue, in seconds.
     pub queue_lag: GaugeVec,
+    /// Instances (consumers) that read a service's queue within its `no_consumer_timeout`.
+    pub(crate) queue_consumers: IntGaugeVec,
     /// How long a held call waited for its reply, by service.
     pub hold_duration: HistogramVec,
     /// Queued calls by service and outcome ([`crate::observe::QueueOutcome`]).
@@ -144,6 +146,12 @@ const QUEUE_LAG: MetricSpec = spec(
     "holdline_queue_lag_seconds",
     Kind::Gauge,
     "Age of the oldest request in the queue",
+    &["service"],
+);
+const QUEUE_CONSUMERS: MetricSpec = spec(
+    "holdline_queue_consumers",
+    Kind::Gauge,
+    "Instances that read the service's queue within its no_consumer_timeout",
     &["service"],
 );
 const HOLD_DURATION: MetricSpec = spec(
@@ -290,6 +298,7 @@ pub(crate) const CATALOGUE: &[MetricSpec] = &[
     MODE_SWITCHES,
     QUEUE_DEPTH,
     QUEUE_LAG,
+    QUEUE_CONSUMERS,
     HOLD_DURATION,
     QUEUE_REPLIES,
     ASYNC_ACCEPTED,
@@ -359,6 +368,7 @@ impl Metrics {
             mode_switches: counter(MODE_SWITCHES),
             queue_depth: gauge(QUEUE_DEPTH),
             queue_lag,
+            queue_consumers: gauge(QUEUE_CONSUMERS),
             hold_duration: histogram(HOLD_DURATION),
             queue_replies: counter(QUEUE_REPLIES),
             async_accepted: counter(ASYNC_ACCEPTED),

@@ -3,8 +3,10 @@
 //! [`Queue`] is one per gateway process: a command connection (multiplexed, reconnecting, with a
 //! short response timeout so Redis trouble turns into a quick `503`, never a hung client) and a
 //! dedicated connection that blocks reading this replica's reply stream ([`replies`]). Each
-//! queue-enabled service has a [`ServiceQueue`]: its mode machine ([`mode`]) and its depth poller.
+//! queue-enabled service has a [`ServiceQueue`]: its mode machine ([`mode`]) and its depth poller,
+//! which also watches whether anybody reads the service's queue ([`consumers`]).
 
+mod consumers;
 mod deliver;
 mod depth;
 mod forget;
@@ -21,7 +23,7 @@ use crate::supervise::Supervisor;
 use mode::{Decision, ModeMachine, Signal, Switch};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use replies::Replies;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -64,6 +66,9 @@ pub(crate) struct ServiceQueue {
     depth: AtomicU64,
     /// Bytes the request stream takes in Redis, as last polled.
     bytes: AtomicU64,
+    /// Nobody has read the queue for `no_consumer_timeout`, as last polled: queue-path calls
+    /// are refused rather than held for nobody.
+    unattended: AtomicBool,
     metrics: Arc<Metrics>,
 }
 
@@ -136,6 +141,7 @@ impl ServiceQueue {
             mode: Mutex::new(ModeMachine::new(config.clone())),
             depth: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            unattended: AtomicBool::new(false),
             metrics,
         });
         state.publish_mode(mode::Mode::Sync);
@@ -189,6 +195,34 @@ impl ServiceQueue {
     pub(crate) fn is_full(&self) -> bool {
         self.depth() >= self.config.max_depth
             || self.bytes.load(Ordering::Relaxed) >= self.config.max_queue_bytes
+    }
+
+    /// Whether nobody has read the service's queue for `no_consumer_timeout`, as last polled.
+    pub(crate) fn is_unattended(&self) -> bool {
+        self.unattended.load(Ordering::Relaxed)
+    }
+
+    /// Takes what the poller saw of the queue's consumers; logs when the queue is left without
+    /// one and when one is back.
+    fn set_attendance(&self, seen: consumers::Seen) {
+        let timeout = self.config.no_consumer_timeout;
+        let unattended = seen.quiet_for >= timeout;
+        self.metrics
+            .queue_consumers
+            .with_label_values(&[&*self.service])
+            .set(i64::try_from(seen.live).unwrap_or(i64::MAX));
+        if self.unattended.swap(unattended, Ordering::Relaxed) == unattended {
+            return;
+        }
+        if unattended {
+            tracing::error!(service = %self.service, quiet_for = ?seen.quiet_for,
+                "no instance reads the queue of service {:?}: queue-path calls get 503 until one \
+                 does (is an instance running with --service {:?} and this Redis?)",
+                self.service, self.service);
+        } else {
+            tracing::info!(service = %self.service, consumers = seen.live,
+                "an instance reads the queue again: queue-path calls are taken again");
+        }
     }
 
     fn machine(&self) -> std::sync::MutexGuard<'_, ModeMachine> {

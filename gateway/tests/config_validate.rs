@@ -328,6 +328,7 @@ fn queue_rules() {
             "max_body_bytes = 2048\nmax_queue_bytes = 1024",
             "max_queue_bytes",
         ),
+        ("no_consumer_timeout = \"4999ms\"", "no_consumer_timeout"),
     ];
     for (keys, field) in cases {
         assert_eq!(
@@ -337,7 +338,7 @@ fn queue_rules() {
         );
     }
     accepted(&queue(
-        "probe_share = 1.0\nlatency_factor = 1.01\nmax_depth = 1\nmax_body_bytes = 536870912\nmax_queue_bytes = 536870912",
+        "probe_share = 1.0\nlatency_factor = 1.01\nmax_depth = 1\nmax_body_bytes = 536870912\nmax_queue_bytes = 536870912\nno_consumer_timeout = \"5s\"",
     ));
     // A disabled queue is not checked at all.
     accepted(&service(

@@ -186,3 +186,55 @@ async fn a_failed_reply_listener_is_restarted_and_held_calls_are_answered_again(
     assert!(restarts >= Some(1.0), "{metrics}");
     assert_eq!(metric(&metrics, "holdline_redis_up", &[]), Some(1.0));
 }
+
+/// Nobody reads a service's queue (its instances are down, or carry another name, as `w0`
+/// here does): once `no_consumer_timeout` has passed, queue-path calls get `503` with
+/// `Retry-After` at once instead of a held call and a `202` for a result that never comes.
+/// Once an instance of the service reads the queue, calls are held and answered again.
+#[tokio::test]
+async fn a_queue_nobody_reads_refuses_calls_until_an_instance_reads_it() {
+    let redis = RedisServer::start();
+    let gw = unconsumed(
+        &redis,
+        "hold = \"1s\"\nno_consumer_timeout = \"5s\"\nmin_queue_time = \"60s\"\nmin_queue_requests = 1000",
+        "",
+    )
+    .await;
+    let _misnamed = Worker::start(&redis.url(), "flod", "w0");
+    let consumers = || async {
+        metric(
+            &gw.metrics().await,
+            "holdline_queue_consumers",
+            &[("service", "flood")],
+        )
+    };
+
+    // Instances get the timeout to show up: meanwhile calls are held as usual.
+    let held = support::get(&gw.url("/early")).await;
+    assert_eq!(held.status, 202, "{}", held.text());
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let refused = loop {
+        let reply = support::get(&gw.url("/later")).await;
+        if reply.status != 202 || tokio::time::Instant::now() >= deadline {
+            break reply;
+        }
+    };
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert!(refused.header("retry-after").is_some());
+    assert_eq!(
+        refused.json()["error"],
+        "no instance of the service is reading its queue"
+    );
+    assert_eq!(consumers().await, Some(0.0));
+
+    let _worker = Worker::start(&redis.url(), "flood", "w1");
+    let back = eventually(Duration::from_secs(10), || async {
+        consumers().await == Some(1.0)
+    })
+    .await;
+    assert!(back, "{}", gw.metrics().await);
+    let answered = support::get(&gw.url("/again")).await;
+    assert_eq!(answered.status, 200, "{}", answered.text());
+    assert_eq!(answered.text(), "answered w1");
+}

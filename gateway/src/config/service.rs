@@ -137,6 +137,12 @@ pub struct QueueConfig {
     pub max_queue_bytes: u64,
     /// Largest request body that may go to the queue (bodies are kept in Redis whole).
     pub max_body_bytes: u64,
+    /// When no instance has read the service's queue for this long (every live instance reads
+    /// it every few seconds), new queue-path calls get `503` with `Retry-After` at once instead
+    /// of being held for nobody: the service's instances are down, or named otherwise than this
+    /// `[services.NAME]`. Watched about once a second (`holdline_queue_consumers`).
+    #[serde(with = "super::duration")]
+    pub no_consumer_timeout: Duration,
 }
 
 // === impl Outlier ===
@@ -211,6 +217,7 @@ impl Default for QueueConfig {
             max_depth: 100_000,
             max_queue_bytes: 256 * 1024 * 1024,
             max_body_bytes: 1024 * 1024,
+            no_consumer_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -47,6 +47,9 @@ const MAX_COUNT: usize = 1 << 24;
 
 /// The most worker threads.
 const MAX_WORKERS: usize = 1024;
+/// The shortest `queue.no_consumer_timeout`: a live instance may go a few seconds between two
+/// reads of its queue, and must not be taken for gone.
+const MIN_NO_CONSUMER_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn at_most(field: String, value: usize, max: usize) -> Result<(), ConfigError> {
     if value > max {
@@ -245,6 +248,10 @@ impl Config {
                 (field("queue.recovery_time"), s.queue.recovery_time),
                 (field("queue.latency_floor"), s.queue.latency_floor),
                 (field("queue.result_ttl"), s.queue.result_ttl),
+                (
+                    field("queue.no_consumer_timeout"),
+                    s.queue.no_consumer_timeout,
+                ),
             ]);
             if let Some(check) = &s.health_check {
                 out.extend([
@@ -384,6 +391,13 @@ impl Config {
             return Err(invalid(
                 field("max_queue_bytes"),
                 "must be at least max_body_bytes (one request must fit)",
+            ));
+        }
+        if queue.no_consumer_timeout < MIN_NO_CONSUMER_TIMEOUT {
+            return Err(invalid(
+                field("no_consumer_timeout"),
+                "must be at least 5s: a live instance may go a few seconds between two reads \
+                 of the queue (the SDK blocks 2s per read)",
             ));
         }
         Ok(())

@@ -136,6 +136,10 @@ async fn enqueue(
     prefer: Prefer,
     body: Bytes,
 ) -> Result<Served, ProxyError> {
+    // Nobody would take it: refuse now rather than hold the call for its whole hold.
+    if service.is_unattended() {
+        return Err(ProxyError::NoConsumer);
+    }
     let hold = prefer.wait.map_or(service.config().hold, |wait| {
         wait.min(service.config().hold)
     });
