@@ -18,7 +18,7 @@ const SERVICE: &str = "SERVICE";
 /// The gateway's description as pretty-printed JSON: its version, its metric catalogue, the
 /// values each enumerated label can take (a label not listed takes open values, such as
 /// `service` or `status`), the Redis names autoscalers watch, and `config` when one is given (as parsed and validated, defaults
-/// filled in, durations in humantime form, the Redis password masked).
+/// filled in, durations in the form the file takes, the Redis password masked).
 pub fn describe(config: Option<&Config>) -> String {
     let mut out = json!({
         "version": env!("CARGO_PKG_VERSION"),
