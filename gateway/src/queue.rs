@@ -6,6 +6,7 @@
 //! queue-enabled service has a [`ServiceQueue`]: its mode machine ([`mode`]) and its depth poller,
 //! which also watches whether anybody reads the service's queue ([`consumers`]).
 
+mod async_limit;
 mod consumers;
 mod deliver;
 mod depth;
@@ -69,6 +70,8 @@ pub(crate) struct ServiceQueue {
     /// Nobody has read the queue for `no_consumer_timeout`, as last polled: queue-path calls
     /// are refused rather than held for nobody.
     unattended: AtomicBool,
+    /// The per-client limit on `Prefer: respond-async` calls, unless turned off.
+    async_limit: Option<async_limit::AsyncLimit>,
     metrics: Arc<Metrics>,
 }
 
@@ -142,6 +145,10 @@ impl ServiceQueue {
             depth: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             unattended: AtomicBool::new(false),
+            async_limit: async_limit::AsyncLimit::new(
+                config.respond_async_rate,
+                config.respond_async_burst,
+            ),
             metrics,
         });
         state.publish_mode(mode::Mode::Sync);
@@ -195,6 +202,14 @@ impl ServiceQueue {
     pub(crate) fn is_full(&self) -> bool {
         self.depth() >= self.config.max_depth
             || self.bytes.load(Ordering::Relaxed) >= self.config.max_queue_bytes
+    }
+
+    /// Takes one `Prefer: respond-async` call of `client` from its allowance; `Err` with how long
+    /// until it may make the next one.
+    pub(crate) fn take_async(&self, client: std::net::IpAddr) -> Result<(), Duration> {
+        self.async_limit
+            .as_ref()
+            .map_or(Ok(()), |limit| limit.take(client))
     }
 
     /// Whether nobody has read the service's queue for `no_consumer_timeout`, as last polled.

@@ -329,6 +329,8 @@ fn queue_rules() {
             "max_queue_bytes",
         ),
         ("no_consumer_timeout = \"4999ms\"", "no_consumer_timeout"),
+        ("respond_async_rate = 1000001", "respond_async_rate"),
+        ("respond_async_burst = 0", "respond_async_burst"),
     ];
     for (keys, field) in cases {
         assert_eq!(
@@ -340,6 +342,8 @@ fn queue_rules() {
     accepted(&queue(
         "probe_share = 1.0\nlatency_factor = 1.01\nmax_depth = 1\nmax_body_bytes = 536870912\nmax_queue_bytes = 536870912\nno_consumer_timeout = \"5s\"",
     ));
+    // No limit on respond-async calls: the burst is not looked at.
+    accepted(&queue("respond_async_rate = 0\nrespond_async_burst = 0"));
     // A disabled queue is not checked at all.
     accepted(&service(
         "",

@@ -238,3 +238,58 @@ async fn a_queue_nobody_reads_refuses_calls_until_an_instance_reads_it() {
     assert_eq!(answered.status, 200, "{}", answered.text());
     assert_eq!(answered.text(), "answered w1");
 }
+
+/// Anonymous `Prefer: respond-async` calls could fill Redis from one client (300 calls of 1 MiB
+/// in 2 s): each client gets `respond_async_burst` at once and `respond_async_rate` a second,
+/// then `429` with `Retry-After`, checked before its body is read; other calls of the same client
+/// are not affected, and the allowance comes back with time.
+#[tokio::test]
+async fn respond_async_calls_past_a_clients_allowance_get_429() {
+    let redis = RedisServer::start();
+    let gw = unconsumed(
+        &redis,
+        "respond_async_rate = 1\nrespond_async_burst = 3",
+        "",
+    )
+    .await;
+    let client = client();
+    let call = || {
+        Request::post(gw.url("/upload"))
+            .header("prefer", "respond-async")
+            .body(body::full(vec![b'x'; 64 * 1024]))
+            .unwrap()
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(send(&client, call()).await);
+    }
+    let codes: Vec<u16> = statuses.iter().map(|r| r.status.as_u16()).collect();
+    assert_eq!(&codes[..3], [202, 202, 202], "{codes:?}");
+    let refused = &statuses[3];
+    assert_eq!(refused.status, 429, "{codes:?}");
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert_eq!(
+        refused.json()["error"],
+        "too many respond-async calls from this client"
+    );
+    let depth = redis_depth(&redis, "flood").await;
+    assert_eq!(depth, 3, "refused calls must not reach Redis");
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        send(&client, call()).await.status,
+        202,
+        "the allowance refills"
+    );
+}
+
+/// `XLEN` of a service's request stream.
+async fn redis_depth(redis: &RedisServer, service: &str) -> u64 {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("XLEN")
+        .arg(holdline_protocol::keys::request_stream(service))
+        .query_async(&mut conn)
+        .await
+        .unwrap()
+}

@@ -143,6 +143,15 @@ pub struct QueueConfig {
     /// `[services.NAME]`. Watched about once a second (`holdline_queue_consumers`).
     #[serde(with = "super::duration")]
     pub no_consumer_timeout: Duration,
+    /// Most `Prefer: respond-async` calls one client address may make per second (each is
+    /// stored in Redis and answered `202` at once, so nothing else slows a client sending them
+    /// in a loop); past it `429` with `Retry-After`. Keyed by the TCP peer's address (IPv6 by
+    /// its `/64`): behind a proxy all clients share one, so raise it there or turn it off with
+    /// `0`.
+    pub respond_async_rate: u32,
+    /// How many `Prefer: respond-async` calls one client may make at once before
+    /// `respond_async_rate` applies.
+    pub respond_async_burst: u32,
 }
 
 // === impl Outlier ===
@@ -218,6 +227,8 @@ impl Default for QueueConfig {
             max_queue_bytes: 256 * 1024 * 1024,
             max_body_bytes: 1024 * 1024,
             no_consumer_timeout: Duration::from_secs(30),
+            respond_async_rate: 10,
+            respond_async_burst: 50,
         }
     }
 }

@@ -51,6 +51,12 @@ pub(super) async fn serve(
     let (parts, body) = request.into_parts();
     let head = Head::from_parts(parts);
     let prefer = Prefer::parse(&head.headers);
+    // Checked before the body is read: a client over its allowance costs no buffering.
+    if prefer.respond_async {
+        service
+            .take_async(conn.remote.ip())
+            .map_err(ProxyError::AsyncRateLimited)?;
+    }
     // `Prefer: respond-async` asks for the `202` at once, which only the queue gives, whatever
     // mode the service is in (such calls do not count toward the mode machine's windows).
     let decision = if prefer.respond_async {
