@@ -1,5 +1,6 @@
 //! The admin listener: `/metrics` (Prometheus text), `/healthz` (the process is alive) and
-//! `/readyz` (ready for traffic; fails while draining so load balancers stop sending).
+//! `/readyz` (ready for traffic; fails while draining so load balancers stop sending, and while
+//! a failed background task waits to be restarted).
 
 use crate::body::{self, Body};
 use crate::state::Shared;
@@ -95,12 +96,14 @@ fn respond<B>(shared: &Shared, request: &Request<B>) -> Response<Body> {
             shared.render_metrics(),
         ),
         (&Method::GET, "/healthz") => (StatusCode::OK, "text/plain", "ok\n".into()),
-        (&Method::GET, "/readyz") if shared.is_draining() => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "text/plain",
-            "draining\n".into(),
-        ),
-        (&Method::GET, "/readyz") => (StatusCode::OK, "text/plain", "ready\n".into()),
+        (&Method::GET, "/readyz") => match shared.not_ready() {
+            Some(reason) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                format!("{reason}\n"),
+            ),
+            None => (StatusCode::OK, "text/plain", "ready\n".into()),
+        },
         _ => (StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
     };
     let mut response = Response::new(body::full(text));

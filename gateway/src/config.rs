@@ -6,6 +6,7 @@
 
 mod duration;
 mod endpoint_url;
+mod key_path;
 mod service;
 mod validate;
 
@@ -257,7 +258,14 @@ impl Default for Config {
 impl Config {
     /// Parses a TOML document and validates it.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let config: Self = toml::from_str(text).map_err(|error| {
+            // A bad value is named by its TOML path, as `validate` names fields.
+            let path = error.span().and_then(|span| key_path::at(text, span.start));
+            ConfigError::Parse(match path {
+                Some(path) => format!("{path}: {error}"),
+                None => error.to_string(),
+            })
+        })?;
         config.validate()?;
         Ok(config)
     }

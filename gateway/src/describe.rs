@@ -9,6 +9,7 @@ use crate::metrics::{
 };
 use crate::observe::{DeliveryPath, QueueOutcome};
 use crate::queue::mode::Mode;
+use crate::supervise::Task;
 use serde_json::json;
 use std::collections::BTreeMap;
 
@@ -18,7 +19,7 @@ const SERVICE: &str = "SERVICE";
 /// The gateway's description as pretty-printed JSON: its version, its metric catalogue, the
 /// values each enumerated label can take (a label not listed takes open values, such as
 /// `service` or `status`), the Redis names autoscalers watch, and `config` when one is given (as parsed and validated, defaults
-/// filled in, durations in humantime form, the Redis password masked).
+/// filled in, durations in the form the file takes, the Redis password masked).
 pub fn describe(config: Option<&Config>) -> String {
     let mut out = json!({
         "version": env!("CARGO_PKG_VERSION"),
@@ -58,6 +59,7 @@ fn label_values() -> BTreeMap<&'static str, Vec<&'static str>> {
         ("result", RELOAD_RESULTS.to_vec()),
         ("kind", UPSTREAM_ERROR_KINDS.to_vec()),
         ("frame", FLOOD_FRAMES.to_vec()),
+        ("task", Task::ALL.iter().map(|t| t.as_str()).collect()),
         (
             "reason",
             UNANSWERED_REASONS

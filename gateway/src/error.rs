@@ -46,6 +46,14 @@ pub(crate) enum ProxyError {
     /// The service's queue is at its limit (`max_depth`, or its byte budget).
     #[error("the queue is full")]
     QueueFull,
+    /// The client made more `Prefer: respond-async` calls than `respond_async_rate` allows;
+    /// it may make the next one after this long.
+    #[error("too many respond-async calls from this client")]
+    AsyncRateLimited(std::time::Duration),
+    /// Nobody has read the service's queue for `no_consumer_timeout`: no instance would take
+    /// the call.
+    #[error("no instance reads the service's queue")]
+    NoConsumer,
     /// `CONNECT` or `TRACE`: a reverse proxy that opens no tunnels answers them itself (a `2xx`
     /// to `CONNECT` would tell the client a tunnel is open; `TRACE` would echo its credentials).
     #[error("method not allowed")]
@@ -74,8 +82,10 @@ impl ProxyError {
             | Self::NoCapacity(_)
             | Self::UpstreamFull
             | Self::QueueUnavailable(_)
-            | Self::QueueFull => StatusCode::SERVICE_UNAVAILABLE,
+            | Self::QueueFull
+            | Self::NoConsumer => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::AsyncRateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
@@ -97,6 +107,8 @@ impl ProxyError {
             Self::ClientTimeout => "the request body did not arrive in time",
             Self::QueueUnavailable(_) => "the queue is unavailable",
             Self::QueueFull => "the queue is full",
+            Self::NoConsumer => "no instance of the service is reading its queue",
+            Self::AsyncRateLimited(_) => "too many respond-async calls from this client",
             Self::MethodNotAllowed => "CONNECT and TRACE are not allowed",
         }
     }
@@ -111,6 +123,13 @@ impl ProxyError {
             tracing::debug!(request_id = id, error = %self, "request failed");
         }
         let mut response = error_response(self.status(), self.public_message(), request_id);
+        if let Self::AsyncRateLimited(wait) = &self {
+            // Whole seconds, rounded up: a client retrying at once would only be refused again.
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
         if matches!(self, Self::MethodNotAllowed) {
             response.headers_mut().insert(
                 header::ALLOW,
@@ -210,6 +229,12 @@ mod tests {
             (ProxyError::UpstreamFull, 503, false),
             (ProxyError::BodyTooLarge, 413, false),
             (ProxyError::ClientTimeout, 408, false),
+            (ProxyError::NoConsumer, 503, false),
+            (
+                ProxyError::AsyncRateLimited(std::time::Duration::from_millis(1)),
+                429,
+                false,
+            ),
         ];
         for (error, status, processed) in cases {
             assert_eq!(error.status().as_u16(), status, "{error}");

@@ -1,5 +1,6 @@
 //! What a proxy adds to a request it forwards: the de-facto `x-forwarded-for`, `-proto` and
-//! `-host` headers, and `Host`. It is the same whichever endpoint the request goes to, so it is
+//! `-host` headers, `Host`, and `holdline-service`, the service the gateway meant the request
+//! for (an SDK instance of another service refuses it). It is the same whichever endpoint the request goes to, so it is
 //! worked out once per request ([`Forwarding`]) and applied where the request is written: by the
 //! HTTP/1.1 encoder while it writes the head ([`Forwarded`], a [`Rewrite`]), without inserting
 //! four headers into the map first; into the header map for h2 and for the queue ([`apply`]).
@@ -26,7 +27,13 @@ pub(crate) struct Forwarding<'a> {
     /// The host the client asked for (`Host`, or the URI's authority): sent as `Host` and as
     /// `x-forwarded-host`. When the client named none, `Host` is the endpoint's own host.
     pub(crate) host: Option<HeaderValue>,
+    /// The service the request is for (a validated name, so a valid header value), sent as
+    /// `holdline-service`.
+    pub(crate) service: &'a str,
 }
+
+pub(crate) static HOLDLINE_SERVICE: HeaderName =
+    HeaderName::from_static(holdline_protocol::SERVICE_HEADER);
 
 /// A request's forwarding facts as the HTTP/1.1 encoder applies them, for one endpoint: the
 /// fixed hop-by-hop fields, the reserved `holdline-*` fields (only the gateway and the SDK set
@@ -72,11 +79,17 @@ impl Rewrite for Forwarded<'_> {
         if let Some(host) = host {
             field(out, "x-forwarded-host", host.as_bytes());
         }
+        field(
+            out,
+            holdline_protocol::SERVICE_HEADER,
+            self.forwarding.service.as_bytes(),
+        );
     }
 }
 
-/// Applies `forwarding` to a header map: hop-by-hop headers removed, `x-forwarded-*` set, and
-/// `Host` as the client sent it or else `fallback_host` (the endpoint's, or the service's).
+/// Applies `forwarding` to a header map: hop-by-hop headers and the client's `holdline-*`
+/// removed, `x-forwarded-*` and `holdline-service` set, and `Host` as the client sent it or else
+/// `fallback_host` (the endpoint's, or the service's).
 pub(crate) fn apply(headers: &mut HeaderMap, forwarding: &Forwarding<'_>, fallback_host: &str) {
     remove_hop_by_hop(headers);
     remove_reserved(headers);
@@ -91,6 +104,9 @@ pub(crate) fn apply(headers: &mut HeaderMap, forwarding: &Forwarding<'_>, fallba
             .unwrap_or_else(|_| HeaderValue::from_static("localhost"))
     });
     headers.insert(header::HOST, host);
+    if let Ok(service) = HeaderValue::from_str(forwarding.service) {
+        headers.insert(HOLDLINE_SERVICE.clone(), service);
+    }
 }
 
 /// Removes the reserved `holdline-*` headers a client sent: a client must not speak for the
@@ -194,6 +210,7 @@ mod tests {
                 .header("x-kept", "1")
                 .header("x-kept", "2")
                 .header("holdline-queue-id", "forged")
+                .header("holdline-service", "forged")
                 .header("Holdline-Not-Processed", "1")
                 .header(
                     "traceparent",
@@ -210,11 +227,16 @@ mod tests {
                 &by_map.uri,
                 &conn,
                 "fallback.internal",
+                "echo",
             );
             let mut expected = Vec::new();
             encode_request_head(&by_map, Framing::None, "", &(), &mut expected);
-            let forwarding =
-                crate::proxy::headers::forwarding_for(&conn, &by_encoder.headers, &by_encoder.uri);
+            let forwarding = crate::proxy::headers::forwarding_for(
+                &conn,
+                &by_encoder.headers,
+                &by_encoder.uri,
+                "echo",
+            );
             let mut actual = Vec::new();
             let rewrite = Forwarded {
                 forwarding: &forwarding,
@@ -251,9 +273,12 @@ mod tests {
             client: &client,
             https: true,
             host: Some(HeaderValue::from_static("api.example")),
+            service: "echo",
         };
+        asked.insert(&HOLDLINE_SERVICE, "forged".parse().unwrap());
         apply(&mut asked, &forwarding, "svc.internal:8080");
         assert_eq!(asked[header::HOST], "api.example");
+        assert_eq!(asked[&HOLDLINE_SERVICE], "echo");
         assert_eq!(asked[&X_FORWARDED_HOST], "api.example");
         assert!(!asked.contains_key(header::CONNECTION));
         let mut unnamed = HeaderMap::new();

@@ -29,6 +29,7 @@ mod routing;
 mod server;
 mod stack;
 mod state;
+mod supervise;
 mod upstream;
 
 pub use config::Config;

@@ -32,6 +32,8 @@ pub(crate) struct Metrics {
     pub queue_depth: IntGaugeVec,
     /// Age of the oldest request in a service's queue, in seconds.
     pub queue_lag: GaugeVec,
+    /// Instances (consumers) that read a service's queue within its `no_consumer_timeout`.
+    pub(crate) queue_consumers: IntGaugeVec,
     /// How long a held call waited for its reply, by service.
     pub hold_duration: HistogramVec,
     /// Queued calls by service and outcome ([`crate::observe::QueueOutcome`]).
@@ -65,6 +67,8 @@ pub(crate) struct Metrics {
     /// HTTP/2 client connections ended for a flood of control frames, by the kind of frame
     /// that went over the limit ([`FLOOD_FRAMES`]).
     pub(crate) http2_floods: IntCounterVec,
+    /// Restarts of background tasks after a failure, by task ([`crate::supervise::Task`]).
+    pub(crate) task_restarts: IntCounterVec,
 }
 
 /// One metric as the gateway exports it; `gateway describe` prints the whole [`CATALOGUE`].
@@ -156,6 +160,12 @@ const QUEUE_LAG: MetricSpec = spec(
     "holdline_queue_lag_seconds",
     Kind::Gauge,
     "Age of the oldest request in the queue",
+    &["service"],
+);
+const QUEUE_CONSUMERS: MetricSpec = spec(
+    "holdline_queue_consumers",
+    Kind::Gauge,
+    "Instances that read the service's queue within its no_consumer_timeout",
     &["service"],
 );
 const HOLD_DURATION: MetricSpec = spec(
@@ -273,6 +283,13 @@ const HTTP2_FLOODS: MetricSpec = spec(
 pub(crate) const FLOOD_FRAMES: [&str; 5] =
     ["settings", "ping", "priority", "empty_data", "unknown"];
 
+const TASK_RESTARTS: MetricSpec = spec(
+    "holdline_task_restarts_total",
+    Kind::Counter,
+    "Background tasks restarted after a failure, by task",
+    &["task"],
+);
+
 /// The values of `holdline_config_reloads_total`'s `result` label.
 pub(crate) const RELOAD_RESULTS: [&str; 2] = ["success", "failure"];
 /// The values of `holdline_upstream_errors_total`'s `kind` label: the connection could not be
@@ -340,6 +357,7 @@ pub(crate) const CATALOGUE: &[MetricSpec] = &[
     MODE_SWITCHES,
     QUEUE_DEPTH,
     QUEUE_LAG,
+    QUEUE_CONSUMERS,
     HOLD_DURATION,
     QUEUE_REPLIES,
     ASYNC_ACCEPTED,
@@ -356,6 +374,7 @@ pub(crate) const CATALOGUE: &[MetricSpec] = &[
     RESPONSE_BUFFER_DISK,
     RESPONSE_SPILLS,
     HTTP2_FLOODS,
+    TASK_RESTARTS,
 ];
 
 // === impl Metrics ===
@@ -420,6 +439,7 @@ impl Metrics {
             mode_switches: counter(MODE_SWITCHES),
             queue_depth: gauge(QUEUE_DEPTH),
             queue_lag,
+            queue_consumers: gauge(QUEUE_CONSUMERS),
             hold_duration: histogram(HOLD_DURATION),
             queue_replies: counter(QUEUE_REPLIES),
             async_accepted: counter(ASYNC_ACCEPTED),
@@ -435,6 +455,7 @@ impl Metrics {
             response_buffer_disk: plain_gauge(RESPONSE_BUFFER_DISK),
             response_spills: plain_counter(RESPONSE_SPILLS),
             http2_floods: counter(HTTP2_FLOODS),
+            task_restarts: counter(TASK_RESTARTS),
             registry,
         }
     }

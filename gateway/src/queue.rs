@@ -3,8 +3,11 @@
 //! [`Queue`] is one per gateway process: a command connection (multiplexed, reconnecting, with a
 //! short response timeout so Redis trouble turns into a quick `503`, never a hung client) and a
 //! dedicated connection that blocks reading this replica's reply stream ([`replies`]). Each
-//! queue-enabled service has a [`ServiceQueue`]: its mode machine ([`mode`]) and its depth poller.
+//! queue-enabled service has a [`ServiceQueue`]: its mode machine ([`mode`]) and its depth poller,
+//! which also watches whether anybody reads the service's queue ([`consumers`]).
 
+mod async_limit;
+mod consumers;
 mod deliver;
 mod depth;
 mod forget;
@@ -17,10 +20,11 @@ pub(crate) use results::{Fetched, RESULTS_PREFIX, fetch};
 
 use crate::config::{QueueConfig, Redis};
 use crate::metrics::Metrics;
+use crate::supervise::Supervisor;
 use mode::{Decision, ModeMachine, Signal, Switch};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use replies::Replies;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,6 +40,8 @@ pub(crate) struct Queue {
     replies: Replies,
     forget: forget::Forgetter,
     metrics: Arc<Metrics>,
+    /// Runs the listener, the forgetter and every service's depth poller.
+    supervisor: Arc<Supervisor>,
     /// `[redis] max_used_bytes`, and Redis's `used_memory` as last polled.
     max_used_bytes: Option<u64>,
     used_bytes: AtomicU64,
@@ -61,6 +67,11 @@ pub(crate) struct ServiceQueue {
     depth: AtomicU64,
     /// Bytes the request stream takes in Redis, as last polled.
     bytes: AtomicU64,
+    /// Nobody has read the queue for `no_consumer_timeout`, as last polled: queue-path calls
+    /// are refused rather than held for nobody.
+    unattended: AtomicBool,
+    /// The per-client limit on `Prefer: respond-async` calls, unless turned off.
+    async_limit: Option<async_limit::AsyncLimit>,
     metrics: Arc<Metrics>,
 }
 
@@ -68,8 +79,12 @@ pub(crate) struct ServiceQueue {
 
 impl Queue {
     /// Connects lazily (the gateway starts even while Redis is down) and starts the reply
-    /// listener, which ends once the queue is dropped.
-    pub(crate) fn start(config: &Redis, metrics: Arc<Metrics>) -> Result<Arc<Self>, QueueError> {
+    /// listener and the forgetter under `supervisor`; they end once the queue is dropped.
+    pub(crate) fn start(
+        config: &Redis,
+        metrics: Arc<Metrics>,
+        supervisor: Arc<Supervisor>,
+    ) -> Result<Arc<Self>, QueueError> {
         let client = redis::Client::open(config.url.as_str()).map_err(QueueError::Url)?;
         let conn_config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(COMMAND_TIMEOUT))
@@ -85,7 +100,8 @@ impl Queue {
         let queue = Arc::new(Self {
             reply_stream: holdline_protocol::keys::reply_stream(&gateway_id),
             client,
-            forget: forget::Forgetter::spawn(conn.clone()),
+            forget: forget::Forgetter::spawn(conn.clone(), &supervisor),
+            supervisor,
             conn,
             gateway_id,
             replies: Replies::default(),
@@ -128,6 +144,11 @@ impl ServiceQueue {
             mode: Mutex::new(ModeMachine::new(config.clone())),
             depth: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            unattended: AtomicBool::new(false),
+            async_limit: async_limit::AsyncLimit::new(
+                config.respond_async_rate,
+                config.respond_async_burst,
+            ),
             metrics,
         });
         state.publish_mode(mode::Mode::Sync);
@@ -181,6 +202,42 @@ impl ServiceQueue {
     pub(crate) fn is_full(&self) -> bool {
         self.depth() >= self.config.max_depth
             || self.bytes.load(Ordering::Relaxed) >= self.config.max_queue_bytes
+    }
+
+    /// Takes one `Prefer: respond-async` call of `client` from its allowance; `Err` with how long
+    /// until it may make the next one.
+    pub(crate) fn take_async(&self, client: std::net::IpAddr) -> Result<(), Duration> {
+        self.async_limit
+            .as_ref()
+            .map_or(Ok(()), |limit| limit.take(client))
+    }
+
+    /// Whether nobody has read the service's queue for `no_consumer_timeout`, as last polled.
+    pub(crate) fn is_unattended(&self) -> bool {
+        self.unattended.load(Ordering::Relaxed)
+    }
+
+    /// Takes what the poller saw of the queue's consumers; logs when the queue is left without
+    /// one and when one is back.
+    fn set_attendance(&self, seen: consumers::Seen) {
+        let timeout = self.config.no_consumer_timeout;
+        let unattended = seen.quiet_for >= timeout;
+        self.metrics
+            .queue_consumers
+            .with_label_values(&[&*self.service])
+            .set(i64::try_from(seen.live).unwrap_or(i64::MAX));
+        if self.unattended.swap(unattended, Ordering::Relaxed) == unattended {
+            return;
+        }
+        if unattended {
+            tracing::error!(service = %self.service, quiet_for = ?seen.quiet_for,
+                "no instance reads the queue of service {:?}: queue-path calls get 503 until one \
+                 does (is an instance running with --service {:?} and this Redis?)",
+                self.service, self.service);
+        } else {
+            tracing::info!(service = %self.service, consumers = seen.live,
+                "an instance reads the queue again: queue-path calls are taken again");
+        }
     }
 
     fn machine(&self) -> std::sync::MutexGuard<'_, ModeMachine> {

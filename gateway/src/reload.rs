@@ -7,6 +7,7 @@
 
 use crate::config::Config;
 use crate::state::Shared;
+use crate::supervise::{Finished, Task};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,30 +44,37 @@ pub fn reload_from_file(shared: &Shared, path: &Path) -> Result<(), ReloadError>
     Ok(())
 }
 
-/// Watches for SIGHUP and file changes until `stop` is cancelled.
+/// Watches for SIGHUP and file changes until `stop` is cancelled, under the gateway's
+/// supervisor.
 pub(crate) fn spawn(shared: Arc<Shared>, path: PathBuf, stop: CancellationToken) {
-    tokio::spawn(async move {
-        let mut hangups = hangup_signals();
-        let mut last = std::fs::read(&path).ok();
-        let mut poll = tokio::time::interval(POLL_INTERVAL);
-        loop {
-            let forced = tokio::select! {
-                () = stop.cancelled() => return,
-                _ = poll.tick() => false,
-                _ = recv(&mut hangups) => true,
-            };
-            let current = std::fs::read(&path).ok();
-            if !forced && current == last {
-                continue;
-            }
-            last = current;
-            if let Err(error) = reload_from_file(&shared, &path) {
-                // One line, naming the file: a log search for the file finds it.
-                let error = one_line(&error.to_string());
-                tracing::error!(path = %path.display(), %error, "config reload rejected");
-            }
-        }
+    let supervisor = shared.supervisor().clone();
+    supervisor.spawn(Task::Reload, &path.display().to_string(), move || {
+        watch(shared.clone(), path.clone(), stop.clone())
     });
+}
+
+async fn watch(shared: Arc<Shared>, path: PathBuf, stop: CancellationToken) -> Finished {
+    let mut hangups = hangup_signals();
+    let mut last = std::fs::read(&path).ok();
+    let mut poll = tokio::time::interval(POLL_INTERVAL);
+    loop {
+        let forced = tokio::select! {
+            () = stop.cancelled() => return Finished,
+            _ = poll.tick() => false,
+            _ = recv(&mut hangups) => true,
+        };
+        shared.supervisor().checkpoint(Task::Reload);
+        let current = std::fs::read(&path).ok();
+        if !forced && current == last {
+            continue;
+        }
+        last = current;
+        if let Err(error) = reload_from_file(&shared, &path) {
+            // One line, naming the file: a log search for the file finds it.
+            let error = one_line(&error.to_string());
+            tracing::error!(path = %path.display(), %error, "config reload rejected");
+        }
+    }
 }
 
 /// A (possibly multi-line) error message on one line: the TOML parser's source excerpt and its

@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::queue::{Queue, ServiceQueue};
 use crate::routing::{RouteEntry, RouteTable};
+use crate::supervise::Supervisor;
 use crate::upstream::Upstream;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
@@ -42,6 +43,8 @@ pub struct Shared {
     /// The Redis queue, when `[redis]` is configured. Fixed for the process's life: a changed
     /// Redis URL takes a restart.
     queue: Option<Arc<Queue>>,
+    /// Runs the background tasks; one of them down makes the gateway not ready.
+    supervisor: Arc<Supervisor>,
     draining: AtomicBool,
 }
 
@@ -51,16 +54,23 @@ impl Shared {
     /// Builds the first snapshot from a validated configuration.
     pub(crate) fn new(config: Config) -> Arc<Self> {
         let metrics = Arc::new(Metrics::new());
+        let supervisor = Supervisor::new(metrics.clone());
         let queue = config.redis.as_ref().and_then(|redis| {
-            Queue::start(redis, metrics.clone())
+            Queue::start(redis, metrics.clone(), supervisor.clone())
                 .inspect_err(|error| tracing::error!(%error, "queue delivery disabled"))
                 .ok()
         });
-        let snapshot = Snapshot::build(Arc::new(config), None, &metrics, queue.as_ref());
+        let context = BuildContext {
+            metrics: &metrics,
+            queue: queue.as_ref(),
+            supervisor: &supervisor,
+        };
+        let snapshot = Snapshot::build(Arc::new(config), None, &context);
         Arc::new(Self {
             snapshot: ArcSwap::from_pointee(snapshot),
             metrics,
             queue,
+            supervisor,
             draining: AtomicBool::new(false),
         })
     }
@@ -84,6 +94,11 @@ impl Shared {
         self.metrics.render()
     }
 
+    /// The supervisor of the background tasks.
+    pub(crate) fn supervisor(&self) -> &Arc<Supervisor> {
+        &self.supervisor
+    }
+
     /// The Redis queue, if configured.
     pub(crate) fn queue(&self) -> Option<&Arc<Queue>> {
         self.queue.as_ref()
@@ -100,12 +115,12 @@ impl Shared {
         {
             tracing::warn!("[redis] changes take effect only on restart");
         }
-        let next = Snapshot::build(
-            Arc::new(config),
-            Some(&previous),
-            &self.metrics,
-            self.queue.as_ref(),
-        );
+        let context = BuildContext {
+            metrics: &self.metrics,
+            queue: self.queue.as_ref(),
+            supervisor: &self.supervisor,
+        };
+        let next = Snapshot::build(Arc::new(config), Some(&previous), &context);
         self.snapshot.store(Arc::new(next));
     }
 
@@ -119,17 +134,45 @@ impl Shared {
     pub(crate) fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
     }
+
+    /// Why the gateway is not ready for traffic, if it is not: it is draining, or a background
+    /// task failed and waits to be restarted.
+    pub(crate) fn not_ready(&self) -> Option<&'static str> {
+        if self.is_draining() {
+            Some("draining")
+        } else if !self.supervisor.all_running() {
+            Some("a background task failed and is restarting")
+        } else {
+            None
+        }
+    }
+
+    /// Makes the background task named `task` (`replies`, `depth`, `forget`, `health_check`,
+    /// `resolve`, `reload`) fail at its next round, and again at every restart, while `failing`: how tests
+    /// show that a failed task is restarted. Debug builds only.
+    #[cfg(debug_assertions)]
+    #[doc(hidden)]
+    pub fn inject_task_failure(&self, task: &str, failing: bool) {
+        self.supervisor.set_fault(task, failing);
+    }
+}
+
+/// What building a snapshot needs besides the configuration.
+struct BuildContext<'a> {
+    metrics: &'a Arc<Metrics>,
+    queue: Option<&'a Arc<Queue>>,
+    supervisor: &'a Arc<Supervisor>,
 }
 
 // === impl Snapshot ===
 
 impl Snapshot {
-    fn build(
-        config: Arc<Config>,
-        previous: Option<&Snapshot>,
-        metrics: &Arc<Metrics>,
-        queue: Option<&Arc<Queue>>,
-    ) -> Self {
+    fn build(config: Arc<Config>, previous: Option<&Snapshot>, context: &BuildContext<'_>) -> Self {
+        let BuildContext {
+            metrics,
+            queue,
+            supervisor,
+        } = *context;
         let services: HashMap<String, Arc<ServiceEntry>> = config
             .services
             .iter()
@@ -158,6 +201,7 @@ impl Snapshot {
                             service_config,
                             metrics.clone(),
                             old.map(|o| &*o.upstream),
+                            supervisor,
                         ),
                         queue: service_queue,
                     })

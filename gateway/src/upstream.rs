@@ -22,6 +22,7 @@ pub(crate) use endpoint::Endpoint;
 pub(crate) use crate::config::EndpointUrl;
 use crate::config::ServiceConfig;
 use crate::metrics::Metrics;
+use crate::supervise::Supervisor;
 use arc_swap::ArcSwap;
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -42,8 +43,8 @@ pub(crate) struct Upstream {
 // === impl Upstream ===
 
 impl Upstream {
-    /// Builds the upstream and starts its background tasks (resolution, health checks), which end
-    /// by themselves once the upstream is dropped.
+    /// Builds the upstream and starts its background tasks (resolution, health checks) under
+    /// `supervisor`; they end by themselves once the upstream is dropped.
     ///
     /// `previous` is the upstream this one replaces on reload, if any: when the endpoint URLs are
     /// unchanged its resolved addresses are used at once, so no request waits for DNS.
@@ -52,6 +53,7 @@ impl Upstream {
         config: &ServiceConfig,
         metrics: Arc<Metrics>,
         previous: Option<&Upstream>,
+        supervisor: &Arc<Supervisor>,
     ) -> Arc<Self> {
         let urls = config.endpoints.clone();
         let upstream = Arc::new(Self {
@@ -79,9 +81,9 @@ impl Upstream {
                 .collect(),
         };
         upstream.set_endpoints(seed);
-        resolve::spawn(&upstream);
+        resolve::spawn(&upstream, supervisor);
         if let Some(check) = &config.health_check {
-            health::spawn(&upstream, check.clone());
+            health::spawn(&upstream, check.clone(), supervisor);
         }
         upstream
     }

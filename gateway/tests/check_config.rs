@@ -203,6 +203,15 @@ fn common_mistakes_get_hints() {
             GOOD.replace("[[routes]]", "connect_timeout = 30\n[[routes]]"),
             "such as \"30s\"",
         ),
+        // Read as 30 s by humantime, and so once accepted: only the short form is taken.
+        (
+            GOOD.replace("[[routes]]", "connect_timeout = \"30 seconds\"\n[[routes]]"),
+            "services.echo.connect_timeout: ",
+        ),
+        (
+            GOOD.replace("[[routes]]", "connect_timeout = \"30 seconds\"\n[[routes]]"),
+            "invalid duration \"30 seconds\"; write \"30s\"",
+        ),
         (
             GOOD.replace("127.0.0.1:8080", "localhost:8080"),
             "a host name such as localhost is not accepted",

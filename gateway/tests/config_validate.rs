@@ -347,6 +347,9 @@ fn queue_rules() {
             "max_body_bytes = 2048\nmax_queue_bytes = 1024",
             "max_queue_bytes",
         ),
+        ("no_consumer_timeout = \"4999ms\"", "no_consumer_timeout"),
+        ("respond_async_rate = 1000001", "respond_async_rate"),
+        ("respond_async_burst = 0", "respond_async_burst"),
     ];
     for (keys, field) in cases {
         assert_eq!(
@@ -356,8 +359,10 @@ fn queue_rules() {
         );
     }
     accepted(&queue(
-        "probe_share = 1.0\nlatency_factor = 1.01\nmax_depth = 1\nmax_body_bytes = 536870912\nmax_queue_bytes = 536870912",
+        "probe_share = 1.0\nlatency_factor = 1.01\nmax_depth = 1\nmax_body_bytes = 536870912\nmax_queue_bytes = 536870912\nno_consumer_timeout = \"5s\"",
     ));
+    // No limit on respond-async calls: the burst is not looked at.
+    accepted(&queue("respond_async_rate = 0\nrespond_async_burst = 0"));
     // A disabled queue is not checked at all.
     accepted(&service(
         "",
@@ -475,7 +480,7 @@ fn out_of_range_values_are_refused() {
             "limits.max_connections",
         ),
         (
-            limits("header_read_timeout = \"500000000years\""),
+            limits("header_read_timeout = \"182500000000d\""),
             "limits.header_read_timeout",
         ),
         (
@@ -487,7 +492,7 @@ fn out_of_range_values_are_refused() {
             "limits.http2_max_control_frames",
         ),
         (
-            service("first_byte_timeout = \"400days\"", ""),
+            service("first_byte_timeout = \"400d\"", ""),
             "services.echo.first_byte_timeout",
         ),
         (
@@ -496,14 +501,14 @@ fn out_of_range_values_are_refused() {
         ),
         (format!("workers = 100000\n{}", service("", "")), "workers"),
         (
-            service("", "[services.echo.queue]\nresult_ttl = \"1000years\""),
+            service("", "[services.echo.queue]\nresult_ttl = \"365000d\""),
             "services.echo.queue.result_ttl",
         ),
     ] {
         assert_eq!(invalid_field(&toml), field, "{toml}");
     }
     accepted(&limits(
-        "max_connections = 16777216\nheader_read_timeout = \"365days\"\n\
+        "max_connections = 16777216\nheader_read_timeout = \"365d\"\n\
          http2_max_control_frames = 1000000",
     ));
 
@@ -528,4 +533,29 @@ fn out_of_range_values_are_refused() {
     accepted(&route("prefix = \"/api\"\nhost = \"API.example.com\""));
     accepted(&route("prefix = \"/\"\nhost = \"[::1]\""));
     accepted(&route("prefix = \"/\"\nhost = \"10.0.0.1\""));
+}
+
+/// Durations take a number and a short unit only: a spelled-out unit (which humantime would
+/// read) is refused with the short form, and the message names the field by its TOML path.
+#[test]
+fn spelled_out_durations_are_refused_naming_the_field() {
+    for (value, short) in [("30 seconds", "30s"), ("2 minutes", "2m"), ("1 hour", "1h")] {
+        let message = parse_error(&queue(&format!("hold = \"{value}\"")));
+        assert!(
+            message.starts_with("services.echo.queue.hold: "),
+            "{message}"
+        );
+        assert!(message.contains(&format!("write \"{short}\"")), "{message}");
+    }
+    let message = parse_error(&format!(
+        "shutdown_grace = \"1 month\"\n{}",
+        service("", "")
+    ));
+    assert!(message.starts_with("shutdown_grace: "), "{message}");
+    let config = accepted(&queue("hold = \"1m 30s\"\nresult_ttl = \"1h30m\""));
+    let queue = &config.services["echo"].queue;
+    assert_eq!(
+        (queue.hold.as_secs(), queue.result_ttl.as_secs()),
+        (90, 5400)
+    );
 }

@@ -49,6 +49,7 @@ async fn hop_by_hop_headers_are_removed_both_ways_and_forwarding_headers_set() {
          tracestate: vendor=opaque\r\n\
          X-End-To-End: client\r\n\
          X-Echo-Hop: 1\r\n\
+         Holdline-Service: forged\r\n\
          \r\n"
     );
     let response = raw_exchange(gw.addr, request.as_bytes()).await;
@@ -87,6 +88,8 @@ async fn hop_by_hop_headers_are_removed_both_ways_and_forwarding_headers_set() {
     assert_eq!(echo.header("traceparent"), Some(TRACEPARENT));
     assert_eq!(echo.header("tracestate"), Some("vendor=opaque"));
     assert_eq!(echo.header("x-end-to-end"), Some("client"));
+    // The service the gateway meant the request for, never the client's word for it.
+    assert_eq!(echo.headers("holdline-service"), ["echo"]);
     assert_eq!(echo.uri(), "/headers?x=1");
     let sent_id = echo.header("x-request-id").expect("upstream gets an id");
     assert!(is_generated_id(sent_id), "{sent_id}");

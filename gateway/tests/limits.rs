@@ -309,12 +309,12 @@ async fn a_response_slower_than_the_header_read_timeout_is_not_cut() {
 #[tokio::test]
 async fn the_largest_accepted_values_serve_requests() {
     let upstream = Upstream::echo("big").await;
-    let top = "shutdown_grace = \"365days\"\n[limits]\nmax_connections = 16777216\n\
-               header_read_timeout = \"365days\"";
-    let service = "accept_timeout = \"365days\"\nconnect_timeout = \"365days\"\n\
-                   first_byte_timeout = \"365days\"\nrequest_timeout = \"365days\"\n\
-                   resolve_interval = \"365days\"\nmax_inflight_per_endpoint = 16777216\n\
-                   [services.big.outlier]\nbase_ejection = \"365days\"\nmax_ejection = \"365days\"";
+    let top = "shutdown_grace = \"365d\"\n[limits]\nmax_connections = 16777216\n\
+               header_read_timeout = \"365d\"";
+    let service = "accept_timeout = \"365d\"\nconnect_timeout = \"365d\"\n\
+                   first_byte_timeout = \"365d\"\nrequest_timeout = \"365d\"\n\
+                   resolve_interval = \"365d\"\nmax_inflight_per_endpoint = 16777216\n\
+                   [services.big.outlier]\nbase_ejection = \"365d\"\nmax_ejection = \"365d\"";
     let config = support::one_service(top, "big", &[upstream.url()], service);
     let gw = TestGateway::start(&config).await;
     let reply = support::get(&gw.url("/x")).await;

@@ -1,8 +1,8 @@
 //! The queue against a real `redis-server`: a service that went quiet after an overload leaves
 //! the queue by time alone once its backlog is gone, with no further request (otherwise every
 //! later call would pay the queue path and the stuck-in-queue alert would fire); the byte
-//! budgets refuse what would fill Redis; and near the connection cap held calls make room for
-//! new clients with `202`s whose results stay fetchable.
+//! budgets refuse what would fill Redis; near the connection cap held calls make room for new
+//! clients with `202`s whose results stay fetchable; a failed reply listener is restarted.
 
 mod support;
 
@@ -11,7 +11,9 @@ use holdline_testkit::RedisServer;
 use http::Request;
 use std::time::Duration;
 use support::client::{RawResponse, read_raw_response};
-use support::{LISTEN, TestGateway, client, dead_addr, eventually, metric, one_service, send};
+use support::{
+    LISTEN, TestGateway, Worker, client, dead_addr, eventually, metric, one_service, send,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -233,4 +235,158 @@ async fn past_max_connections_the_longest_held_call_makes_room_with_a_202() {
         Some(1.0),
         "{text}"
     );
+}
+/// The reply listener dies (a panic injected through the debug-build hook): the gateway says
+/// it is not ready, and a held call meanwhile waits out its hold for a `202`, since nobody reads
+/// its reply. The supervisor restarts the listener once the fault is gone, the gateway is ready
+/// again, and held calls get their answers.
+#[tokio::test]
+async fn a_failed_reply_listener_is_restarted_and_held_calls_are_answered_again() {
+    let redis = RedisServer::start();
+    let gw = unconsumed(
+        &redis,
+        "hold = \"1s\"\nmin_queue_time = \"60s\"\nmin_queue_requests = 1000",
+        "",
+    )
+    .await;
+    let _worker = Worker::start(&redis.url(), "flood", "w1");
+    let ready = || async { support::get(&gw.admin_url("/readyz")).await.status };
+    let answered = |reply: &support::Reply| {
+        reply.status == 200
+            && reply.text() == "answered w1"
+            && reply.header("holdline-path") == Some("queue")
+    };
+
+    let reply = support::get(&gw.url("/before")).await;
+    assert!(answered(&reply), "{} {}", reply.status, reply.text());
+    assert_eq!(ready().await, 200);
+
+    gw.shared.inject_task_failure("replies", true);
+    let down = eventually(Duration::from_secs(10), || async { ready().await == 503 }).await;
+    assert!(down, "/readyz stayed ready with the reply listener gone");
+    let reply = support::get(&gw.url("/during")).await;
+    assert_eq!(reply.status, 202, "{}", reply.text());
+    let metrics = gw.metrics().await;
+    assert_eq!(metric(&metrics, "holdline_redis_up", &[]), Some(0.0));
+
+    gw.shared.inject_task_failure("replies", false);
+    let up = eventually(Duration::from_secs(40), || async { ready().await == 200 }).await;
+    assert!(up, "/readyz did not recover");
+    let reply = support::get(&gw.url("/after")).await;
+    assert!(answered(&reply), "{} {}", reply.status, reply.text());
+    let metrics = gw.metrics().await;
+    let restarts = metric(
+        &metrics,
+        "holdline_task_restarts_total",
+        &[("task", "replies")],
+    );
+    assert!(restarts >= Some(1.0), "{metrics}");
+    assert_eq!(metric(&metrics, "holdline_redis_up", &[]), Some(1.0));
+}
+
+/// Nobody reads a service's queue (its instances are down, or carry another name, as `w0`
+/// here does): once `no_consumer_timeout` has passed, queue-path calls get `503` with
+/// `Retry-After` at once instead of a held call and a `202` for a result that never comes.
+/// Once an instance of the service reads the queue, calls are held and answered again.
+#[tokio::test]
+async fn a_queue_nobody_reads_refuses_calls_until_an_instance_reads_it() {
+    let redis = RedisServer::start();
+    let gw = unconsumed(
+        &redis,
+        "hold = \"1s\"\nno_consumer_timeout = \"5s\"\nmin_queue_time = \"60s\"\nmin_queue_requests = 1000",
+        "",
+    )
+    .await;
+    let _misnamed = Worker::start(&redis.url(), "flod", "w0");
+    let consumers = || async {
+        metric(
+            &gw.metrics().await,
+            "holdline_queue_consumers",
+            &[("service", "flood")],
+        )
+    };
+
+    // Instances get the timeout to show up: meanwhile calls are held as usual.
+    let held = support::get(&gw.url("/early")).await;
+    assert_eq!(held.status, 202, "{}", held.text());
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let refused = loop {
+        let reply = support::get(&gw.url("/later")).await;
+        if reply.status != 202 || tokio::time::Instant::now() >= deadline {
+            break reply;
+        }
+    };
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert!(refused.header("retry-after").is_some());
+    assert_eq!(
+        refused.json()["error"],
+        "no instance of the service is reading its queue"
+    );
+    assert_eq!(consumers().await, Some(0.0));
+
+    let _worker = Worker::start(&redis.url(), "flood", "w1");
+    let back = eventually(Duration::from_secs(10), || async {
+        consumers().await == Some(1.0)
+    })
+    .await;
+    assert!(back, "{}", gw.metrics().await);
+    let answered = support::get(&gw.url("/again")).await;
+    assert_eq!(answered.status, 200, "{}", answered.text());
+    assert_eq!(answered.text(), "answered w1");
+}
+
+/// Anonymous `Prefer: respond-async` calls could fill Redis from one client (300 calls of 1 MiB
+/// in 2 s): each client gets `respond_async_burst` at once and `respond_async_rate` a second,
+/// then `429` with `Retry-After`, checked before its body is read; other calls of the same client
+/// are not affected, and the allowance comes back with time.
+#[tokio::test]
+async fn respond_async_calls_past_a_clients_allowance_get_429() {
+    let redis = RedisServer::start();
+    let gw = unconsumed(
+        &redis,
+        "respond_async_rate = 1\nrespond_async_burst = 3",
+        "",
+    )
+    .await;
+    let client = client();
+    let call = || {
+        Request::post(gw.url("/upload"))
+            .header("prefer", "respond-async")
+            .body(body::full(vec![b'x'; 64 * 1024]))
+            .unwrap()
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(send(&client, call()).await);
+    }
+    let codes: Vec<u16> = statuses.iter().map(|r| r.status.as_u16()).collect();
+    assert_eq!(&codes[..3], [202, 202, 202], "{codes:?}");
+    let refused = &statuses[3];
+    assert_eq!(refused.status, 429, "{codes:?}");
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert_eq!(
+        refused.json()["error"],
+        "too many respond-async calls from this client"
+    );
+    let depth = redis_depth(&redis, "flood").await;
+    assert_eq!(depth, 3, "refused calls must not reach Redis");
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        send(&client, call()).await.status,
+        202,
+        "the allowance refills"
+    );
+}
+
+/// `XLEN` of a service's request stream.
+async fn redis_depth(redis: &RedisServer, service: &str) -> u64 {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("XLEN")
+        .arg(holdline_protocol::keys::request_stream(service))
+        .query_async(&mut conn)
+        .await
+        .unwrap()
 }

@@ -49,6 +49,13 @@ pub const NOT_PROCESSED_HEADER: &str = "holdline-not-processed";
 /// dead-letter stream after too many failed deliveries, so the waiting client gets an answer.
 pub const DEAD_LETTER_HEADER: &str = "holdline-dead-letter";
 
+/// Request header the gateway sets on every request it forwards to a service instance, over HTTP
+/// and in queued entries' header blocks: the name of the service (its `[services.NAME]`) the
+/// request is for. An SDK instance of another service refuses the request (on HTTP with the
+/// not-processed `503`) instead of serving it. Clients cannot set it: the gateway removes every
+/// `holdline-*` header they send. Requests without it (from an older gateway) are served.
+pub const SERVICE_HEADER: &str = "holdline-service";
+
 /// Request header the gateway adds to a queued request: the id by which its result can be fetched.
 pub const QUEUE_ID_HEADER: &str = "holdline-queue-id";
 

@@ -13,14 +13,15 @@ use std::time::Duration;
 /// use std::time::Duration;
 ///
 /// let config = Config {
+///     service: "orders".into(),
 ///     concurrency: 16,
 ///     shutdown_grace: Duration::from_secs(60),
-///     queue: Some(QueueConfig::new("redis://127.0.0.1:6379", "orders")),
+///     queue: Some(QueueConfig::new("redis://127.0.0.1:6379")),
 ///     ..Config::default()
 /// };
 /// config.validate()?;
 ///
-/// let broken = Config { concurrency: 0, ..Config::default() };
+/// let broken = Config { service: "orders".into(), concurrency: 0, ..Config::default() };
 /// assert_eq!(broken.validate().unwrap_err().field, "concurrency");
 /// # Ok::<(), holdline_sdk::ConfigError>(())
 /// ```
@@ -29,6 +30,11 @@ use std::time::Duration;
 /// the environment or the command line.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The service's name, as the gateway's `[services.NAME]` calls it: 1 to 64 of
+    /// `[A-Za-z0-9_.-]`. It names the request stream the queue worker consumes, and a request
+    /// the gateway marks for another service (`holdline-service`) is refused. No default:
+    /// [`Settings`](crate::Settings) takes it from `--service` / `HOLDLINE_SERVICE`.
+    pub service: String,
     /// The most handler calls running at once, HTTP and queue together. Default `64`.
     pub concurrency: usize,
     /// This instance's name: the Redis consumer name, and the `instance` label in logs. It must be
@@ -46,24 +52,23 @@ pub struct Config {
 
 /// How the queue worker consumes a service's request stream.
 ///
-/// [`QueueConfig::new`] takes the two values that have no default, the Redis URL and the service
-/// name (which must equal the gateway's `[services.NAME]`); every tunable then has a default that
-/// suits most services:
+/// [`QueueConfig::new`] takes the one value that has no default, the Redis URL (the stream is the
+/// one of [`Config::service`]); every tunable then has a default that suits most services:
 ///
 /// ```
 /// use holdline_sdk::{Config, QueueConfig};
 /// use std::time::Duration;
 ///
-/// let mut queue = QueueConfig::new("redis://127.0.0.1:6379", "scan");
+/// let mut queue = QueueConfig::new("redis://127.0.0.1:6379");
 /// // Scans take minutes: reclaim a dead instance's work a little later than usual.
 /// queue.min_idle = Duration::from_secs(15);
 /// queue.keepalive_interval = Duration::from_secs(3);
-/// let config = Config { queue: Some(queue), ..Config::default() };
+/// let config = Config { service: "scan".into(), queue: Some(queue), ..Config::default() };
 /// config.validate()?;
 ///
-/// let mut queue = QueueConfig::new("redis://127.0.0.1:6379", "scan");
+/// let mut queue = QueueConfig::new("redis://127.0.0.1:6379");
 /// queue.keepalive_interval = queue.min_idle;
-/// let config = Config { queue: Some(queue), ..Config::default() };
+/// let config = Config { service: "scan".into(), queue: Some(queue), ..Config::default() };
 /// assert_eq!(config.validate().unwrap_err().field, "queue.keepalive_interval");
 /// # Ok::<(), holdline_sdk::ConfigError>(())
 /// ```
@@ -71,8 +76,6 @@ pub struct Config {
 pub struct QueueConfig {
     /// Redis URL, e.g. `redis://127.0.0.1:6379/0`.
     pub redis_url: String,
-    /// The service name: whose request stream to consume (`holdline:{SERVICE}:requests`).
-    pub service: String,
     /// The longest one `XREADGROUP ... BLOCK` waits for new entries. Shorter means a faster
     /// reaction to freed capacity after a burst; it costs one round trip per idle period.
     /// Default 2 s.
@@ -146,6 +149,7 @@ pub fn default_instance_id() -> String {
 impl Default for Config {
     fn default() -> Self {
         Self {
+            service: String::new(),
             concurrency: 64,
             instance_id: default_instance_id(),
             max_body_bytes: 16 * 1024 * 1024,
@@ -158,6 +162,17 @@ impl Default for Config {
 impl Config {
     /// Checks every field, returning the first one that cannot work.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        check(
+            !self.service.is_empty(),
+            "service",
+            "is missing: every instance needs the name the gateway's [services.NAME] gives it \
+             (--service NAME or HOLDLINE_SERVICE)",
+        )?;
+        check(
+            holdline_protocol::keys::is_valid_name(&self.service),
+            "service",
+            "must be 1 to 64 of [A-Za-z0-9_.-], as the gateway's [services.NAME]",
+        )?;
         check(self.concurrency > 0, "concurrency", "must be at least 1")?;
         check(
             !self.instance_id.is_empty(),
@@ -185,10 +200,9 @@ impl Config {
 
 impl QueueConfig {
     /// A queue config with every tunable at its default.
-    pub fn new(redis_url: impl Into<String>, service: impl Into<String>) -> Self {
+    pub fn new(redis_url: impl Into<String>) -> Self {
         Self {
             redis_url: redis_url.into(),
-            service: service.into(),
             read_block: Duration::from_secs(2),
             max_batch: 256,
             min_idle: Duration::from_secs(5),
@@ -206,11 +220,6 @@ impl QueueConfig {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        check(
-            holdline_protocol::keys::is_valid_name(&self.service),
-            "queue.service",
-            "must be 1 to 64 of [A-Za-z0-9_.-]",
-        )?;
         check(
             !self.redis_url.is_empty(),
             "queue.redis_url",
@@ -288,10 +297,19 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_bad_values_name_their_field() {
         let mut config = Config {
-            queue: Some(QueueConfig::new("redis://127.0.0.1:1", "echo")),
+            service: "echo".into(),
+            queue: Some(QueueConfig::new("redis://127.0.0.1:1")),
             ..Config::default()
         };
         config.validate().unwrap();
+
+        config.service = String::new();
+        let missing = config.validate().unwrap_err();
+        assert_eq!(missing.field, "service");
+        assert!(missing.reason.contains("HOLDLINE_SERVICE"), "{missing}");
+        config.service = "bad{name}".into();
+        assert_eq!(config.validate().unwrap_err().field, "service");
+        config.service = "echo".into();
 
         config.concurrency = 0;
         assert_eq!(config.validate().unwrap_err().field, "concurrency");
@@ -306,8 +324,8 @@ mod tests {
 
         let queue = config.queue.as_mut().unwrap();
         queue.keepalive_interval = Duration::from_millis(100);
-        queue.service = "bad{name}".into();
-        assert_eq!(config.validate().unwrap_err().field, "queue.service");
+        queue.redis_url = String::new();
+        assert_eq!(config.validate().unwrap_err().field, "queue.redis_url");
     }
 
     #[test]

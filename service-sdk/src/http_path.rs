@@ -1,5 +1,6 @@
-//! The direct HTTP path: take a slot of the shared capacity or answer `503` with the
-//! not-processed marker at once, read the whole body, call the handler.
+//! The direct HTTP path: refuse a request the gateway meant for another service, take a slot of
+//! the shared capacity or answer `503` with the not-processed marker at once, read the whole
+//! body, call the handler.
 
 use crate::delivery::{Delivery, client_addr};
 use crate::listener::Route;
@@ -7,7 +8,7 @@ use crate::metrics::outcome;
 use crate::response::{internal_error, plain};
 use crate::shared::Shared;
 use bytes::Bytes;
-use holdline_protocol::NOT_PROCESSED_HEADER;
+use holdline_protocol::{NOT_PROCESSED_HEADER, SERVICE_HEADER};
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
@@ -24,11 +25,21 @@ async fn handle(
     peer: SocketAddr,
     request: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
+    // Another service's request: the handler must not see it, and the not-processed marker tells
+    // the gateway it may go elsewhere (the queue, where that service's own instances read).
+    if let Some(named) = request.headers().get(SERVICE_HEADER)
+        && shared
+            .misrouted
+            .is_for_another(&shared.config.service, named.as_bytes(), "http")
+    {
+        shared.metrics.finished("http", "wrong_service");
+        return not_processed("another service's request, not processed").map(Full::new);
+    }
     // The slot is taken before the body is read: a full instance must say so immediately, and the
     // gateway may then replay the request (it still holds the body) through the queue.
     let Some(slot) = shared.capacity.try_acquire() else {
         shared.metrics.finished("http", "rejected");
-        return not_processed().map(Full::new);
+        return not_processed("at capacity, not processed").map(Full::new);
     };
 
     let (mut parts, body) = request.into_parts();
@@ -68,11 +79,8 @@ async fn handle(
 
 /// `503` + `holdline-not-processed: 1`: the handler never saw the request, so the gateway may
 /// safely send it elsewhere.
-fn not_processed() -> Response<Bytes> {
-    let mut response = plain(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "at capacity, not processed",
-    );
+fn not_processed(why: &'static str) -> Response<Bytes> {
+    let mut response = plain(StatusCode::SERVICE_UNAVAILABLE, why);
     response
         .headers_mut()
         .insert(NOT_PROCESSED_HEADER, HeaderValue::from_static("1"));

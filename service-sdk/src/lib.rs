@@ -28,8 +28,9 @@
 //! #[tokio::main]
 //! async fn main() -> Result<(), holdline_sdk::Error> {
 //!     init_logging();
-//!     // `--listen`, `--redis`, `--concurrency`, ... or their `HOLDLINE_*` variables.
-//!     let settings = Settings::new("hello").from_args();
+//!     // `--service` (required: the gateway's [services.NAME]), `--listen`, `--redis`,
+//!     // `--concurrency`, ... or their `HOLDLINE_*` variables.
+//!     let settings = Settings::new().from_args();
 //!     settings.serve(hello, shutdown_signal()).await
 //! }
 //! ```
@@ -50,10 +51,10 @@
 //!     format!("hello via {via}\n")
 //! }
 //!
-//! let mut config = Config { concurrency: 32, ..Config::default() };
+//! let mut config = Config { service: "hello".into(), concurrency: 32, ..Config::default() };
 //! # let redis_url: Option<String> = None;
 //! if let Some(url) = redis_url {
-//!     config.queue = Some(QueueConfig::new(url, "hello"));
+//!     config.queue = Some(QueueConfig::new(url));
 //! }
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! // Pass e.g. `tokio::signal::ctrl_c()` as the shutdown future; this example stops at once.
@@ -77,6 +78,7 @@ mod listener;
 #[cfg(feature = "cli")]
 mod logging;
 mod metrics;
+mod misrouted;
 mod queue;
 mod response;
 mod runner;

@@ -23,7 +23,7 @@ pub(crate) struct Metrics {
     /// Entries taken over from instances that stopped working on them.
     pub(crate) reclaimed: IntCounter,
     /// Entries sent to the dead-letter stream, by `reason` (`malformed`, `max_deliveries`,
-    /// `panicked`).
+    /// `panicked`, `wrong_service`).
     pub(crate) dead_lettered: IntCounterVec,
     /// Dead letters removed to keep the dead-letter stream within its length and age bounds.
     pub(crate) dead_letters_trimmed: IntCounter,

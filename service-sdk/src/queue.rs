@@ -85,8 +85,8 @@ pub(crate) async fn run(
     let worker = Arc::new(Worker {
         consumer: shared.config.instance_id.clone(),
         keys: Keys {
-            stream: holdline_protocol::keys::request_stream(&config.service),
-            dead: holdline_protocol::keys::dead_letter_stream(&config.service),
+            stream: holdline_protocol::keys::request_stream(&shared.config.service),
+            dead: holdline_protocol::keys::dead_letter_stream(&shared.config.service),
         },
         shared,
         config,

@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 ///
 /// let handler = |req: Request<Bytes>| async move { Response::new(req.into_body()) };
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-/// let runner = Runner::new(handler, Config { concurrency: 8, ..Config::default() }).http(listener);
+/// let runner = Runner::new(handler, Config { service: "echo".into(), ..Config::default() }).http(listener);
 /// assert_eq!(runner.mode(), Some(Mode::HttpOnly));
 /// // A real service passes a signal future here; this one stops at once.
 /// runner.run(async {}).await?;
@@ -153,6 +153,7 @@ impl<H: Handler> Runner<H> {
             metrics,
             config,
             shutting_down: AtomicBool::new(false),
+            misrouted: Default::default(),
         });
         let stop = CancellationToken::new();
         let admin_stop = CancellationToken::new();

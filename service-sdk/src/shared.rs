@@ -6,6 +6,7 @@ use crate::Config;
 use crate::capacity::Capacity;
 use crate::handler::DynHandler;
 use crate::metrics::Metrics;
+use crate::misrouted::Misrouted;
 use std::sync::atomic::AtomicBool;
 
 /// The state one runner's tasks share, behind one `Arc`.
@@ -15,4 +16,6 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     pub(crate) config: Config,
     pub(crate) shutting_down: AtomicBool,
+    /// Requests meant for another service are refused; the first one is logged.
+    pub(crate) misrouted: Misrouted,
 }

@@ -137,6 +137,21 @@ pub struct QueueConfig {
     pub max_queue_bytes: u64,
     /// Largest request body that may go to the queue (bodies are kept in Redis whole).
     pub max_body_bytes: u64,
+    /// When no instance has read the service's queue for this long (every live instance reads
+    /// it every few seconds), new queue-path calls get `503` with `Retry-After` at once instead
+    /// of being held for nobody: the service's instances are down, or named otherwise than this
+    /// `[services.NAME]`. Watched about once a second (`holdline_queue_consumers`).
+    #[serde(with = "super::duration")]
+    pub no_consumer_timeout: Duration,
+    /// Most `Prefer: respond-async` calls one client address may make per second (each is
+    /// stored in Redis and answered `202` at once, so nothing else slows a client sending them
+    /// in a loop); past it `429` with `Retry-After`. Keyed by the TCP peer's address (IPv6 by
+    /// its `/64`): behind a proxy all clients share one, so raise it there or turn it off with
+    /// `0`.
+    pub respond_async_rate: u32,
+    /// How many `Prefer: respond-async` calls one client may make at once before
+    /// `respond_async_rate` applies.
+    pub respond_async_burst: u32,
 }
 
 // === impl Outlier ===
@@ -211,6 +226,9 @@ impl Default for QueueConfig {
             max_depth: 100_000,
             max_queue_bytes: 256 * 1024 * 1024,
             max_body_bytes: 1024 * 1024,
+            no_consumer_timeout: Duration::from_secs(30),
+            respond_async_rate: 10,
+            respond_async_burst: 50,
         }
     }
 }

@@ -47,6 +47,12 @@ const MAX_COUNT: usize = 1 << 24;
 
 /// The most worker threads.
 const MAX_WORKERS: usize = 1024;
+/// The shortest `queue.no_consumer_timeout`: a live instance may go a few seconds between two
+/// reads of its queue, and must not be taken for gone.
+const MIN_NO_CONSUMER_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest `queue.respond_async_rate` and `respond_async_burst`: far above any one client's
+/// need, where a limit no longer limits anything.
+const MAX_ASYNC_RATE: u32 = 1_000_000;
 
 fn at_most(field: String, value: usize, max: usize) -> Result<(), ConfigError> {
     if value > max {
@@ -291,6 +297,10 @@ impl Config {
                 (field("queue.recovery_time"), s.queue.recovery_time),
                 (field("queue.latency_floor"), s.queue.latency_floor),
                 (field("queue.result_ttl"), s.queue.result_ttl),
+                (
+                    field("queue.no_consumer_timeout"),
+                    s.queue.no_consumer_timeout,
+                ),
             ]);
             if let Some(check) = &s.health_check {
                 out.extend([
@@ -430,6 +440,27 @@ impl Config {
             return Err(invalid(
                 field("max_queue_bytes"),
                 "must be at least max_body_bytes (one request must fit)",
+            ));
+        }
+        if queue.respond_async_rate > MAX_ASYNC_RATE {
+            return Err(invalid(
+                field("respond_async_rate"),
+                format!("must be at most {MAX_ASYNC_RATE} (0 turns the limit off)"),
+            ));
+        }
+        if queue.respond_async_rate > 0
+            && !(1..=MAX_ASYNC_RATE).contains(&queue.respond_async_burst)
+        {
+            return Err(invalid(
+                field("respond_async_burst"),
+                format!("must be between 1 and {MAX_ASYNC_RATE}"),
+            ));
+        }
+        if queue.no_consumer_timeout < MIN_NO_CONSUMER_TIMEOUT {
+            return Err(invalid(
+                field("no_consumer_timeout"),
+                "must be at least 5s: a live instance may go a few seconds between two reads \
+                 of the queue (the SDK blocks 2s per read)",
             ));
         }
         Ok(())

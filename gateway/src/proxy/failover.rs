@@ -53,6 +53,12 @@ pub(super) async fn serve(
     let (parts, body) = request.into_parts();
     let head = Head::from_parts(parts);
     let prefer = Prefer::parse(&head.headers);
+    // Checked before the body is read: a client over its allowance costs no buffering.
+    if prefer.respond_async {
+        service
+            .take_async(conn.remote.ip())
+            .map_err(ProxyError::AsyncRateLimited)?;
+    }
     // `Prefer: respond-async` asks for the `202` at once, which only the queue gives, whatever
     // mode the service is in (such calls do not count toward the mode machine's windows).
     let decision = if prefer.respond_async {
@@ -142,6 +148,10 @@ async fn enqueue(
     prefer: Prefer,
     body: Bytes,
 ) -> Result<Served, ProxyError> {
+    // Nobody would take it: refuse now rather than hold the call for its whole hold.
+    if service.is_unattended() {
+        return Err(ProxyError::NoConsumer);
+    }
     let hold = prefer.wait.map_or(service.config().hold, |wait| {
         wait.min(service.config().hold)
     });
@@ -151,7 +161,7 @@ async fn enqueue(
         mut headers,
         ..
     } = head;
-    prepare_headers(&mut headers, &uri, conn, &route.service);
+    prepare_headers(&mut headers, &uri, conn, &route.service, &route.service);
     // The endpoint's base path, as the sync path sends it (every endpoint of a queue-enabled
     // service shares one: `config/validate.rs`).
     let target = route.rewrite(path_and_query(&uri));

@@ -204,7 +204,7 @@ impl Head {
 fn rewrite<'a>(
     head: Head,
     body: Body,
-    route: &RouteEntry,
+    route: &'a RouteEntry,
     conn: &'a ConnInfo,
 ) -> (Request<Body>, Forwarding<'a>) {
     let Head {
@@ -218,7 +218,7 @@ fn rewrite<'a>(
     if headers.contains_key(header::CONNECTION) {
         remove_hop_by_hop(&mut headers);
     }
-    let forwarding = forwarding_for(conn, &headers, &uri);
+    let forwarding = forwarding_for(conn, &headers, &uri, &route.service);
     let mut request = Request::new(body);
     *request.method_mut() = method;
     *request.uri_mut() = Uri::from(upstream_path(&uri, route));

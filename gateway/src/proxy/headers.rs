@@ -5,28 +5,32 @@ use crate::forwarding::{self, Forwarding};
 use http::Uri;
 use http::header::{self, HeaderValue};
 
-/// What forwarding adds to a request from `conn` with these headers and URI.
+/// What forwarding adds to a request for `service` from `conn` with these headers and URI.
 pub(crate) fn forwarding_for<'a>(
     conn: &'a ConnInfo,
     headers: &http::HeaderMap,
     uri: &Uri,
+    service: &'a str,
 ) -> Forwarding<'a> {
     Forwarding {
         client: conn.client_ip(),
         https: conn.https,
         host: original_host(headers, uri),
+        service,
     }
 }
 
-/// Turns client request headers into the headers a service receives: hop-by-hop headers
-/// removed, `x-forwarded-*` set, and `Host` kept as the client sent it (or `fallback_host`).
+/// Turns client request headers into the headers `service` receives: hop-by-hop headers
+/// and the client's `holdline-*` removed, `x-forwarded-*` and `holdline-service` set, and
+/// `Host` kept as the client sent it (or `fallback_host`).
 pub(crate) fn prepare_headers(
     headers: &mut http::HeaderMap,
     uri: &Uri,
     conn: &ConnInfo,
     fallback_host: &str,
+    service: &str,
 ) {
-    let forwarding = forwarding_for(conn, headers, uri);
+    let forwarding = forwarding_for(conn, headers, uri, service);
     forwarding::apply(headers, &forwarding, fallback_host);
 }
 

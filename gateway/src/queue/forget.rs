@@ -5,12 +5,16 @@
 //!
 //! Best effort: if Redis is unreachable the keys stay until their TTL removes them.
 
+use crate::supervise::{Finished, Supervisor, Task};
 use redis::aio::ConnectionManager;
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use tokio::sync::{Mutex, mpsc};
 
 /// Most requests freed in one round trip.
 const BATCH: usize = 512;
+
+/// What is waiting to be freed; the receiver outlives a failed run of the task.
+type Receiver = Arc<Mutex<mpsc::UnboundedReceiver<(Arc<str>, String)>>>;
 
 /// The sending side; the task ends when this is dropped.
 pub(super) struct Forgetter {
@@ -20,10 +24,14 @@ pub(super) struct Forgetter {
 // === impl Forgetter ===
 
 impl Forgetter {
-    /// Starts the task that frees results over `conn`.
-    pub(super) fn spawn(conn: ConnectionManager) -> Self {
+    /// Starts the task that frees results over `conn`, under `supervisor`.
+    pub(super) fn spawn(conn: ConnectionManager, supervisor: &Arc<Supervisor>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(rx, conn));
+        let rx: Receiver = Arc::new(Mutex::new(rx));
+        let checkpoints = Arc::clone(supervisor);
+        supervisor.spawn(Task::Forget, "results", move || {
+            run(rx.clone(), conn.clone(), checkpoints.clone())
+        });
         Self { tx }
     }
 
@@ -34,15 +42,18 @@ impl Forgetter {
     }
 }
 
-async fn run(mut rx: mpsc::UnboundedReceiver<(Arc<str>, String)>, mut conn: ConnectionManager) {
+async fn run(rx: Receiver, mut conn: ConnectionManager, supervisor: Arc<Supervisor>) -> Finished {
+    let mut rx = rx.lock().await;
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
+        supervisor.checkpoint(Task::Forget);
         let pipe = unlink_pipeline(&mut batch);
         batch.clear();
         if let Err(error) = pipe.query_async::<()>(&mut conn).await {
             tracing::debug!(%error, "cannot free delivered results; their TTL will");
         }
     }
+    Finished
 }
 
 /// One `UNLINK` per service with the result and ticket keys of each request.

@@ -7,6 +7,7 @@
 
 use super::Queue;
 use crate::observe::QueueOutcome;
+use crate::supervise::{Finished, Task};
 use holdline_protocol::{QueuedResponse, Reply};
 use redis::AsyncConnectionConfig;
 use redis::streams::{StreamReadOptions, StreamReadReply};
@@ -20,16 +21,19 @@ const BLOCK: Duration = Duration::from_secs(1);
 /// Most replies read at once.
 const BATCH: usize = 1024;
 
-/// Calls waiting for their reply, by request id.
-#[derive(Default)]
+/// Calls waiting for their reply, by request id, and what the listener knows of the reply
+/// stream. Kept here, with the queue, rather than in the listener's task, so that a listener
+/// restarted after a failure goes on where the failed one stopped.
 pub(super) struct Replies {
     waiters: Mutex<HashMap<String, Waiting>>,
     /// The Redis server's `run_id` when last connected: a new one means Redis restarted, and
     /// may have lost what it held.
     run_id: Mutex<Option<String>>,
+    /// The id of the last reply stream entry read.
+    last_id: Mutex<Option<String>>,
     /// Becomes true once the listener knows where the stream ends, so no reply to a request
     /// enqueued after that point can be missed.
-    positioned: Mutex<Option<watch::Receiver<bool>>>,
+    positioned: watch::Sender<bool>,
 }
 
 /// One held call: where its reply goes, and what enqueued it, so that it can be enqueued again
@@ -90,14 +94,22 @@ impl Replies {
 
     /// Waits (up to `limit`) until the listener is positioned on the stream.
     pub(super) async fn positioned(&self, limit: Duration) -> bool {
-        let receiver = self.positioned.lock().ok().and_then(|g| g.clone());
-        let Some(mut receiver) = receiver else {
-            return false;
-        };
+        let mut receiver = self.positioned.subscribe();
         matches!(
             tokio::time::timeout(limit, receiver.wait_for(|p| *p)).await,
             Ok(Ok(_))
         )
+    }
+
+    fn last_id(&self) -> Option<String> {
+        self.last_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_last_id(&self, id: Option<String>) {
+        *self.last_id.lock().unwrap_or_else(|p| p.into_inner()) = id;
     }
 
     fn deliver(&self, reply: Reply) -> bool {
@@ -112,50 +124,81 @@ impl Replies {
     }
 }
 
+impl Default for Replies {
+    fn default() -> Self {
+        Self {
+            waiters: Mutex::default(),
+            run_id: Mutex::default(),
+            last_id: Mutex::default(),
+            positioned: watch::Sender::new(false),
+        }
+    }
+}
+
 impl Drop for Waiter {
     fn drop(&mut self) {
         self.queue.replies.lock().remove(&self.id);
     }
 }
 
-/// Starts the listener task.
+/// Starts the listener task under the gateway's supervisor.
 pub(super) fn spawn_listener(queue: &Arc<Queue>) {
-    let (tx, rx) = watch::channel(false);
-    if let Ok(mut slot) = queue.replies.positioned.lock() {
-        *slot = Some(rx);
-    }
     let weak = Arc::downgrade(queue);
-    tokio::spawn(async move {
-        let mut last_id: Option<String> = None;
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            let Some(queue) = weak.upgrade() else { return };
-            let config = AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(super::COMMAND_TIMEOUT))
-                .set_response_timeout(None);
-            let connected = queue
-                .client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await;
-            drop(queue);
-            match connected {
-                Ok(mut conn) => {
-                    backoff = Duration::from_millis(50);
-                    if let Err(error) = listen(&weak, &mut conn, &mut last_id, &tx).await {
-                        tracing::warn!(%error, "reply listener lost its connection; reconnecting");
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(%error, ?backoff, "reply listener cannot connect to redis");
+    queue
+        .supervisor
+        .spawn(Task::Replies, &queue.gateway_id, move || {
+            run_listener(weak.clone())
+        });
+}
+
+/// Connects, reads until the connection fails, and connects again, until the queue is dropped.
+async fn run_listener(weak: Weak<Queue>) -> Finished {
+    let Some(queue) = weak.upgrade() else {
+        return Finished;
+    };
+    // Redis counts as down whenever this listener is not reading, a failure of its own included
+    // (dropped while a panic unwinds).
+    let _down_when_gone = RedisDown(queue.metrics.clone());
+    drop(queue);
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let Some(queue) = weak.upgrade() else {
+            return Finished;
+        };
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(super::COMMAND_TIMEOUT))
+            .set_response_timeout(None);
+        let connected = queue
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await;
+        drop(queue);
+        match connected {
+            Ok(mut conn) => {
+                backoff = Duration::from_millis(50);
+                if let Err(error) = listen(&weak, &mut conn).await {
+                    tracing::warn!(%error, "reply listener lost its connection; reconnecting");
                 }
             }
-            if let Some(queue) = weak.upgrade() {
-                queue.metrics.redis_up.set(0);
+            Err(error) => {
+                tracing::warn!(%error, ?backoff, "reply listener cannot connect to redis");
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(2));
         }
-    });
+        if let Some(queue) = weak.upgrade() {
+            queue.metrics.redis_up.set(0);
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Sets `holdline_redis_up` to 0 when dropped.
+struct RedisDown(Arc<crate::metrics::Metrics>);
+
+impl Drop for RedisDown {
+    fn drop(&mut self) {
+        self.0.redis_up.set(0);
+    }
 }
 
 /// Redis restarted and may have lost its data (a server without persistence loses all of it).
@@ -222,18 +265,22 @@ async fn recover_pass(queue: &Queue) -> redis::RedisResult<(usize, usize)> {
 async fn listen(
     weak: &Weak<Queue>,
     conn: &mut redis::aio::MultiplexedConnection,
-    last_id: &mut Option<String>,
-    positioned: &watch::Sender<bool>,
 ) -> redis::RedisResult<()> {
     let Some(queue) = weak.upgrade() else {
         return Ok(());
     };
     let stream = queue.reply_stream.clone();
+    let mut last_id = queue.replies.last_id();
     drop(queue);
     if last_id.is_none() {
-        *last_id = Some(newest_id(conn, &stream).await?);
+        last_id = Some(newest_id(conn, &stream).await?);
     }
-    positioned.send_replace(true);
+    let Some(queue) = weak.upgrade() else {
+        return Ok(());
+    };
+    queue.replies.set_last_id(last_id.clone());
+    queue.replies.positioned.send_replace(true);
+    drop(queue);
     check_redis_run(weak, conn).await?;
     let options = StreamReadOptions::default()
         .count(BATCH)
@@ -243,6 +290,7 @@ async fn listen(
         let Some(queue) = weak.upgrade() else {
             return Ok(());
         };
+        queue.supervisor.checkpoint(Task::Replies);
         queue.metrics.redis_up.set(1);
         drop(queue);
         let from = last_id.clone().unwrap_or_else(|| "0-0".into());
@@ -258,7 +306,8 @@ async fn listen(
         };
         if let Some(newest) = dispatch(&queue, reply) {
             trim_below(&queue, &stream, &newest);
-            *last_id = Some(newest);
+            queue.replies.set_last_id(Some(newest.clone()));
+            last_id = Some(newest);
         }
         if expired_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
             expired_at = Some(tokio::time::Instant::now());

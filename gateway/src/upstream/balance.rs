@@ -243,7 +243,9 @@ mod tests {
             accept_timeout: Duration::from_millis(accept_ms),
             ..ServiceConfig::default()
         };
-        Upstream::start("t", &config, Arc::new(Metrics::new()), None)
+        let metrics = Arc::new(Metrics::new());
+        let supervisor = crate::supervise::Supervisor::new(metrics.clone());
+        Upstream::start("t", &config, metrics, None, &supervisor)
     }
 
     #[tokio::test(start_paused = true)]

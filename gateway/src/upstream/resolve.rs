@@ -2,22 +2,29 @@
 //! Kubernetes headless service) always maps to the current set of addresses.
 
 use super::Upstream;
+use crate::supervise::{Finished, Supervisor, Task};
 use std::sync::{Arc, Weak};
 
-/// Starts the resolver task when any endpoint URL names a host. The task holds only a weak
-/// reference and ends once the upstream is dropped (after a reload replaced it).
-pub(super) fn spawn(upstream: &Arc<Upstream>) {
+/// Starts the resolver task, under `supervisor`, when any endpoint URL names a host. The task
+/// holds only a weak reference and ends once the upstream is dropped (after a reload replaced
+/// it).
+pub(super) fn spawn(upstream: &Arc<Upstream>, supervisor: &Arc<Supervisor>) {
     if upstream.urls.iter().all(|u| u.socket_addr().is_some()) {
         return;
     }
     let weak = Arc::downgrade(upstream);
     let interval = upstream.config.resolve_interval;
-    tokio::spawn(async move {
-        loop {
-            if !refresh(&weak).await {
-                return;
+    let checkpoints = Arc::clone(supervisor);
+    supervisor.spawn(Task::Resolve, upstream.name(), move || {
+        let (weak, supervisor) = (weak.clone(), checkpoints.clone());
+        async move {
+            loop {
+                supervisor.checkpoint(Task::Resolve);
+                if !refresh(&weak).await {
+                    return Finished;
+                }
+                tokio::time::sleep(interval).await;
             }
-            tokio::time::sleep(interval).await;
         }
     });
 }

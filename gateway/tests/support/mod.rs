@@ -10,11 +10,13 @@ pub(crate) mod gateway;
 pub(crate) mod queue;
 pub(crate) mod tls;
 pub(crate) mod upstream;
+pub(crate) mod worker;
 
 pub(crate) use client::{Reply, client, get, h2c_client, raw_exchange, send, spawn_get, try_get};
 pub(crate) use gateway::{LISTEN, TestGateway, one_service};
 pub(crate) use tls::TlsClient;
 pub(crate) use upstream::{Echo, Upstream};
+pub(crate) use worker::Worker;
 
 use std::net::SocketAddr;
 

@@ -305,7 +305,7 @@ fn publish(
     if let Some(reply_to) = &publication.reply_to {
         let reply = Reply {
             id: publication.request_id.clone(),
-            service: worker.config.service.clone(),
+            service: worker.shared.config.service.clone(),
             response: publication.response.clone(),
         };
         let mut xadd = redis::cmd("XADD");

@@ -24,6 +24,8 @@ pub(crate) enum Reason {
     MaxDeliveries,
     /// The handler panicked on it (with the panic's message), and panics are not retried.
     Panicked(String),
+    /// Its `svc` field names another service (the one named here) than this instance's.
+    WrongService(String),
 }
 
 /// The completer's instructions for dead-lettering `entry`.
@@ -44,6 +46,13 @@ pub(crate) fn outcome(
             ),
         ),
         Reason::Panicked(message) => ("panicked", format!("handler panicked: {message}")),
+        Reason::WrongService(named) => (
+            "wrong_service",
+            format!(
+                "request for service {named:?} on the stream of {:?}",
+                worker.shared.config.service
+            ),
+        ),
     };
     tracing::warn!(entry = %entry.id, deliveries, reason = %text, "dead-lettering entry");
 
@@ -64,7 +73,9 @@ pub(crate) fn outcome(
     let answer = |request_id: &str| match reason {
         // The handler did run: its client gets what the HTTP path would have answered.
         Reason::Panicked(_) => panicked_response(),
-        Reason::Malformed(_) | Reason::MaxDeliveries => response(request_id, &text),
+        Reason::Malformed(_) | Reason::MaxDeliveries | Reason::WrongService(_) => {
+            response(request_id, &text)
+        }
     };
     Outcome::DeadLetter {
         fields,
@@ -95,7 +106,7 @@ fn notice(
         .filter(|&ttl| ttl > 0)
         .unwrap_or(worker.config.fallback_result_ttl.as_millis() as u64);
     Some(Publication {
-        result_key: keys::result_key(&worker.config.service, &request_id),
+        result_key: keys::result_key(&worker.shared.config.service, &request_id),
         ttl_ms,
         reply_to: text("reply").filter(|reply| keys::is_reply_stream(reply)),
         response: answer(&request_id),

@@ -2,6 +2,9 @@
 //! it to the dead-letter stream if it has failed too often, else wait for a slot of the shared
 //! capacity, run the handler and hand the response to the completer.
 //!
+//! An entry whose `svc` names another service than this instance's is not run: it is
+//! dead-lettered at once (`misrouted.rs` logs the first such mismatch).
+//!
 //! Nothing about an entry may take the worker down: decoding runs behind an unwind boundary (a
 //! decoder bug costs that entry, which is dead-lettered as malformed), and so does the handler.
 //! A handler that panics has its entry dead-lettered and its client answered with the SDK's `500`
@@ -75,6 +78,16 @@ fn prepare(worker: &Worker, entry: &RawEntry, deliveries: u64) -> Prepared {
             return Prepared::Done(dead_letter::outcome(worker, entry, deliveries, reason));
         }
     };
+    let shared = &worker.shared;
+    if shared
+        .misrouted
+        .is_for_another(&shared.config.service, queued.service.as_bytes(), "queue")
+    {
+        // Not run, and not left to bounce between this service's instances (every one would
+        // refuse it) until max_deliveries: dead-lettered at once, its client answered.
+        let reason = Reason::WrongService(queued.service);
+        return Prepared::Done(dead_letter::outcome(worker, entry, deliveries, reason));
+    }
     if expired(&queued) {
         worker.shared.metrics.finished("queue", "expired");
         tracing::debug!(entry = %entry.id, request = %queued.id, "deadline passed, dropping");
@@ -168,7 +181,7 @@ fn publication(worker: &Worker, queued: &QueuedRequest, response: Response<Bytes
     let (parts, body) = carriable(response).into_parts();
     Publication {
         request_id: queued.id.clone(),
-        result_key: holdline_protocol::keys::result_key(&worker.config.service, &queued.id),
+        result_key: holdline_protocol::keys::result_key(&worker.shared.config.service, &queued.id),
         ttl_ms: queued.result_ttl_ms,
         reply_to: queued.reply_to.clone(),
         response: QueuedResponse {

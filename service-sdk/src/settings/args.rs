@@ -23,7 +23,7 @@ const INSTANCE: &str = "HOLDLINE_INSTANCE";
 /// | `--no-http` | `HOLDLINE_NO_HTTP` | queue-only worker, no HTTP listener |
 /// | `--admin ADDR` | `HOLDLINE_ADMIN` | `/healthz`, `/readyz`, `/metrics` listener |
 /// | `--redis URL` | `HOLDLINE_REDIS_URL` | Redis URL; enables the queue worker |
-/// | `--service NAME` | `HOLDLINE_SERVICE` | service name, as in the gateway's `[services.NAME]` |
+/// | `--service NAME` | `HOLDLINE_SERVICE` | service name, as in the gateway's `[services.NAME]` (required) |
 /// | `--concurrency N` | `HOLDLINE_CONCURRENCY` | shared capacity, HTTP and queue together |
 /// | `--instance ID` | `HOLDLINE_INSTANCE` | instance id (the Redis consumer name) |
 ///
@@ -49,7 +49,7 @@ const INSTANCE: &str = "HOLDLINE_INSTANCE";
 /// # }
 /// # Args::parse_from(["svc"]);
 /// let cli = Cli::parse_from(["svc", "--concurrency", "4", "--work-ms", "10"]);
-/// let settings = holdline_sdk::Settings::new("svc").args(cli.sdk);
+/// let settings = holdline_sdk::Settings::new().args(cli.sdk);
 /// assert_eq!((settings.config.concurrency, cli.work_ms), (4, 10));
 /// # }
 /// ```
@@ -70,7 +70,7 @@ pub struct Args {
     /// Redis URL; enables the queue worker [default: none]
     #[cfg_attr(feature = "cli", arg(long, env = REDIS, value_name = "URL"))]
     pub redis: Option<String>,
-    /// The service name, as in the gateway's [services.NAME] [default: the service's]
+    /// The service name, as in the gateway's [services.NAME] (required: it has no default)
     #[cfg_attr(feature = "cli", arg(long, env = SERVICE, value_name = "NAME"))]
     pub service: Option<String>,
     /// Shared capacity: the most requests handled at once, HTTP and queue together

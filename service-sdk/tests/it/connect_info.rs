@@ -43,7 +43,7 @@ async fn the_client_address_reaches_a_mounted_service_on_both_paths() {
     let handler = from_tower::<Full<Bytes>, _>(client_addr_service());
     let running = start(
         handler,
-        config(2, Some(queue_config(&redis_server.url(), "who"))),
+        config(2, "who", Some(queue_config(&redis_server.url()))),
         HTTP,
     )
     .await;

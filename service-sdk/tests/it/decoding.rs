@@ -35,7 +35,7 @@ async fn an_entry_with_more_header_lines_than_a_header_map_holds_is_dead_lettere
     let redis_server = RedisServer::start();
     let running = start(
         echo,
-        config(2, Some(queue_config(&redis_server.url(), "huge"))),
+        config(2, "huge", Some(queue_config(&redis_server.url()))),
         NONE,
     )
     .await;
@@ -91,7 +91,7 @@ async fn a_reply_address_outside_the_gateway_namespace_is_never_written() {
     let redis_server = RedisServer::start();
     let running = start(
         echo,
-        config(2, Some(queue_config(&redis_server.url(), "stray"))),
+        config(2, "stray", Some(queue_config(&redis_server.url()))),
         NONE,
     )
     .await;
@@ -155,7 +155,7 @@ async fn an_interim_status_from_the_handler_is_published_as_the_500() {
     let interim = |_req: Request<Bytes>| async move { StatusCode::SWITCHING_PROTOCOLS };
     let running = start(
         interim,
-        config(2, Some(queue_config(&redis_server.url(), "interim"))),
+        config(2, "interim", Some(queue_config(&redis_server.url()))),
         NONE,
     )
     .await;
@@ -185,5 +185,44 @@ async fn an_interim_status_from_the_handler_is_published_as_the_500() {
     let stored = QueuedResponse::decode(&raw).expect("a decodable response");
     assert_eq!(stored.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(stored.body, "internal server error\n");
+    running.shutdown().await;
+}
+
+/// An entry on this service's stream whose `svc` names another service is not run: it is
+/// dead-lettered at once (every instance of this service would refuse it, so leaving it to be
+/// delivered again would only delay its client's answer) and its client gets the `502`.
+#[tokio::test]
+async fn an_entry_for_another_service_is_dead_lettered_without_running() {
+    logs();
+    let redis_server = RedisServer::start();
+    let running = start(
+        echo,
+        config(2, "orders", Some(queue_config(&redis_server.url()))),
+        NONE,
+    )
+    .await;
+    let mut conn = redis(&redis_server.url()).await;
+    let reply_stream = holdline_protocol::keys::reply_stream("g1");
+    let fields = queued("w1", "billing", Some(&reply_stream), "pay").to_fields();
+    let fields: Vec<(&str, &[u8])> = fields.iter().map(|(n, v)| (*n, v.as_slice())).collect();
+    enqueue_raw(&mut conn, "orders", &fields).await;
+
+    let mut reader = blocking_redis(&redis_server.url()).await;
+    let (_, reply) = next_reply(&mut reader, &reply_stream, "0-0", WAIT)
+        .await
+        .expect("the client is answered");
+    assert_eq!(reply.id, "w1");
+    assert_eq!(reply.response.status, StatusCode::BAD_GATEWAY);
+    assert!(reply.response.headers.contains_key(DEAD_LETTER_HEADER));
+    let reasons = dead_reasons(&mut conn, "orders").await;
+    assert_eq!(
+        reasons,
+        [r#"request for service "billing" on the stream of "orders""#]
+    );
+    eventually("the entry is acknowledged", WAIT, || {
+        let mut conn = conn.clone();
+        async move { pending(&mut conn, "orders").await == 0 }
+    })
+    .await;
     running.shutdown().await;
 }

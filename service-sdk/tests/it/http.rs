@@ -30,7 +30,7 @@ async fn describe(req: Request<Bytes>) -> Response<Bytes> {
 #[tokio::test]
 async fn serves_the_handler_over_http1_and_h2c() {
     logs();
-    let running = start(describe, config(4, None), HTTP).await;
+    let running = start(describe, config(4, "http", None), HTTP).await;
     let addr = running.http.unwrap();
 
     let answer = post(addr, "/a?b=c", "hello").await;
@@ -52,7 +52,7 @@ async fn a_full_instance_answers_503_not_processed_at_once() {
     logs();
     let gate = Arc::new(Semaphore::new(0));
     let (handler, mut started_rx) = gated(&gate);
-    let running = start(handler, config(1, None), HTTP_ADMIN).await;
+    let running = start(handler, config(1, "http", None), HTTP_ADMIN).await;
     let addr = running.http.unwrap();
 
     let first = tokio::spawn(post(addr, "/slow", "first"));
@@ -89,7 +89,7 @@ async fn a_full_instance_answers_503_not_processed_at_once() {
 #[tokio::test]
 async fn admin_serves_health_readiness_and_metrics() {
     logs();
-    let running = start(describe, config(4, None), HTTP_ADMIN).await;
+    let running = start(describe, config(4, "http", None), HTTP_ADMIN).await;
     let admin = running.admin.unwrap();
     assert_eq!(get(admin, "/healthz").await.status, StatusCode::OK);
     assert_eq!(get(admin, "/readyz").await.status, StatusCode::OK);
@@ -111,7 +111,7 @@ async fn oversized_bodies_get_413_and_panics_get_500() {
     };
     let config = Config {
         max_body_bytes: 4,
-        ..config(2, None)
+        ..config(2, "http", None)
     };
     let running = start(handler, config, HTTP).await;
     let addr = running.http.unwrap();
@@ -145,7 +145,7 @@ async fn a_tower_service_is_served_unchanged() {
                 .unwrap(),
         )
     });
-    let running = start(from_tower(service), config(2, None), HTTP).await;
+    let running = start(from_tower(service), config(2, "http", None), HTTP).await;
     let answer = post(running.http.unwrap(), "/t", "body").await;
     assert_eq!(answer.status, StatusCode::CREATED);
     assert_eq!(answer.headers["x-tower"], "yes");
@@ -155,11 +155,13 @@ async fn a_tower_service_is_served_unchanged() {
 
 #[tokio::test]
 async fn start_up_errors_are_reported() {
-    let nothing = Runner::new(describe, Config::default()).run(async {}).await;
+    let nothing = Runner::new(describe, config(1, "http", None))
+        .run(async {})
+        .await;
     assert!(matches!(nothing, Err(Error::NothingToServe)), "{nothing:?}");
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let invalid = Runner::new(describe, config(0, None))
+    let invalid = Runner::new(describe, config(0, "http", None))
         .http(listener)
         .run(async {})
         .await;
@@ -176,7 +178,7 @@ async fn bind_http_and_bind_admin_serve_on_the_address_or_name_it() {
     let free = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = free.local_addr().unwrap();
     drop(free);
-    let runner = Runner::new(describe, config(2, None))
+    let runner = Runner::new(describe, config(2, "http", None))
         .bind_http(addr)
         .await
         .expect("a free address binds");
@@ -187,10 +189,12 @@ async fn bind_http_and_bind_admin_serve_on_the_address_or_name_it() {
     assert_eq!(get(addr, "/").await.body, "http GET / ");
 
     // The address is taken now: both binds fail and say which address.
-    let taken = Runner::new(describe, config(2, None)).bind_http(addr).await;
+    let taken = Runner::new(describe, config(2, "http", None))
+        .bind_http(addr)
+        .await;
     let error = taken.err().expect("a taken address fails");
     assert!(error.to_string().contains(&addr.to_string()), "{error}");
-    let taken = Runner::new(describe, config(2, None))
+    let taken = Runner::new(describe, config(2, "http", None))
         .bind_admin(addr)
         .await;
     let error = taken.err().expect("a taken address fails");
@@ -203,7 +207,7 @@ async fn bind_http_and_bind_admin_serve_on_the_address_or_name_it() {
 #[tokio::test]
 async fn shutdown_stops_accepting_connections() {
     logs();
-    let running = start(describe, config(2, None), HTTP).await;
+    let running = start(describe, config(2, "http", None), HTTP).await;
     let addr = running.http.unwrap();
     assert_eq!(get(addr, "/").await.status, StatusCode::OK);
     running.shutdown().await;
@@ -213,4 +217,40 @@ async fn shutdown_stops_accepting_connections() {
         matches!(refused, Ok(Err(_))),
         "the listener must be closed after shutdown"
     );
+}
+
+/// A request the gateway meant for another service (`holdline-service`) is refused with the
+/// not-processed `503` before the handler sees it, so the gateway may send it where that
+/// service's instances are; a request for this service, or one without the header (from an
+/// older gateway), is served.
+#[tokio::test]
+async fn a_request_for_another_service_is_not_processed() {
+    logs();
+    let running = start(describe, config(2, "orders", None), HTTP_ADMIN).await;
+    let addr = running.http.unwrap();
+    let named = |service: &'static str| {
+        Request::post("/pay")
+            .header(http::header::HOST, "orders.internal")
+            .header(holdline_protocol::SERVICE_HEADER, service)
+            .body(Full::new(Bytes::from_static(b"1")))
+            .unwrap()
+    };
+
+    let refused = send(addr, named("billing")).await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.headers[NOT_PROCESSED_HEADER], "1");
+    assert_eq!(refused.body, "another service's request, not processed\n");
+
+    let served = send(addr, named("orders")).await;
+    assert_eq!(served.status, StatusCode::OK);
+    assert_eq!(served.body, "http POST /pay 1");
+    assert_eq!(post(addr, "/pay", "2").await.body, "http POST /pay 2");
+
+    let metrics = get(running.admin.unwrap(), "/metrics").await.body;
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains(r#"holdline_sdk_processed_total{outcome="wrong_service",path="http"} 1"#),
+        "{metrics}"
+    );
+    running.shutdown().await;
 }

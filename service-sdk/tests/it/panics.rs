@@ -20,7 +20,7 @@ async fn a_panic_is_answered_500_at_once_and_the_entry_is_not_run_again() {
     let handler = counting(&calls);
     let running = start(
         handler,
-        config(2, Some(queue_config(&redis_server.url(), "boom"))),
+        config(2, "boom", Some(queue_config(&redis_server.url()))),
         ADMIN,
     )
     .await;
@@ -106,12 +106,12 @@ async fn the_dead_letter_stream_is_bounded_by_length_and_age_and_trims_are_count
         .await
         .unwrap();
 
-    let mut queue = queue_config(&redis_server.url(), "bounded");
+    let mut queue = queue_config(&redis_server.url());
     queue.dead_letter_max_len = 3;
     queue.dead_letter_max_age = Duration::from_secs(3600);
     let running = start(
         |req: Request<Bytes>| async move { Response::new(req.into_body()) },
-        config(2, Some(queue)),
+        config(2, "bounded", Some(queue)),
         ADMIN,
     )
     .await;

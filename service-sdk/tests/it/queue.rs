@@ -49,7 +49,7 @@ async fn a_request_queued_before_any_worker_is_answered_on_the_reply_stream_and_
     let request = queued("aaaa", "svc", Some(&reply_stream), "payload");
     enqueue(&mut conn, &request).await;
 
-    let config = config(4, Some(queue_config(&redis_server.url(), "svc")));
+    let config = config(4, "svc", Some(queue_config(&redis_server.url())));
     let running = start(describe, config, HTTP_ADMIN).await;
 
     let mut blocking = blocking_redis(&redis_server.url()).await;
@@ -107,7 +107,7 @@ async fn queue_only_mode_serves_the_stream_without_a_listener() {
     logs();
     let redis_server = RedisServer::start();
     let mut conn = redis(&redis_server.url()).await;
-    let config = config(4, Some(queue_config(&redis_server.url(), "worker")));
+    let config = config(4, "worker", Some(queue_config(&redis_server.url())));
     let running = start(describe, config, ADMIN).await;
     assert!(running.http.is_none());
 
@@ -143,7 +143,7 @@ async fn capacity_is_shared_a_busy_queued_request_makes_http_answer_503() {
     let redis_server = RedisServer::start();
     let gate = Arc::new(Semaphore::new(0));
     let (handler, mut started_rx) = gated(&gate);
-    let config = config(1, Some(queue_config(&redis_server.url(), "shared")));
+    let config = config(1, "shared", Some(queue_config(&redis_server.url())));
     let running = start(handler, config, HTTP).await;
 
     let mut conn = redis(&redis_server.url()).await;
@@ -179,7 +179,7 @@ async fn an_expired_request_is_acknowledged_without_running_the_handler() {
     let redis_server = RedisServer::start();
     let calls = Arc::new(AtomicUsize::new(0));
     let handler = counting(&calls);
-    let config = config(2, Some(queue_config(&redis_server.url(), "late")));
+    let config = config(2, "late", Some(queue_config(&redis_server.url())));
     let running = start(handler, config, NONE).await;
 
     let mut conn = redis(&redis_server.url()).await;
@@ -210,7 +210,7 @@ async fn an_expired_request_is_acknowledged_without_running_the_handler() {
 async fn a_malformed_entry_is_dead_lettered_and_its_client_gets_a_502() {
     logs();
     let redis_server = RedisServer::start();
-    let config = config(2, Some(queue_config(&redis_server.url(), "bad")));
+    let config = config(2, "bad", Some(queue_config(&redis_server.url())));
     let running = start(describe, config, NONE).await;
 
     let mut conn = redis(&redis_server.url()).await;
@@ -284,7 +284,7 @@ async fn a_malformed_entry_is_dead_lettered_and_its_client_gets_a_502() {
 async fn redis_outages_keep_http_serving_and_the_queue_recovers() {
     logs();
     let mut redis_server = RedisServer::start();
-    let config = config(2, Some(queue_config(&redis_server.url(), "flaky")));
+    let config = config(2, "flaky", Some(queue_config(&redis_server.url())));
     let running = start(describe, config, HTTP_ADMIN).await;
     let (http, admin) = (running.http.unwrap(), running.admin.unwrap());
     eventually("ready", WAIT, || async move {

@@ -62,7 +62,7 @@ async fn work_held_by_a_dead_consumer_is_reclaimed() {
     );
     assert_eq!(pending(&mut conn, "orphan").await, 1);
 
-    let config = config(2, Some(queue_config(&redis_server.url(), "orphan")));
+    let config = config(2, "orphan", Some(queue_config(&redis_server.url())));
     let running = start(deliveries, config, ADMIN).await;
 
     let mut blocking = blocking_redis(&redis_server.url()).await;
@@ -93,12 +93,12 @@ async fn an_entry_that_keeps_failing_is_dead_lettered_after_max_deliveries() {
     let redis_server = RedisServer::start();
     let calls = Arc::new(AtomicUsize::new(0));
     let handler = counting(&calls);
-    let mut queue = queue_config(&redis_server.url(), "poison");
+    let mut queue = queue_config(&redis_server.url());
     // Panics may be retried: without this a panic is answered at once (see `panics.rs`).
     queue.retry_panics = true;
     queue.max_deliveries = 2;
     queue.min_idle = Duration::from_millis(300);
-    let running = start(handler, config(2, Some(queue)), ADMIN).await;
+    let running = start(handler, config(2, "poison", Some(queue)), ADMIN).await;
 
     let mut conn = redis(&redis_server.url()).await;
     let reply_stream = keys::reply_stream("g2");
@@ -154,7 +154,7 @@ async fn a_long_handler_keeps_its_claim() {
         tokio::time::sleep(Duration::from_secs(3)).await;
         deliveries(req).await
     };
-    let config = config(2, Some(queue_config(&redis_server.url(), "slow")));
+    let config = config(2, "slow", Some(queue_config(&redis_server.url())));
     let running = start(slow, config, NONE).await;
 
     let mut conn = redis(&redis_server.url()).await;

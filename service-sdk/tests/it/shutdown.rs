@@ -18,7 +18,7 @@ async fn shutdown_finishes_in_flight_work_on_both_paths_and_acknowledges_it() {
     let redis_server = RedisServer::start();
     let gate = Arc::new(Semaphore::new(0));
     let (handler, mut started_rx) = gated(&gate);
-    let config = config(4, Some(queue_config(&redis_server.url(), "drain")));
+    let config = config(4, "drain", Some(queue_config(&redis_server.url())));
     let mut running = start(handler, config, HTTP_ADMIN).await;
     let (http, admin) = (running.http.unwrap(), running.admin.unwrap());
 
@@ -121,7 +121,7 @@ async fn shutdown_gives_up_after_the_grace_period_leaving_work_for_others() {
             Response::new(Bytes::new())
         }
     };
-    let mut config = config(2, Some(queue_config(&redis_server.url(), "stuck")));
+    let mut config = config(2, "stuck", Some(queue_config(&redis_server.url())));
     config.shutdown_grace = Duration::from_millis(500);
     let running = start(stuck, config, NONE).await;
 

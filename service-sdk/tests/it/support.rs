@@ -97,8 +97,8 @@ impl Running {
 
 /// Queue timings short enough for tests: a worker reacts within a fraction of a second, and
 /// abandoned work is reclaimed after one second.
-pub(crate) fn queue_config(redis_url: &str, service: &str) -> QueueConfig {
-    let mut queue = QueueConfig::new(redis_url, service);
+pub(crate) fn queue_config(redis_url: &str) -> QueueConfig {
+    let mut queue = QueueConfig::new(redis_url);
     queue.read_block = Duration::from_millis(200);
     queue.min_idle = Duration::from_secs(1);
     queue.reclaim_interval = Duration::from_millis(100);
@@ -109,8 +109,10 @@ pub(crate) fn queue_config(redis_url: &str, service: &str) -> QueueConfig {
     queue
 }
 
-pub(crate) fn config(concurrency: usize, queue: Option<QueueConfig>) -> Config {
+/// A runner config for `service`, with `queue` (from [`queue_config`]) if any.
+pub(crate) fn config(concurrency: usize, service: &str, queue: Option<QueueConfig>) -> Config {
     Config {
+        service: service.to_owned(),
         concurrency,
         queue,
         shutdown_grace: Duration::from_secs(10),

@@ -34,10 +34,10 @@ pub struct Args {
     pub work_ms: u64,
 }
 
-/// The echo service's defaults (service `echo`, HTTP on 127.0.0.1:18080, 64 slots), overridden
+/// The echo service's defaults (HTTP on 127.0.0.1:18080, 64 slots), overridden
 /// by `args`.
 pub fn settings(args: holdline_sdk::Args) -> Settings {
-    Settings::new("echo")
+    Settings::new()
         .listen(([127, 0, 0, 1], 18080))
         .concurrency(64)
         .args(args)
@@ -129,14 +129,14 @@ mod tests {
 
     #[test]
     fn flags_have_the_documented_defaults() {
-        let args = Args::try_parse_from(["example-echo"]).unwrap();
+        let args = Args::try_parse_from(["example-echo", "--service", "echo"]).unwrap();
         let work_ms = args.work_ms;
         let instance = args.sdk.instance.clone();
         let args = settings(args.sdk);
         assert_eq!(args.listen, Some("127.0.0.1:18080".parse().unwrap()));
         assert_eq!(
-            (args.service.as_str(), args.config.concurrency, work_ms),
-            ("echo", 64, 0)
+            (args.service.as_deref(), args.config.concurrency, work_ms),
+            (Some("echo"), 64, 0)
         );
         assert!(
             args.redis_url.is_none()

@@ -1,7 +1,7 @@
 //! The echo service: answers every request with a JSON description of it, over HTTP and from the
 //! Holdline queue. The load tool and the benchmarks drive it.
 //!
-//! Run with: `cargo run -p example-echo -- --redis redis://127.0.0.1:6379`
+//! Run with: `cargo run -p example-echo -- --service echo --redis redis://127.0.0.1:6379`
 //! (HTTP on 127.0.0.1:18080 plus the `echo` queue; `--help` lists every flag and its environment
 //! variable). Stops gracefully on SIGTERM or Ctrl-C.
 

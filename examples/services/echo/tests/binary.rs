@@ -204,6 +204,8 @@ async fn queue_only_worker_has_no_http_listener() {
     let redis_server = RedisServer::start();
     let (listen, admin) = (free_port(), free_port());
     let echo = Echo::spawn(&[
+        "--service",
+        "echo",
         "--no-http",
         "--listen",
         &format!("127.0.0.1:{listen}"),
@@ -231,9 +233,27 @@ async fn queue_only_worker_has_no_http_listener() {
 #[test]
 fn no_http_without_redis_is_refused() {
     let status = Command::new(env!("CARGO_BIN_EXE_example-echo"))
-        .arg("--no-http")
+        .args(["--service", "echo", "--no-http"])
+        .env_remove("HOLDLINE_SERVICE")
         .stderr(Stdio::null())
         .status()
         .unwrap();
     assert!(!status.success());
+}
+
+/// The service name has no default: written once, where the deployment names the service
+/// beside the gateway's `[services.NAME]`. Without it the binary stops and says where it goes.
+#[test]
+fn a_missing_service_name_is_refused_naming_the_flag_and_the_variable() {
+    let output = Command::new(env!("CARGO_BIN_EXE_example-echo"))
+        .args(["--listen", "127.0.0.1:0"])
+        .env_remove("HOLDLINE_SERVICE")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--service NAME") && stderr.contains("HOLDLINE_SERVICE"),
+        "{stderr}"
+    );
 }

@@ -21,10 +21,10 @@ pub struct Args {
     pub rules: Option<PathBuf>,
 }
 
-/// The redaction service's defaults (service `redact`, HTTP on 127.0.0.1:18090, 16 slots: the
+/// The redaction service's defaults (HTTP on 127.0.0.1:18090, 16 slots: the
 /// work is CPU-bound, so a small multiple of the core count is plenty), overridden by `args`.
 pub fn settings(args: holdline_sdk::Args) -> Settings {
-    Settings::new("redact")
+    Settings::new()
         .listen(([127, 0, 0, 1], 18090))
         .concurrency(16)
         .args(args)
@@ -36,13 +36,13 @@ mod tests {
 
     #[test]
     fn flags_have_the_documented_defaults() {
-        let args = Args::try_parse_from(["example-redact"]).unwrap();
+        let args = Args::try_parse_from(["example-redact", "--service", "redact"]).unwrap();
         let (sdk, rules) = (args.sdk.clone(), args.rules);
         let args = settings(args.sdk);
         assert_eq!(args.listen, Some("127.0.0.1:18090".parse().unwrap()));
         assert_eq!(
-            (args.service.as_str(), args.config.concurrency),
-            ("redact", 16)
+            (args.service.as_deref(), args.config.concurrency),
+            (Some("redact"), 16)
         );
         assert!(args.redis_url.is_none() && args.listen.is_some() && args.admin.is_none());
         assert!(sdk.instance.is_none() && rules.is_none());

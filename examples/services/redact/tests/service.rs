@@ -116,7 +116,8 @@ fn the_binary_rejects_bad_rules_and_stops_cleanly_on_sigterm() {
     )
     .unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_example-redact"))
-        .args(["--rules", bad.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .args(["--service", "redact", "--rules", bad.to_str().unwrap()])
+        .args(["--listen", "127.0.0.1:0"])
         .env("RUST_LOG", "warn")
         .output()
         .unwrap();
@@ -126,7 +127,12 @@ fn the_binary_rejects_bad_rules_and_stops_cleanly_on_sigterm() {
 
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_example-redact"))
-        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "--service",
+            "redact",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()

@@ -21,10 +21,10 @@ pub struct Args {
     pub scan_ms: u64,
 }
 
-/// The scan service's defaults (service `scan`, HTTP on 127.0.0.1:18091, 8 slots, and a shutdown
+/// The scan service's defaults (HTTP on 127.0.0.1:18091, 8 slots, and a shutdown
 /// grace long enough for a scan in progress to finish), overridden by `args`.
 pub fn settings(args: holdline_sdk::Args, scan_time: Duration) -> Settings {
-    let mut settings = Settings::new("scan")
+    let mut settings = Settings::new()
         .listen(([127, 0, 0, 1], 18091))
         .concurrency(8);
     // A stopping instance lets a scan in progress finish rather than abandon it.
@@ -38,13 +38,13 @@ mod tests {
 
     #[test]
     fn flags_have_the_documented_defaults() {
-        let args = Args::try_parse_from(["example-scan"]).unwrap();
+        let args = Args::try_parse_from(["example-scan", "--service", "scan"]).unwrap();
         let (sdk, scan_ms) = (args.sdk.clone(), args.scan_ms);
         let args = settings(args.sdk, Duration::from_millis(scan_ms));
         assert_eq!(args.listen, Some("127.0.0.1:18091".parse().unwrap()));
         assert_eq!(
-            (args.service.as_str(), args.config.concurrency, scan_ms),
-            ("scan", 8, 3000)
+            (args.service.as_deref(), args.config.concurrency, scan_ms),
+            (Some("scan"), 8, 3000)
         );
         assert!(args.redis_url.is_none() && args.listen.is_some() && args.admin.is_none());
         assert!(sdk.instance.is_none());

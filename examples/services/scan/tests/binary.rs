@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 #[test]
 fn no_http_without_redis_is_refused() {
     let output = Command::new(env!("CARGO_BIN_EXE_example-scan"))
-        .arg("--no-http")
+        .args(["--service", "scan", "--no-http"])
         .env_remove("SCAN_REDIS")
         .stdout(Stdio::null())
         .output()
