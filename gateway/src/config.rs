@@ -47,8 +47,24 @@ pub struct Config {
     pub redis: Option<Redis>,
     /// Upstream services by name (`[A-Za-z0-9_.-]`, at most 64 characters).
     pub services: BTreeMap<String, ServiceConfig>,
+    /// How request paths are normalized before routing.
+    pub paths: Paths,
     /// Routes, matched by host and longest path prefix.
     pub routes: Vec<Route>,
+}
+
+/// Request path normalization. Routes match a request's path in normal form, and that is the path
+/// the request is forwarded with: dot-segments removed (RFC 3986 section 5.2.4), percent-encoded
+/// unreserved characters decoded. `routing/normalize.rs` has the whole rule.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Paths {
+    /// Merge runs of `/` into one before matching and forwarding (`/api//x` is `/api/x`), as
+    /// nginx does by default. On by default: most services read `//` as `/` anyway, so the route
+    /// that matches is the one whose service answers; and a prefix strip can no longer forward a
+    /// path that starts with `//`, which URL parsers read as a host (`/app//evil.example/x`
+    /// stripped of `/app`). Turn it off for services that give empty segments a meaning.
+    pub merge_slashes: bool,
 }
 
 /// Client-facing listeners. At least one of the two must be set.
@@ -192,7 +208,8 @@ pub struct Log {
     pub level: String,
     /// Write logs as JSON lines instead of text.
     pub json: bool,
-    /// Write one access-log line per request (target `access`).
+    /// Write one access-log line per request (target `access`). A client's `x-request-id` that
+    /// was replaced by a new one (`request_id.rs`) is in its `client_request_id` field, escaped.
     pub access: bool,
 }
 
@@ -233,6 +250,27 @@ pub struct Route {
     /// Remove the prefix before forwarding (`/echo/x` becomes `/x`).
     #[serde(default)]
     pub strip_prefix: bool,
+    /// What a path with an encoded slash or backslash (`%2F`, `%5C`) or a bare backslash gets on
+    /// this route. Some services read these as separators, others as data, so the gateway cannot
+    /// know which path such a request is for; refused by default.
+    #[serde(default)]
+    pub escaped_slashes: EscapedSlashes,
+}
+
+/// A route's policy for encoded slashes and backslashes in the path (`Route::escaped_slashes`).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum EscapedSlashes {
+    /// Answer `400`.
+    #[default]
+    Reject,
+    /// Forward them as they came (hex digits in upper case), for services that read them as
+    /// data, such as a key that may hold a `/`.
+    Keep,
+    /// Read each as `/`, normalize the path again and route it again: the route it then matches
+    /// serves it. Like Envoy's `UNESCAPE_AND_FORWARD`, except that a backslash becomes `/` too,
+    /// as Windows servers read it, so that `..\` cannot climb there.
+    Decode,
 }
 
 // === impl Config ===
@@ -249,6 +287,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(30),
             log: Log::default(),
             redis: None,
+            paths: Paths::default(),
             services: BTreeMap::new(),
             routes: Vec::new(),
         }
@@ -313,6 +352,14 @@ impl Default for Buffers {
             response_memory_bytes: 64 * 1024,
             response_disk_bytes: 1024 * 1024 * 1024,
             dir: None,
+        }
+    }
+}
+
+impl Default for Paths {
+    fn default() -> Self {
+        Self {
+            merge_slashes: true,
         }
     }
 }

@@ -13,6 +13,10 @@ pub(crate) enum ProxyError {
     /// No route matches the request's host and path.
     #[error("no route")]
     NoRoute,
+    /// The request path has no one meaning (`routing/normalize.rs`), or an encoded slash on a
+    /// route that refuses them.
+    #[error(transparent)]
+    BadPath(#[from] crate::routing::PathError),
     /// The request body is larger than allowed.
     #[error("request body too large")]
     BodyTooLarge,
@@ -72,6 +76,7 @@ impl ProxyError {
     pub(crate) fn status(&self) -> StatusCode {
         match self {
             Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::BadPath(_) => StatusCode::BAD_REQUEST,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::ClientBody(_) => StatusCode::BAD_REQUEST,
             Self::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -96,6 +101,7 @@ impl ProxyError {
     pub(crate) fn public_message(&self) -> &'static str {
         match self {
             Self::NoRoute => "no route",
+            Self::BadPath(error) => error.public_message(),
             Self::BodyTooLarge => "request body too large",
             Self::NoEndpoint => "no endpoint available",
             Self::NoCapacity(_) => "every endpoint is at its in-flight limit",

@@ -12,6 +12,7 @@
 
 use crate::body::Body;
 use crate::metrics::Metrics;
+use crate::request_id::RefusedId;
 use crate::routing::RouteEntry;
 use http::{HeaderValue, Request, Response};
 use std::net::SocketAddr;
@@ -134,6 +135,8 @@ struct Access {
     version: http::Version,
     client: SocketAddr,
     user_agent: Option<HeaderValue>,
+    /// The client's `x-request-id` when it was replaced by a new one, escaped.
+    refused_id: Option<Box<str>>,
 }
 
 impl Observation {
@@ -149,6 +152,10 @@ impl Observation {
                     version: request.version(),
                     client,
                     user_agent: request.headers().get(http::header::USER_AGENT).cloned(),
+                    refused_id: request
+                        .extensions()
+                        .get::<RefusedId>()
+                        .map(|refused| refused.0.clone()),
                 })
             }),
         }
@@ -225,6 +232,8 @@ fn log_access(
         uri = &*access.uri,
         protocol = ?access.version,
         user_agent = user_agent.unwrap_or("-"),
+        // Only when the client sent an id that was not kept (`request_id.rs`).
+        client_request_id = access.refused_id.as_deref(),
         route = outcome.route.map_or("", |r| &*r.label),
         service = outcome.service(),
         upstream = upstream.as_deref().unwrap_or("-"),

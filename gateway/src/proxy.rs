@@ -22,9 +22,11 @@ use crate::observe::{DeliveryPath, Observation, Outcome};
 use crate::queue::Delivery;
 use crate::queue::Queue;
 use crate::request_id::X_REQUEST_ID;
+use crate::routing::PathError;
 use crate::state::{Shared, Snapshot};
 use http::{HeaderValue, Request, Response, header};
 use http_body::Body as _;
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -80,37 +82,31 @@ impl tower::Service<Request<Body>> for Proxy {
             return self.fetch(&request, snapshot, observation, request_id);
         }
         if let Some(refused) = crate::error::refused_before_routing(&request) {
-            let response = finish(
-                Err(refused),
-                Outcome::gateway(),
-                observation,
-                &snapshot.metrics,
-                &request_id,
-            );
-            return ready(response);
+            return refuse(refused, None, observation, &snapshot, &request_id);
         }
-        let Some(index) = snapshot.find_route(request_host(&request), path) else {
-            let result = Err(ProxyError::NoRoute);
-            let response = finish(
-                result,
-                Outcome::gateway(),
-                observation,
-                &snapshot.metrics,
-                &request_id,
-            );
-            return ready(response);
+        let (index, normal) = match snapshot.find_route(request_host(&request), path) {
+            Ok(Some(routed)) => routed,
+            Ok(None) => {
+                return refuse(
+                    ProxyError::NoRoute,
+                    None,
+                    observation,
+                    &snapshot,
+                    &request_id,
+                );
+            }
+            Err(error) => return refuse(error.into(), None, observation, &snapshot, &request_id),
         };
+        // From here on the request carries the path it matched, which is what is forwarded.
+        if let Cow::Owned(normal) = normal
+            && let Err(error) = set_path(request.uri_mut(), normal)
+        {
+            return refuse(error.into(), None, observation, &snapshot, &request_id);
+        }
         let limit = snapshot.config.limits.max_body_bytes;
         if let Err(error) = request_body::limit(&mut request, limit) {
-            let outcome = Outcome::routed(Some(snapshot.route_at(index).0));
-            let response = finish(
-                Err(error),
-                outcome,
-                observation,
-                &snapshot.metrics,
-                &request_id,
-            );
-            return ready(response);
+            let route = Some(&**snapshot.route_at(index).0);
+            return refuse(error, route, observation, &snapshot, &request_id);
         }
         let conn = self.conn.clone();
         let (_, service) = snapshot.route_at(index);
@@ -291,6 +287,39 @@ fn result_service<'a>(snapshot: &Snapshot, target: &'a str) -> Option<&'a str> {
 /// A response known without waiting.
 fn ready(response: Response<Body>) -> ProxyFuture {
     Box::pin(std::future::ready(Ok(response)))
+}
+
+/// The gateway's answer to a request it refuses before forwarding, under `route` if one matched.
+fn refuse(
+    error: ProxyError,
+    route: Option<&crate::routing::RouteEntry>,
+    observation: Observation,
+    snapshot: &Snapshot,
+    request_id: &HeaderValue,
+) -> ProxyFuture {
+    let outcome = Outcome::routed(route);
+    ready(finish(
+        Err(error),
+        outcome,
+        observation,
+        &snapshot.metrics,
+        request_id,
+    ))
+}
+
+/// Replaces the path of `uri` with `path` (its normal form), keeping the query as it came and,
+/// for HTTP/2, the scheme and authority.
+fn set_path(uri: &mut http::Uri, mut path: String) -> Result<(), PathError> {
+    if let Some(query) = uri.query() {
+        path.push('?');
+        path.push_str(query);
+    }
+    let mut parts = std::mem::take(uri).into_parts();
+    // A normal form holds only what the path held, decoded unreserved characters and `/`, so it
+    // parses; a failure is reported rather than assumed away.
+    parts.path_and_query = Some(path.try_into().map_err(|_| PathError::Unparsable)?);
+    *uri = http::Uri::from_parts(parts).map_err(|_| PathError::Unparsable)?;
+    Ok(())
 }
 
 type ProxyFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;

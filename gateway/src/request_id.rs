@@ -1,6 +1,12 @@
 //! The `x-request-id` layer: every request gets an id before anything can fail (the client's own,
 //! or a new one), and the response carries it back unless the upstream set its own.
 //!
+//! A client's id is kept only if it is short and plain ([`is_acceptable`]): it goes into every log
+//! line about the request, into error bodies, to the upstream and into the queue, and an id of
+//! kilobytes, or one shaped like a piece of a JSON log line, would go there too. Any other id is
+//! replaced by a new one, as if none had been sent; what the client sent goes to the access log
+//! alone, escaped and cut short, in a field of its own ([`RefusedId`]).
+//!
 //! Written here rather than with tower-http's `SetRequestId` + `PropagateRequestId` pair: those
 //! also store the id in the request's and the response's extensions, which allocates an extension
 //! map for each, and nothing here reads the id from there: an allocation per request and per
@@ -16,6 +22,51 @@ use std::task::{Context, Poll, ready};
 
 /// The request id header, generated when absent and returned on every response.
 pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The longest client id kept, in bytes: room for a UUID (36), a W3C `traceparent` (55) or the
+/// base64 of 64 random bytes (88), and short enough not to weigh on every log line.
+pub(crate) const MAX_CLIENT_ID_BYTES: usize = 128;
+
+/// How much of a refused id the access log shows, in bytes of what the client sent.
+const LOGGED_BYTES: usize = 64;
+
+/// Whether a client's id is kept: 1 to [`MAX_CLIENT_ID_BYTES`] bytes of ASCII letters, digits and
+/// `-`, `_`, `.`, `:`, `+`, `/`, `=` (UUIDs, ULIDs, trace ids, base64 and `host:counter` ids all
+/// fit). Nothing in it can end a log field, a log line or a JSON string.
+pub(crate) fn is_acceptable(id: &[u8]) -> bool {
+    (1..=MAX_CLIENT_ID_BYTES).contains(&id.len())
+        && id.iter().all(|&b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'+' | b'/' | b'=')
+        })
+}
+
+/// A client's `x-request-id` that was replaced, as the access log shows it: its first
+/// [`LOGGED_BYTES`] bytes, with `"`, `\`, spaces and bytes outside visible ASCII written as
+/// `\xNN`, followed by `...(N bytes)` when it was longer. In the request's extensions (allocated
+/// only for such a request), for the access log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RefusedId(pub(crate) Box<str>);
+
+// === impl RefusedId ===
+
+impl RefusedId {
+    pub(crate) fn new(sent: &[u8]) -> Self {
+        use std::fmt::Write as _;
+        let shown = &sent[..sent.len().min(LOGGED_BYTES)];
+        let mut text = String::with_capacity(shown.len() + 16);
+        for &b in shown {
+            if b.is_ascii_graphic() && b != b'"' && b != b'\\' {
+                text.push(char::from(b));
+            } else {
+                let _ = write!(text, "\\x{b:02x}");
+            }
+        }
+        if sent.len() > shown.len() {
+            let _ = write!(text, "...({} bytes)", sent.len());
+        }
+        Self(text.into())
+    }
+}
 
 /// Adds [`RequestId`] to a stack.
 #[derive(Debug, Clone, Copy, Default)]
@@ -49,8 +100,9 @@ where
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         // One lookup either way.
+        let mut refused = None;
         let id = match request.headers_mut().entry(X_REQUEST_ID.clone()) {
-            http::header::Entry::Occupied(mut entry) => {
+            http::header::Entry::Occupied(mut entry) if is_acceptable(entry.get().as_bytes()) => {
                 // An owned copy: the client's value shares the connection's read buffer, which
                 // the layers below keep referring to for as long as the call lasts (a held call
                 // can last minutes).
@@ -59,8 +111,17 @@ where
                 }
                 entry.get().clone()
             }
+            http::header::Entry::Occupied(mut entry) => {
+                let id = new_request_id();
+                let sent = entry.insert(id.clone());
+                refused = Some(RefusedId::new(sent.as_bytes()));
+                id
+            }
             http::header::Entry::Vacant(entry) => entry.insert(new_request_id()).clone(),
         };
+        if let Some(refused) = refused {
+            request.extensions_mut().insert(refused);
+        }
         RequestIdFuture {
             inner: self.inner.call(request),
             id: Some(id),
@@ -108,6 +169,11 @@ mod tests {
             if let Some(seen) = request.headers().get(&X_REQUEST_ID) {
                 response.headers_mut().insert("x-seen", seen.clone());
             }
+            if request.extensions().get::<RefusedId>().is_some() {
+                response
+                    .headers_mut()
+                    .insert("x-refused", HeaderValue::from_static("1"));
+            }
             if let Some(id) = upstream_id {
                 response
                     .headers_mut()
@@ -146,5 +212,70 @@ mod tests {
             .unwrap();
         let response = call(request, Some("upstream-9")).await;
         assert_eq!(response.headers()[&X_REQUEST_ID], "upstream-9");
+    }
+
+    fn with_id(id: &[u8]) -> Request<Body> {
+        Request::builder()
+            .header(&X_REQUEST_ID, HeaderValue::from_bytes(id).unwrap())
+            .body(crate::body::empty())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_id_too_long_or_not_plain_is_replaced_by_a_new_one() {
+        let long = vec![b'a'; 8 * 1024];
+        let refused: [&[u8]; 7] = [
+            &long,
+            &[b'x'; MAX_CLIENT_ID_BYTES + 1],
+            br#""}{"level":"error"#,
+            b"a b",
+            br"id\x",
+            // obs-text, which HTTP/1.1 admits in field values: NEL and U+2028, line breaks to some
+            // log readers.
+            b"a\x85b\xe2\x80\xa8c",
+            b"",
+        ];
+        for id in refused {
+            let response = call(with_id(id), None).await;
+            let sent = response.headers()[&X_REQUEST_ID].to_str().unwrap();
+            assert_eq!(sent.len(), 32, "{:?}", String::from_utf8_lossy(id));
+            assert_eq!(
+                response.headers()["x-seen"],
+                sent,
+                "the service sees the new id"
+            );
+            assert_eq!(response.headers()["x-refused"], "1");
+        }
+        for id in [
+            &[b'a'; MAX_CLIENT_ID_BYTES][..],
+            b"0f8fad5b-d9cb-469f-a165-70867728950e",
+            b"web-1:42.7_x",
+            b"c2VjcmV0+/w==",
+        ] {
+            let response = call(with_id(id), None).await;
+            assert_eq!(response.headers()[&X_REQUEST_ID].as_bytes(), id);
+            assert!(response.headers().get("x-refused").is_none());
+        }
+    }
+
+    #[test]
+    fn a_refused_id_is_logged_escaped_and_cut_short() {
+        let shown = |id: &[u8]| RefusedId::new(id).0.into_string();
+        assert_eq!(
+            shown(br#""}{"level":"error"#),
+            r#"\x22}{\x22level\x22:\x22error"#
+        );
+        assert_eq!(shown(b"a b\tc\\"), r"a\x20b\x09c\x5c");
+        assert_eq!(shown(b"a\x85\xe2\x80\xa8"), r"a\x85\xe2\x80\xa8");
+        let long = shown(&[b'z'; 8192]);
+        assert_eq!(long, format!("{}...(8192 bytes)", "z".repeat(LOGGED_BYTES)));
+        // Whatever came, the logged text is visible ASCII without quotes.
+        for chunk in (0..=255).collect::<Vec<u8>>().chunks(LOGGED_BYTES) {
+            let text = shown(chunk);
+            assert!(
+                text.bytes().all(|b| b.is_ascii_graphic() && b != b'"'),
+                "{text}"
+            );
+        }
     }
 }

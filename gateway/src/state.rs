@@ -4,7 +4,7 @@
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::queue::{Queue, ServiceQueue};
-use crate::routing::{RouteEntry, RouteTable};
+use crate::routing::{PathError, RouteEntry, RouteTable, Routed};
 use crate::supervise::Supervisor;
 use crate::upstream::Upstream;
 use arc_swap::ArcSwap;
@@ -209,7 +209,7 @@ impl Snapshot {
                 (name.clone(), entry)
             })
             .collect();
-        let mut routes = RouteTable::new(&config.routes);
+        let mut routes = RouteTable::new(&config.routes, &config.paths);
         routes.attach_metrics(metrics);
         let route_services = routes
             .iter()
@@ -230,11 +230,15 @@ impl Snapshot {
     }
 
     /// The index of the route for a host (without port, any case) and path, for
-    /// [`Self::route_at`]: a request that holds its snapshot finds its route and service again
-    /// by index, where holding them apart would cost a reference count each (an atomic
-    /// operation) on the way in and out.
-    pub(crate) fn find_route(&self, host: Option<&str>, path: &str) -> Option<usize> {
-        self.routes.find(host, path).map(|(i, _)| i)
+    /// [`Self::route_at`], with the path it matched ([`RouteTable::route`]): a request that holds
+    /// its snapshot finds its route and service again by index, where holding them apart would
+    /// cost a reference count each (an atomic operation) on the way in and out.
+    pub(crate) fn find_route<'p>(
+        &self,
+        host: Option<&str>,
+        path: &'p str,
+    ) -> Result<Option<Routed<'p>>, PathError> {
+        self.routes.route(host, path)
     }
 
     /// The route at `index` (from [`Self::find_route`]) and its service.

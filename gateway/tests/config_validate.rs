@@ -2,7 +2,7 @@
 //! TOML path of the offending key, and the boundary values just inside each rule are accepted.
 
 use holdline_gateway::Config;
-use holdline_gateway::config::ConfigError;
+use holdline_gateway::config::{ConfigError, EscapedSlashes};
 
 const LISTEN: &str = "[listen]\nhttp = \"127.0.0.1:8080\"\n";
 const ROUTE: &str = "[[routes]]\nprefix = \"/\"\nservice = \"echo\"\n";
@@ -67,6 +67,9 @@ fn a_minimal_config_gets_the_documented_defaults() {
     assert!(!echo.queue.enabled);
     assert!(echo.health_check.is_none());
     assert_eq!(config.routes.len(), 1);
+    assert_eq!(config.paths, defaults.paths);
+    assert!(config.paths.merge_slashes);
+    assert_eq!(config.routes[0].escaped_slashes, EscapedSlashes::Reject);
 }
 
 #[test]
@@ -438,6 +441,18 @@ fn schema_errors_name_the_key() {
         (service("connect_timeout = \"soon\"", ""), "connect_timeout"),
         (service("protocol = \"h3\"", ""), "protocol"),
         (
+            format!("{}escaped_slashes = \"maybe\"\n", service("", "")),
+            "escaped_slashes",
+        ),
+        (
+            format!("[paths]\nmerge_slashes = \"yes\"\n{}", service("", "")),
+            "merge_slashes",
+        ),
+        (
+            format!("[paths]\nmerge = true\n{}", service("", "")),
+            "merge",
+        ),
+        (
             format!(
                 "[listen]\nhttp = \"not an address\"\n{}",
                 service("", "").replace(LISTEN, "")
@@ -527,8 +542,29 @@ fn out_of_range_values_are_refused() {
         ("prefix = \"/a b\"", "routes[0].prefix"),
         ("prefix = \"/a\\u0000\"", "routes[0].prefix"),
         ("prefix = \"/a?b\"", "routes[0].prefix"),
+        // Requests are matched in normal form: a prefix in any other could never match.
+        ("prefix = \"/a/../b\"", "routes[0].prefix"),
+        ("prefix = \"/a/.\"", "routes[0].prefix"),
+        ("prefix = \"/%7Ea\"", "routes[0].prefix"),
+        ("prefix = \"/a%2fb\"", "routes[0].prefix"),
+        ("prefix = \"/a%2Fb\"", "routes[0].prefix"),
+        ("prefix = \"/a\\\\b\"", "routes[0].prefix"),
+        ("prefix = \"/a%zz\"", "routes[0].prefix"),
+        ("prefix = \"/..\"", "routes[0].prefix"),
+        ("prefix = \"/a//b\"", "routes[0].prefix"),
     ] {
         assert_eq!(invalid_field(&route(keys)), field, "{keys}");
+    }
+    // Unmerged, repeated slashes are the normal form; escapes in upper case always are.
+    accepted(&format!(
+        "[paths]\nmerge_slashes = false\n{}",
+        route("prefix = \"/a//b\"")
+    ));
+    accepted(&route("prefix = \"/caf%C3%A9/.well-known\""));
+    for policy in ["reject", "keep", "decode"] {
+        accepted(&route(&format!(
+            "prefix = \"/\"\nescaped_slashes = \"{policy}\""
+        )));
     }
     accepted(&route("prefix = \"/api\"\nhost = \"API.example.com\""));
     accepted(&route("prefix = \"/\"\nhost = \"[::1]\""));

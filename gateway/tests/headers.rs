@@ -150,6 +150,130 @@ async fn client_request_id_is_kept_and_forwarded_for_is_created() {
     assert_eq!(first.echo().header("x-request-id"), Some(a));
 }
 
+/// Sends `GET /` with `x-request-id: ` followed by `id` (raw bytes) and returns the response and
+/// the id the upstream received.
+async fn with_request_id(gw: &TestGateway, id: &[u8]) -> (support::client::RawResponse, String) {
+    let mut request = b"GET / HTTP/1.1\r\nHost: h.example\r\nx-request-id: ".to_vec();
+    request.extend_from_slice(id);
+    request.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
+    let response = raw_exchange(gw.addr, &request).await;
+    assert_eq!(response.status, 200, "{}", String::from_utf8_lossy(id));
+    let echo = Echo::parse(&response.body);
+    let seen = echo.header("x-request-id").expect("an id").to_owned();
+    (response, seen)
+}
+
+/// A client's id goes into every log line, error body and queued call of its request: one of
+/// kilobytes, or one shaped to end a JSON log field, is replaced by a new id, as if none had been
+/// sent. One of the plain alphabet, up to 128 bytes, is kept.
+#[tokio::test]
+async fn a_client_request_id_is_kept_only_if_short_and_plain() {
+    let (_upstream, gw) = echo_gateway().await;
+    let long = vec![b'a'; 8 * 1024];
+    let too_long = vec![b'b'; 129];
+    let refused: [&[u8]; 5] = [
+        &long,
+        &too_long,
+        br#""}{"level":"error","message":"forged"#,
+        b"a b",
+        // obs-text, which HTTP/1.1 admits in field values: NEL and U+2028, line breaks to some
+        // log readers.
+        b"a\x85b\xe2\x80\xa8c",
+    ];
+    for id in refused {
+        let (response, seen) = with_request_id(&gw, id).await;
+        assert!(is_generated_id(&seen), "kept {} bytes", seen.len());
+        assert_eq!(response.headers("x-request-id"), [seen.as_str()]);
+    }
+    let kept = [
+        "0f8fad5b-d9cb-469f-a165-70867728950e".to_owned(),
+        "web-1:42.7_x+/=".to_owned(),
+        "k".repeat(128),
+    ];
+    for id in kept {
+        let (response, seen) = with_request_id(&gw, id.as_bytes()).await;
+        assert_eq!(seen, id);
+        assert_eq!(response.headers("x-request-id"), [id.as_str()]);
+    }
+    // A CR or LF inside a field value ends the field or breaks the head: the parser refuses it
+    // before any id is read.
+    for line in [
+        &b"x-request-id: a\rb"[..],
+        b"x-request-id: a\r\n\"}{\"level\":1",
+    ] {
+        let mut request = b"GET / HTTP/1.1\r\nHost: h.example\r\n".to_vec();
+        request.extend_from_slice(line);
+        request.extend_from_slice(b"\r\n\r\n");
+        let response = raw_exchange(gw.addr, &request).await;
+        assert_eq!(response.status, 400, "{}", String::from_utf8_lossy(line));
+    }
+}
+
+/// The access log's lines (JSON), captured for the whole test binary from the first call on.
+fn access_log() -> &'static std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    use std::sync::{Arc, Mutex, OnceLock};
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Capture {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let shared = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("access=info"))
+            .with_writer(move || Capture(shared.clone()))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+        buffer
+    })
+}
+
+/// The client's id that was replaced is kept for the operator, in a field of its own, escaped
+/// and cut short: it cannot add a field or a line to the log.
+#[tokio::test]
+async fn a_replaced_request_id_is_logged_apart_and_escaped() {
+    let log = access_log();
+    let upstream = Upstream::echo("echo").await;
+    let config = support::one_service("[log]\naccess = true", "echo", &[upstream.url()], "");
+    let gw = TestGateway::start(&config).await;
+    let long = vec![b'z'; 8 * 1024];
+    let cases: [(&[u8], String); 3] = [
+        (
+            br#""}{"level":"error"#,
+            r#"\x22}{\x22level\x22:\x22error"#.to_owned(),
+        ),
+        (&long, format!("{}...(8192 bytes)", "z".repeat(64))),
+        (b"ok-id", String::new()),
+    ];
+    for (sent, want) in cases {
+        let (_, id) = with_request_id(&gw, sent).await;
+        let line = {
+            let text = String::from_utf8(log.lock().unwrap().clone()).unwrap();
+            text.lines()
+                .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("one JSON line"))
+                .filter(|line| line["fields"]["request_id"] == id.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(line.len(), 1, "one access line for {id}");
+        let line = &line[0];
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["target"], "access");
+        if want.is_empty() {
+            assert!(line["fields"].get("client_request_id").is_none(), "{line}");
+        } else {
+            assert_eq!(line["fields"]["client_request_id"], want.as_str(), "{line}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn request_id_is_returned_on_gateway_errors() {
     let full = Upstream::start(|_| async {

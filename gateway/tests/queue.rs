@@ -2,7 +2,8 @@
 //! the queue by time alone once its backlog is gone, with no further request (otherwise every
 //! later call would pay the queue path and the stuck-in-queue alert would fire); the byte
 //! budgets refuse what would fill Redis; near the connection cap held calls make room for new
-//! clients with `202`s whose results stay fetchable; a failed reply listener is restarted.
+//! clients with `202`s whose results stay fetchable; a failed reply listener is restarted; a
+//! queued request carries the path it was routed by.
 
 mod support;
 
@@ -389,4 +390,84 @@ async fn redis_depth(redis: &RedisServer, service: &str) -> u64 {
         .query_async(&mut conn)
         .await
         .unwrap()
+}
+
+/// The queued request carries the path that was routed, in normal form with the matching
+/// route's prefix stripped, as the sync path sends it: a service reading its queue cannot be
+/// handed `/%2e%2e/admin` through a route meant for `/public`.
+#[tokio::test]
+async fn a_queued_request_carries_the_normalized_path_it_was_routed_by() {
+    let redis = RedisServer::start();
+    let gw = TestGateway::start(&format!(
+        r#"{LISTEN}
+[redis]
+url = "{}"
+[services.q]
+endpoints = ["http://{}"]
+[services.q.queue]
+enabled = true
+[[routes]]
+prefix = "/public"
+service = "q"
+strip_prefix = true
+[[routes]]
+prefix = "/admin"
+service = "q"
+"#,
+        redis.url(),
+        dead_addr()
+    ))
+    .await;
+    let client = client();
+    let targets = [
+        ("/public/%2e%2e/admin/x", "/admin/x"),
+        ("/public/a/./b/../c?x=/../%2e", "/a/c?x=/../%2e"),
+        ("/public//d", "/d"),
+    ];
+    for (target, _) in targets {
+        let request = Request::get(gw.url(target))
+            .header("prefer", "respond-async")
+            .body(body::empty())
+            .unwrap();
+        let reply = send(&client, request).await;
+        assert_eq!(reply.status, 202, "{target}: {}", reply.text());
+    }
+    let redis_client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = redis_client
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    // (entry id, its fields as name and value pairs)
+    type Entry = (String, Vec<(Vec<u8>, Vec<u8>)>);
+    let entries: Vec<Entry> = redis::cmd("XRANGE")
+        .arg(holdline_protocol::keys::request_stream("q"))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let queued: Vec<String> = entries
+        .iter()
+        .map(|(_, fields)| {
+            let pairs = fields.iter().map(|(n, v)| (n.as_slice(), v.as_slice()));
+            holdline_protocol::QueuedRequest::from_fields(pairs)
+                .expect("a valid queued request")
+                .uri
+        })
+        .collect();
+    let want: Vec<&str> = targets.iter().map(|(_, uri)| *uri).collect();
+    assert_eq!(queued, want);
+
+    // A path with an encoded slash is refused before anything is queued.
+    let request = Request::get(gw.url("/public/..%2fadmin"))
+        .header("prefer", "respond-async")
+        .body(body::empty())
+        .unwrap();
+    assert_eq!(send(&client, request).await.status, 400);
+    let depth: usize = redis::cmd("XLEN")
+        .arg(holdline_protocol::keys::request_stream("q"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(depth, targets.len());
 }

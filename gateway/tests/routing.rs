@@ -1,4 +1,5 @@
-//! Routing by host and path prefix to named services, and the `404` for requests no route takes.
+//! Routing by host and path prefix to named services, on the path in normal form (which is also
+//! the path forwarded), and the `404` for requests no route takes.
 
 mod support;
 
@@ -190,4 +191,152 @@ async fn result_locations_answer_405_and_404_with_a_request_id() {
         }
     }
     assert_eq!(api.hits(), 0);
+}
+
+/// Five services, each an echo of its name: `/public` (prefix stripped), `/admin`, `/files`
+/// (encoded slashes kept, prefix stripped), `/win` (encoded slashes decoded, prefix stripped) and
+/// `/` (`root`); `paths` is the `[paths]` section's keys.
+async fn normalizing_gateway(paths: &str) -> (Vec<Upstream>, TestGateway) {
+    let names = ["root", "public", "admin", "files", "win"];
+    let mut upstreams = Vec::new();
+    let mut services = String::new();
+    for name in names {
+        let upstream = Upstream::echo(name).await;
+        services.push_str(&format!(
+            "[services.{name}]\nendpoints = [\"{}\"]\n",
+            upstream.url()
+        ));
+        upstreams.push(upstream);
+    }
+    let gw = TestGateway::start(&format!(
+        r#"{LISTEN}
+[paths]
+{paths}
+{services}
+[[routes]]
+prefix = "/"
+service = "root"
+[[routes]]
+prefix = "/public"
+service = "public"
+strip_prefix = true
+[[routes]]
+prefix = "/admin"
+service = "admin"
+[[routes]]
+prefix = "/files"
+service = "files"
+strip_prefix = true
+escaped_slashes = "keep"
+[[routes]]
+prefix = "/win"
+service = "win"
+strip_prefix = true
+escaped_slashes = "decode"
+"#
+    ))
+    .await;
+    (upstreams, gw)
+}
+
+/// `GET target` written as it is on a raw socket; the status and, for a `200`, the echo upstream
+/// that answered and the request target it received.
+async fn raw_get(gw: &TestGateway, target: &str) -> (u16, Option<(String, String)>) {
+    let request =
+        format!("GET {target} HTTP/1.1\r\nHost: any.example\r\nConnection: close\r\n\r\n");
+    let response = support::raw_exchange(gw.addr, request.as_bytes()).await;
+    if response.status != 200 {
+        return (response.status, None);
+    }
+    let echo = support::Echo::parse(&response.body);
+    let seen = (echo.upstream().to_owned(), echo.uri().to_owned());
+    (response.status, Some(seen))
+}
+
+/// A route that strips its prefix once forwarded `/public/../admin` as `/../admin`, so a service
+/// that resolves dot-segments served its `/admin` through a route meant for `/public`. The route
+/// is now chosen by the path in normal form, and that is what the upstream receives.
+#[tokio::test]
+async fn paths_are_routed_and_forwarded_in_normal_form() {
+    let (_upstreams, gw) = normalizing_gateway("").await;
+    let routed = |upstream: &str, uri: &str| (200, Some((upstream.to_owned(), uri.to_owned())));
+    let cases = [
+        ("/public/a", routed("public", "/a")),
+        ("/public/../admin", routed("admin", "/admin")),
+        ("/public/%2e%2e/admin", routed("admin", "/admin")),
+        ("/public/%2E%2e/admin/x", routed("admin", "/admin/x")),
+        ("/public/x/.%2E/.%2e/admin", routed("admin", "/admin")),
+        ("/public/../x", routed("root", "/x")),
+        ("/public/x/./y/../z", routed("public", "/x/z")),
+        ("/public/x/..", routed("public", "/")),
+        ("/public/%7Euser/%41", routed("public", "/~user/A")),
+        // The query is not part of the path: it travels untouched.
+        (
+            "/public/../admin?q=/../%2e%2e",
+            routed("admin", "/admin?q=/../%2e%2e"),
+        ),
+        // Repeated slashes are merged by default.
+        ("//admin", routed("admin", "/admin")),
+        ("/public//x", routed("public", "/x")),
+        // Encoded slashes and backslashes: refused unless the route says otherwise.
+        ("/public/..%2fadmin", (400, None)),
+        ("/public/..%2Fadmin", (400, None)),
+        ("/public/..%5Cadmin", (400, None)),
+        ("/public/..\\admin", (400, None)),
+        ("/files/a%2fb", routed("files", "/a%2Fb")),
+        (
+            "/files/..%2F..%2Fadmin",
+            routed("files", "/..%2F..%2Fadmin"),
+        ),
+        ("/win/a%5cb", routed("win", "/a/b")),
+        ("/win/..%2Fadmin", routed("admin", "/admin")),
+        ("/win/..\\admin", routed("admin", "/admin")),
+        // No one meaning: refused.
+        ("/../admin", (400, None)),
+        ("/public/../../admin", (400, None)),
+        ("/public/%zz", (400, None)),
+        ("/public/50%", (400, None)),
+    ];
+    for (target, want) in cases {
+        assert_eq!(raw_get(&gw, target).await, want, "{target}");
+    }
+    // The gateway's answer says why, in its one error shape.
+    let request = Request::get(gw.url("/public/%2e%2e/%2e%2e/admin"))
+        .body(body::empty())
+        .unwrap();
+    let reply = send(&client(), request).await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.json()["error"], "the path climbs above the root");
+}
+
+#[tokio::test]
+async fn http2_requests_are_normalized_the_same_way() {
+    let (_upstreams, gw) = normalizing_gateway("").await;
+    let h2 = support::h2c_client();
+    for (path, upstream, uri) in [
+        ("/public/%2e%2e/admin?x=1", "admin", "/admin?x=1"),
+        ("/public/./a", "public", "/a"),
+    ] {
+        let request = Request::get(gw.url(path)).body(body::empty()).unwrap();
+        let reply = send(&h2, request).await;
+        assert_eq!(reply.version, http::Version::HTTP_2);
+        let echo = reply.echo();
+        assert_eq!((echo.upstream(), echo.uri()), (upstream, uri), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn repeated_slashes_are_kept_when_merging_is_off() {
+    let (_upstreams, gw) = normalizing_gateway("merge_slashes = false").await;
+    let routed = |upstream: &str, uri: &str| (200, Some((upstream.to_owned(), uri.to_owned())));
+    assert_eq!(raw_get(&gw, "//admin").await, routed("root", "//admin"));
+    assert_eq!(
+        raw_get(&gw, "/admin//x").await,
+        routed("admin", "/admin//x")
+    );
+    // Unmerged, an empty segment is one `..` can remove.
+    assert_eq!(
+        raw_get(&gw, "/admin//../x").await,
+        routed("admin", "/admin/x")
+    );
 }

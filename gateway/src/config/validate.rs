@@ -481,6 +481,7 @@ impl Config {
                     "must be a plain URL path (no spaces, control characters or query)",
                 ));
             }
+            self.validate_prefix(&route.prefix, || field("prefix"))?;
             if let Some(host) = &route.host
                 && !valid_route_host(host)
             {
@@ -507,5 +508,29 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// A route prefix must be in the normal form request paths are matched in (`[paths]`), or no
+    /// request could match it.
+    fn validate_prefix(&self, prefix: &str, field: impl Fn() -> String) -> Result<(), ConfigError> {
+        let options = crate::routing::normalize::Options {
+            merge_slashes: self.paths.merge_slashes,
+            decode_slashes: false,
+        };
+        match crate::routing::normalize::normalize(prefix, options) {
+            Err(error) => Err(invalid(field(), format!("is not a usable path: {error}"))),
+            Ok(normal) if normal.escaped_slash => Err(invalid(
+                field(),
+                "must not hold an encoded slash or a backslash (`%2F`, `%5C`, `\\`)",
+            )),
+            Ok(normal) if normal.path != prefix => Err(invalid(
+                field(),
+                format!(
+                    "must be written as request paths are matched, in normal form: {:?}",
+                    normal.path
+                ),
+            )),
+            Ok(_) => Ok(()),
+        }
     }
 }
