@@ -172,6 +172,11 @@ pub struct Limits {
     /// floods of CVE-2019-9512, -9515 and -9518). A well-behaved client sends a handful.
     /// Read at start.
     pub http2_max_control_frames: u32,
+    /// How long writing a response to an HTTP/1.1 client may make no progress (the client
+    /// reads nothing) before the connection is closed, as nginx's `send_timeout`. A slow
+    /// reader is never cut off while it reads something.
+    #[serde(with = "duration")]
+    pub send_timeout: Duration,
 }
 
 /// Body buffering, nginx's `client_body_buffer_size` and `proxy_buffers` in one place: a request
@@ -340,6 +345,7 @@ impl Default for Limits {
             max_connections: 15_000,
             shed_at: 0.9,
             http2_max_control_frames: 1000,
+            send_timeout: Duration::from_secs(60),
         }
     }
 }

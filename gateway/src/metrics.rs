@@ -226,8 +226,14 @@ const IDLE_CLOSED: MetricSpec = spec(
 
 /// The values of `holdline_connections_unanswered_total`'s `reason` label: the header read
 /// timeout ended a connection with part of a head read, the client left while its call was in
-/// flight, or the connection was still open when the shutdown grace period ended.
-pub(crate) const UNANSWERED_REASONS: [&str; 3] = ["header_timeout", "client_closed", "shutdown"];
+/// flight, the connection was still open when the shutdown grace period ended, or the client
+/// read nothing of its response for `limits.send_timeout`.
+pub(crate) const UNANSWERED_REASONS: [&str; 4] = [
+    "header_timeout",
+    "client_closed",
+    "shutdown",
+    "send_timeout",
+];
 /// The values of `holdline_connections_refused_total`'s `reason` label: the gateway was at
 /// `limits.max_connections` with nothing left to let go (no idle connection, no held call), or
 /// the process was out of file descriptors with nothing left to let go.

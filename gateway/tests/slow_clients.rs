@@ -309,3 +309,39 @@ async fn a_stalled_upload_gets_408() {
     assert_eq!(response.status(), 408);
     assert_eq!(upstream.hits(), 0, "no endpoint saw the request");
 }
+
+/// A client that reads nothing of its response is let go after `limits.send_timeout` of no
+/// progress (nginx's `send_timeout`), logged and counted; one that reads, however slowly, is
+/// not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_reads_nothing_is_let_go_after_the_send_timeout() {
+    let upstream = upstream().await;
+    let gw = gateway(&upstream, "send_timeout = \"1s\"").await;
+    let mut stalled = TcpStream::connect(gw.addr).await.expect("connect");
+    stalled
+        .write_all(b"GET /big/33554432 HTTP/1.1\r\nHost: h\r\n\r\n")
+        .await
+        .expect("write");
+    let counted = support::eventually(Duration::from_secs(10), || async {
+        let text = gw.metrics().await;
+        support::metric(
+            &text,
+            "holdline_connections_unanswered_total",
+            &[("reason", "send_timeout")],
+        ) == Some(1.0)
+    })
+    .await;
+    assert!(counted, "{}", gw.metrics().await);
+    // What the kernel had buffered, then the end: the gateway closed the connection.
+    let mut sink = vec![0u8; 1 << 16];
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stalled.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stalled connection stayed open");
+}

@@ -201,6 +201,7 @@ impl Config {
             self.admin.max_connections,
             MAX_COUNT,
         )?;
+        positive("limits.send_timeout".into(), self.limits.send_timeout)?;
         positive(
             "buffers.body_read_timeout".into(),
             self.buffers.body_read_timeout,
@@ -277,6 +278,7 @@ impl Config {
                 self.admin.header_read_timeout,
             ),
             ("admin.idle_timeout".into(), self.admin.idle_timeout),
+            ("limits.send_timeout".into(), self.limits.send_timeout),
             (
                 "buffers.body_read_timeout".into(),
                 self.buffers.body_read_timeout,

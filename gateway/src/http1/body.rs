@@ -130,6 +130,8 @@ pub(crate) struct BodyWriter {
     written: usize,
     /// Whether any byte reached the sink.
     wrote: bool,
+    /// Bytes that reached the sink, for telling a stalled peer from a slow one.
+    sent: u64,
     /// Whether the body was polled (then it cannot be sent again elsewhere).
     polled: bool,
 }
@@ -154,6 +156,7 @@ impl BodyWriter {
             tail: b"",
             written: 0,
             wrote: false,
+            sent: 0,
             polled: false,
         }
     }
@@ -161,6 +164,11 @@ impl BodyWriter {
     /// Whether any byte has been written.
     pub(crate) fn wrote(&self) -> bool {
         self.wrote
+    }
+
+    /// How many bytes reached the sink so far.
+    pub(crate) fn sent(&self) -> u64 {
+        self.sent
     }
 
     /// Whether the writer is waiting for the body, not for the sink: everything queued went
@@ -313,6 +321,7 @@ impl BodyWriter {
             }
             self.wrote = true;
             self.written += n;
+            self.sent += n as u64;
         }
     }
 }

@@ -90,6 +90,8 @@ pub(super) struct Connection<'a> {
     pub(super) unanswered: &'a prometheus::IntCounterVec,
     /// The largest request head accepted (431 beyond).
     pub(super) max_head: usize,
+    /// How long writing a response may make no progress (the client reads nothing).
+    pub(super) send_timeout: std::time::Duration,
     /// Counts the held calls whose connection released its buffers.
     pub(super) parked: &'a prometheus::IntGauge,
     /// Connection slots: held calls are registered there, and idle connections look out for
@@ -177,7 +179,23 @@ impl<'a> Connection<'a> {
             drop(parts);
             let keep_alive = reply.keep_alive && framing != Framing::UntilClose;
             let mut writer = BodyWriter::new(head, body, framing);
-            let written = poll_fn(|cx| writer.poll_write(cx, &mut conn.io)).await;
+            let mut stall = Stall::default();
+            let written = poll_fn(|cx| {
+                let poll = writer.poll_write(cx, &mut conn.io);
+                // Waiting on the client, not on the body: the client may take its time, but
+                // not make no progress at all for the send timeout.
+                if poll.is_pending()
+                    && !writer.waits_for_body()
+                    && stall.poll_expired(cx, writer.sent(), self.send_timeout)
+                {
+                    return Poll::Ready(Err(io::Error::from(io::ErrorKind::TimedOut).into()));
+                }
+                poll
+            })
+            .await;
+            if stall.expired {
+                self.closed_unanswered("send_timeout", 0);
+            }
             conn.write = writer.into_buffer();
             let reclaimed = conn.reclaim();
             match (written.map(|()| keep_alive), reclaimed) {
@@ -446,5 +464,36 @@ impl<'a> Counted<'a> {
 impl Drop for Counted<'_> {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+/// A response write that makes no progress: the timer exists only once a write has stalled,
+/// and starts again whenever bytes go out.
+#[derive(Default)]
+struct Stall {
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Bytes sent when the timer was last set.
+    at: u64,
+    expired: bool,
+}
+
+impl Stall {
+    /// Whether `timeout` has passed since the last progress (`sent` bytes so far).
+    fn poll_expired(
+        &mut self,
+        cx: &mut Context<'_>,
+        sent: u64,
+        timeout: std::time::Duration,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        match &mut self.timer {
+            Some(timer) if self.at == sent => {}
+            Some(timer) => timer.as_mut().reset(deadline),
+            None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+        }
+        self.at = sent;
+        let timer = self.timer.as_mut().expect("set above");
+        self.expired = timer.as_mut().poll(cx).is_ready();
+        self.expired
     }
 }

@@ -59,6 +59,7 @@ pub(super) struct Protocols {
     unanswered: prometheus::IntCounterVec,
     /// The largest request head accepted.
     max_head: usize,
+    send_timeout: std::time::Duration,
     /// Held calls on plain HTTP/1 connections that released their buffers ([`h1`]).
     parked: prometheus::IntGauge,
     /// Connection slots, and what can be let go to free them.
@@ -94,6 +95,7 @@ impl Protocols {
             ),
             unanswered: metrics.connections_unanswered.clone(),
             max_head: config.limits.max_header_bytes,
+            send_timeout: config.limits.send_timeout,
             parked: metrics.parked_calls.clone(),
             room,
             max_control_frames: config.limits.http2_max_control_frames,
@@ -181,6 +183,7 @@ impl Protocols {
             timeouts: &self.timeouts,
             unanswered: &self.unanswered,
             max_head: self.max_head,
+            send_timeout: self.send_timeout,
             parked: &self.parked,
             room: &self.room,
             shared,
