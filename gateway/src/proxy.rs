@@ -84,8 +84,14 @@ impl tower::Service<Request<Body>> for Proxy {
         if let Some(refused) = crate::error::refused_before_routing(&request) {
             return refuse(refused, None, observation, &snapshot, &request_id);
         }
-        let (index, normal) = match snapshot.find_route(request_host(&request), path) {
-            Ok(Some(routed)) => routed,
+        // Nearly every path is in normal form as it comes, and is routed as it is.
+        let routed = if snapshot.routes.is_normal(path) {
+            Ok(snapshot.find_route(request_host(&request), path))
+        } else {
+            route_normal_form(&mut request, &snapshot)
+        };
+        let index = match routed {
+            Ok(Some(index)) => index,
             Ok(None) => {
                 return refuse(
                     ProxyError::NoRoute,
@@ -95,14 +101,8 @@ impl tower::Service<Request<Body>> for Proxy {
                     &request_id,
                 );
             }
-            Err(error) => return refuse(error.into(), None, observation, &snapshot, &request_id),
+            Err(error) => return refuse(error, None, observation, &snapshot, &request_id),
         };
-        // From here on the request carries the path it matched, which is what is forwarded.
-        if let Cow::Owned(normal) = normal
-            && let Err(error) = set_path(request.uri_mut(), normal)
-        {
-            return refuse(error.into(), None, observation, &snapshot, &request_id);
-        }
         let limit = snapshot.config.limits.max_body_bytes;
         if let Err(error) = request_body::limit(&mut request, limit) {
             let route = Some(&**snapshot.route_at(index).0);
@@ -290,6 +290,9 @@ fn ready(response: Response<Body>) -> ProxyFuture {
 }
 
 /// The gateway's answer to a request it refuses before forwarding, under `route` if one matched.
+/// Out of line, so that the common path through [`Proxy::call`] stays small.
+#[cold]
+#[inline(never)]
 fn refuse(
     error: ProxyError,
     route: Option<&crate::routing::RouteEntry>,
@@ -305,6 +308,24 @@ fn refuse(
         &snapshot.metrics,
         request_id,
     ))
+}
+
+/// Routes a request whose path may not be in normal form, and gives it the normal form it was
+/// routed by: from here on the request carries the path it matched, which is what is forwarded
+/// (sync or queued) and what a prefix strip applies to.
+#[inline(never)]
+fn route_normal_form(
+    request: &mut Request<Body>,
+    snapshot: &Snapshot,
+) -> Result<Option<usize>, ProxyError> {
+    let routed = snapshot.route(request_host(request), request.uri().path())?;
+    let Some((index, normal)) = routed else {
+        return Ok(None);
+    };
+    if let Cow::Owned(normal) = normal {
+        set_path(request.uri_mut(), normal)?;
+    }
+    Ok(Some(index))
 }
 
 /// Replaces the path of `uri` with `path` (its normal form), keeping the query as it came and,
@@ -400,6 +421,7 @@ async fn fetch_result(
 
 /// The request's host without port: the `Host` header, or the URI authority (HTTP/2). Routes
 /// compare it case-insensitively, so it is borrowed as sent.
+#[inline]
 fn request_host(request: &Request<Body>) -> Option<&str> {
     let raw = match request.headers().get(header::HOST) {
         Some(value) => value.to_str().ok()?,

@@ -229,11 +229,18 @@ impl Snapshot {
         }
     }
 
-    /// The index of the route for a host (without port, any case) and path, for
-    /// [`Self::route_at`], with the path it matched ([`RouteTable::route`]): a request that holds
-    /// its snapshot finds its route and service again by index, where holding them apart would
-    /// cost a reference count each (an atomic operation) on the way in and out.
-    pub(crate) fn find_route<'p>(
+    /// The index of the route for a host (without port, any case) and a path in normal form
+    /// ([`RouteTable::is_normal`]), for [`Self::route_at`]: a request that holds its snapshot
+    /// finds its route and service again by index, where holding them apart would cost a
+    /// reference count each (an atomic operation) on the way in and out.
+    pub(crate) fn find_route(&self, host: Option<&str>, path: &str) -> Option<usize> {
+        debug_assert!(self.routes.is_normal(path));
+        self.routes.find(host, path).map(|(i, _)| i)
+    }
+
+    /// [`Self::find_route`] for any path, with the normal form it matched
+    /// ([`RouteTable::route`]).
+    pub(crate) fn route<'p>(
         &self,
         host: Option<&str>,
         path: &'p str,

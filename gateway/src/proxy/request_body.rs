@@ -19,6 +19,7 @@ use tokio::time::{Instant, Sleep};
 /// before anything is sent upstream (the server side enforces declared lengths), and a streamed
 /// body of unknown length is capped as it streams. In place: the request is not moved, and a
 /// request without a body (the common case) costs no header lookup at all.
+#[inline]
 pub(super) fn limit(request: &mut Request<Body>, limit: u64) -> Result<(), ProxyError> {
     if request.body().is_end_stream() {
         return Ok(());

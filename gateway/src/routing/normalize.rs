@@ -81,7 +81,9 @@ pub(crate) struct Options {
 pub(crate) struct Normalized<'a> {
     /// The path in normal form; borrowed when that is the path as it came.
     pub(crate) path: Cow<'a, str>,
-    /// Whether `path` still holds a `%2F`, a `%5C` or a `\` (never with `decode_slashes`).
+    /// Whether the path as it came held a `%2F`, a `%5C` or a `\` (never with
+    /// `decode_slashes`), even in a segment a `..` then removed: what the route decides about
+    /// such a path is decided on what the client sent.
     pub(crate) escaped_slash: bool,
 }
 
@@ -111,19 +113,19 @@ pub(crate) fn normalize(path: &str, options: Options) -> Result<Normalized<'_>, 
 }
 
 /// Whether `path` has nothing to normalize: one scan, looking at the byte after each `/` only.
-fn is_normal(path: &[u8], merge_slashes: bool) -> bool {
-    let mut i = 0;
-    while i < path.len() {
-        match path[i] {
-            b'%' | b'\\' => return false,
-            b'/' => match path.get(i + 1) {
-                Some(b'/') if merge_slashes => return false,
-                Some(b'.') if starts_with_dot_segment(&path[i + 1..]) => return false,
-                _ => {}
-            },
-            _ => {}
+#[inline(always)]
+pub(crate) fn is_normal(path: &[u8], merge_slashes: bool) -> bool {
+    let mut after_slash = false;
+    for (i, &b) in path.iter().enumerate() {
+        if b == b'%' || b == b'\\' {
+            return false;
         }
-        i += 1;
+        if after_slash
+            && ((b == b'/' && merge_slashes) || (b == b'.' && starts_with_dot_segment(&path[i..])))
+        {
+            return false;
+        }
+        after_slash = b == b'/';
     }
     true
 }

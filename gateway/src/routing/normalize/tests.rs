@@ -227,3 +227,54 @@ fn text_outside_ascii_travels_as_it_came() {
     assert_eq!(normal("/ü/../x/ß", PLAIN), "/x/ß");
     assert_eq!(normal("/日本/%2e/語", PLAIN), "/日本/語");
 }
+
+/// Every path of up to five characters from an alphabet of separators, dots and escapes: each
+/// normal form is its own normal form, and holds no dot-segment, no escaped unreserved character
+/// and, merged, no `//`.
+#[test]
+fn every_normal_form_is_final() {
+    const ALPHABET: [char; 9] = ['/', '.', '%', '2', 'e', 'E', 'f', 'a', '\\'];
+    let mut paths = vec![String::from("/")];
+    let mut next = 0;
+    while next < paths.len() {
+        if paths[next].len() <= 5 {
+            for c in ALPHABET {
+                paths.push(format!("{}{c}", paths[next]));
+            }
+        }
+        next += 1;
+    }
+    for path in &paths {
+        for options in [PLAIN, MERGE, DECODE] {
+            let Ok(normalized) = normalize(path, options) else {
+                continue;
+            };
+            let normal = &*normalized.path;
+            let again = normalize(normal, options).expect("a normal form is accepted");
+            assert!(
+                matches!(again.path, Cow::Borrowed(_)),
+                "{path:?} -> {normal:?} -> {:?}",
+                again.path
+            );
+            // What the normal form still holds, and no more, is reported on it.
+            let holds = normal.contains("%2F") || normal.contains("%5C") || normal.contains('\\');
+            assert_eq!(again.escaped_slash, holds, "{path:?} -> {normal:?}");
+            assert!(!holds || normalized.escaped_slash, "{path:?} -> {normal:?}");
+            assert!(normal.starts_with('/'), "{path:?} -> {normal:?}");
+            assert!(
+                normal[1..].split('/').all(|s| s != "." && s != ".."),
+                "{path:?} -> {normal:?}"
+            );
+            assert!(!normal.contains("%2e") && !normal.contains("%2E") && !normal.contains("%2f"));
+            if options.merge_slashes {
+                assert!(!normal.contains("//"), "{path:?} -> {normal:?}");
+            }
+            if options.decode_slashes {
+                assert!(
+                    !normal.contains('\\') && !normal.contains("%2F"),
+                    "{path:?} -> {normal:?}"
+                );
+            }
+        }
+    }
+}
