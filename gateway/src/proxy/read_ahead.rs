@@ -319,8 +319,9 @@ impl Pump {
         }
     }
 
-    /// Appends `data` to the file (made on first use). A file that cannot be made or written
-    /// turns spilling off for this response: it waits for the client instead.
+    /// Appends `data` to the file (made on first use). A file that cannot be made turns
+    /// spilling off for this response (it waits for the client instead); a failed write ends
+    /// the response with an error, since what it held is gone.
     async fn spill(&mut self, data: Bytes) -> Result<(), ReaderGone> {
         if self.spill.is_none() {
             match Spill::create(self.dir.clone()).await {
@@ -337,17 +338,33 @@ impl Pump {
         }
         let len = data.len();
         let spill = self.spill.as_mut().expect("made above");
-        if let Err(error) = spill.append(data.clone()).await {
-            tracing::warn!(%error, "cannot write a response spill file; waiting for the client instead");
-            self.disk = 0;
-            return Box::pin(self.place(data)).await;
-        }
+        // Counted before the write: a batch written out holds it.
         self.shared.lock().on_disk += len as u64;
         self.shared.metrics.response_buffer_disk.add(len as i64);
+        if let Err(error) = spill.append(&data).await {
+            // A batch is lost with the write: the response cannot go on whole.
+            tracing::warn!(%error, "cannot write a response spill file");
+            self.fail(error.into());
+            return Err(ReaderGone);
+        }
         if self.shared.lock().reader_gone {
             return Err(ReaderGone);
         }
         Ok(())
+    }
+
+    /// Ends the client's body with `error` after what it has in memory; what was spilled is
+    /// dropped.
+    fn fail(&self, error: BoxError) {
+        let mut state = self.shared.lock();
+        self.shared
+            .metrics
+            .response_buffer_disk
+            .sub(state.on_disk as i64);
+        state.on_disk = 0;
+        state.end = Some(End::Failed(error));
+        drop(state);
+        self.wake_reader();
     }
 
     /// Moves bytes from the file back into memory while there is room.
@@ -374,18 +391,8 @@ impl Pump {
             let data = match spill.take(want).await {
                 Ok(data) => data,
                 Err(error) => {
-                    // What was spilled is lost: the client's body ends with an error, as if
-                    // the endpoint's had failed.
                     tracing::warn!(%error, "cannot read a response spill file");
-                    let mut state = self.shared.lock();
-                    self.shared
-                        .metrics
-                        .response_buffer_disk
-                        .sub(state.on_disk as i64);
-                    state.on_disk = 0;
-                    state.end = Some(End::Failed(error.into()));
-                    drop(state);
-                    self.wake_reader();
+                    self.fail(error.into());
                     return Err(ReaderGone);
                 }
             };
