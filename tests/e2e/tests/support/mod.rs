@@ -112,8 +112,14 @@ pub struct Echo {
 }
 
 impl Echo {
-    /// Starts an instance and waits until it is ready (its admin `/readyz` answers 200).
+    /// Starts an instance of service `echo` and waits until it is ready (its admin `/readyz`
+    /// answers 200).
     pub async fn start(opts: EchoOpts<'_>) -> Self {
+        Self::start_as(opts, "echo").await
+    }
+
+    /// Starts an instance that calls itself `service` (`--service`).
+    pub async fn start_as(opts: EchoOpts<'_>, service: &str) -> Self {
         let bin = workspace_bin("example-echo", "example-echo");
         let (port, admin) = (free_port(), free_port());
         let mut command = Command::new(bin);
@@ -122,7 +128,7 @@ impl Echo {
                 "--redis",
                 opts.redis,
                 "--service",
-                "echo",
+                service,
                 "--instance",
                 opts.instance,
             ])
