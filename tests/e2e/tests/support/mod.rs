@@ -66,8 +66,15 @@ impl Gw {
 
 /// The gateway configuration the tests use: one service `echo` at `endpoints`, routed at
 /// `/echo` with the prefix stripped, queue enabled. `service` and `queue` add TOML lines to the
-/// service's and its queue's tables.
+/// service's and its queue's tables. Unless `queue` sets its own, `no_consumer_timeout` is long:
+/// a test may start its gateway long before its first instance (the first `Echo::start` of a
+/// test binary builds the binary), and these tests are not about a queue nobody reads.
 pub fn config(redis: &str, endpoints: &[u16], service: &str, queue: &str) -> Config {
+    let patience = if queue.contains("no_consumer_timeout") {
+        ""
+    } else {
+        "no_consumer_timeout = \"10m\""
+    };
     let endpoints: Vec<String> = endpoints
         .iter()
         .map(|p| format!("\"http://127.0.0.1:{p}\""))
@@ -83,6 +90,7 @@ endpoints = [{endpoints}]
 {service}
 [services.echo.queue]
 enabled = true
+{patience}
 {queue}
 [[routes]]
 prefix = "/echo"
