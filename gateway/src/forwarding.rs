@@ -27,13 +27,40 @@ pub(crate) struct Forwarding<'a> {
     /// The host the client asked for (`Host`, or the URI's authority): sent as `Host` and as
     /// `x-forwarded-host`. When the client named none, `Host` is the endpoint's own host.
     pub(crate) host: Option<HeaderValue>,
-    /// The service the request is for (a validated name, so a valid header value), sent as
-    /// `holdline-service`.
-    pub(crate) service: &'a str,
+    /// The service the request is for, sent as `holdline-service`.
+    pub(crate) service: &'a ServiceField,
 }
 
 pub(crate) static HOLDLINE_SERVICE: HeaderName =
     HeaderName::from_static(holdline_protocol::SERVICE_HEADER);
+
+/// A service's `holdline-service` field, made once per service: the value for a header map,
+/// and the whole line for the HTTP/1.1 encoder, which then writes it with one copy.
+#[derive(Debug)]
+pub(crate) struct ServiceField {
+    value: HeaderValue,
+    line: Box<[u8]>,
+}
+
+// === impl ServiceField ===
+
+impl ServiceField {
+    /// The field of service `name` (a validated name, so a valid header value).
+    pub(crate) fn new(name: &str) -> Self {
+        let value = HeaderValue::from_str(name)
+            .unwrap_or_else(|_| HeaderValue::from_static("invalid-service-name"));
+        let mut line = Vec::with_capacity(holdline_protocol::SERVICE_HEADER.len() + name.len() + 4);
+        field(
+            &mut line,
+            holdline_protocol::SERVICE_HEADER,
+            value.as_bytes(),
+        );
+        Self {
+            value,
+            line: line.into_boxed_slice(),
+        }
+    }
+}
 
 /// A request's forwarding facts as the HTTP/1.1 encoder applies them, for one endpoint: the
 /// fixed hop-by-hop fields, the reserved `holdline-*` fields (only the gateway and the SDK set
@@ -79,11 +106,7 @@ impl Rewrite for Forwarded<'_> {
         if let Some(host) = host {
             field(out, "x-forwarded-host", host.as_bytes());
         }
-        field(
-            out,
-            holdline_protocol::SERVICE_HEADER,
-            self.forwarding.service.as_bytes(),
-        );
+        out.extend_from_slice(&self.forwarding.service.line);
     }
 }
 
@@ -104,9 +127,7 @@ pub(crate) fn apply(headers: &mut HeaderMap, forwarding: &Forwarding<'_>, fallba
             .unwrap_or_else(|_| HeaderValue::from_static("localhost"))
     });
     headers.insert(header::HOST, host);
-    if let Ok(service) = HeaderValue::from_str(forwarding.service) {
-        headers.insert(HOLDLINE_SERVICE.clone(), service);
-    }
+    headers.insert(HOLDLINE_SERVICE.clone(), forwarding.service.value.clone());
 }
 
 /// Removes the reserved `holdline-*` headers a client sent: a client must not speak for the
@@ -231,11 +252,12 @@ mod tests {
             );
             let mut expected = Vec::new();
             encode_request_head(&by_map, Framing::None, "", &(), &mut expected);
+            let service = ServiceField::new("echo");
             let forwarding = crate::proxy::headers::forwarding_for(
                 &conn,
                 &by_encoder.headers,
                 &by_encoder.uri,
-                "echo",
+                &service,
             );
             let mut actual = Vec::new();
             let rewrite = Forwarded {
@@ -273,7 +295,7 @@ mod tests {
             client: &client,
             https: true,
             host: Some(HeaderValue::from_static("api.example")),
-            service: "echo",
+            service: &ServiceField::new("echo"),
         };
         asked.insert(&HOLDLINE_SERVICE, "forged".parse().unwrap());
         apply(&mut asked, &forwarding, "svc.internal:8080");

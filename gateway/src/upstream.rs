@@ -21,6 +21,7 @@ pub(crate) use endpoint::Endpoint;
 
 pub(crate) use crate::config::EndpointUrl;
 use crate::config::ServiceConfig;
+use crate::forwarding::ServiceField;
 use crate::metrics::Metrics;
 use crate::supervise::Supervisor;
 use arc_swap::ArcSwap;
@@ -30,6 +31,8 @@ use tokio::sync::Notify;
 /// One service's endpoints and the client used to reach them.
 pub(crate) struct Upstream {
     name: Arc<str>,
+    /// The `holdline-service` field every request to the service carries.
+    service_field: ServiceField,
     config: ServiceConfig,
     urls: Vec<EndpointUrl>,
     endpoints: ArcSwap<Vec<Arc<Endpoint>>>,
@@ -58,6 +61,7 @@ impl Upstream {
         let urls = config.endpoints.clone();
         let upstream = Arc::new(Self {
             name: name.into(),
+            service_field: ServiceField::new(name),
             client: UpstreamClient::new(config),
             endpoints: ArcSwap::from_pointee(Vec::new()),
             capacity: Notify::new(),
@@ -91,6 +95,11 @@ impl Upstream {
     /// The service's name.
     pub(crate) fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The `holdline-service` field of the service's requests.
+    pub(crate) fn service_field(&self) -> &ServiceField {
+        &self.service_field
     }
 
     /// The service's configuration.

@@ -38,7 +38,7 @@ pub struct Settings {
     /// The service name, which must equal the gateway's `[services.NAME]`: whose request stream
     /// the queue worker consumes, and which requests the instance accepts. No default: `None`
     /// until `--service` / `HOLDLINE_SERVICE` (or, in tests and embedding programs,
-    /// [`service`](Self::service)) sets it, and serving without one is an error.
+    /// [`service()`](Self::service())) sets it, and serving without one is an error.
     pub service: Option<String>,
     /// Where to serve the handler over HTTP; `None` for a queue-only worker. Default
     /// `127.0.0.1:8080`.
@@ -48,8 +48,8 @@ pub struct Settings {
     /// The Redis URL; `None` (the default) serves HTTP only, without a queue.
     pub redis_url: Option<String>,
     /// Everything else. The queue is on exactly when [`redis_url`](Self::redis_url) is set; a
-    /// `config.queue` set here then supplies its tunables, with its URL and service name replaced
-    /// by `redis_url` and [`service`](Self::service).
+    /// `config.queue` set here then supplies its tunables, with its URL replaced by `redis_url`,
+    /// and `config.service` is replaced by the service name.
     pub config: Config,
 }
 

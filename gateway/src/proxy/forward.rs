@@ -7,7 +7,7 @@ use super::read_ahead;
 use crate::body::{self, Body};
 use crate::config::{Buffers, ServiceConfig};
 use crate::error::{ProxyError, classify_client_error};
-use crate::forwarding::Forwarding;
+use crate::forwarding::{Forwarding, ServiceField};
 use crate::hop_by_hop::remove_hop_by_hop;
 use crate::metrics::Metrics;
 use crate::routing::RouteEntry;
@@ -52,7 +52,8 @@ pub(crate) async fn forward(
 ) -> Result<Forwarded, ProxyError> {
     let config = upstream.config();
     let (parts, body) = request.into_parts();
-    let (mut request, forwarding) = rewrite(Head::from_parts(parts), body, route, conn);
+    let service = upstream.service_field();
+    let (mut request, forwarding) = rewrite(Head::from_parts(parts), body, route, conn, service);
     // Endpoints this request failed to connect to, and the last such failure (reported if no
     // other endpoint is left to try).
     let mut tried: Vec<SocketAddr> = Vec::new();
@@ -204,8 +205,9 @@ impl Head {
 fn rewrite<'a>(
     head: Head,
     body: Body,
-    route: &'a RouteEntry,
+    route: &RouteEntry,
     conn: &'a ConnInfo,
+    service: &'a ServiceField,
 ) -> (Request<Body>, Forwarding<'a>) {
     let Head {
         method,
@@ -218,7 +220,7 @@ fn rewrite<'a>(
     if headers.contains_key(header::CONNECTION) {
         remove_hop_by_hop(&mut headers);
     }
-    let forwarding = forwarding_for(conn, &headers, &uri, &route.service);
+    let forwarding = forwarding_for(conn, &headers, &uri, service);
     let mut request = Request::new(body);
     *request.method_mut() = method;
     *request.uri_mut() = Uri::from(upstream_path(&uri, route));

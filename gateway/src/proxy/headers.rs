@@ -1,7 +1,7 @@
 //! Header rewriting for forwarded requests and returned responses.
 
 use super::ConnInfo;
-use crate::forwarding::{self, Forwarding};
+use crate::forwarding::{self, Forwarding, ServiceField};
 use http::Uri;
 use http::header::{self, HeaderValue};
 
@@ -10,7 +10,7 @@ pub(crate) fn forwarding_for<'a>(
     conn: &'a ConnInfo,
     headers: &http::HeaderMap,
     uri: &Uri,
-    service: &'a str,
+    service: &'a ServiceField,
 ) -> Forwarding<'a> {
     Forwarding {
         client: conn.client_ip(),
@@ -30,7 +30,8 @@ pub(crate) fn prepare_headers(
     fallback_host: &str,
     service: &str,
 ) {
-    let forwarding = forwarding_for(conn, headers, uri, service);
+    let service = ServiceField::new(service);
+    let forwarding = forwarding_for(conn, headers, uri, &service);
     forwarding::apply(headers, &forwarding, fallback_host);
 }
 

@@ -16,7 +16,9 @@ use std::time::Duration;
 const INTERVAL: Duration = Duration::from_millis(250);
 /// Polls between two creations of the consumer group (about every 5 s).
 const GROUP_EVERY: u64 = 20;
-/// Polls between two looks at the group's consumers (about every second).
+/// Polls between two looks at the group's consumers (about every second), while somebody reads
+/// the queue; while nobody does, every poll looks, so that calls are taken again soon after an
+/// instance appears.
 const CONSUMERS_EVERY: u64 = 4;
 
 /// What one poll reads: length, oldest entry, bytes of the stream, and `INFO memory`.
@@ -61,7 +63,7 @@ async fn poll(weak: Weak<ServiceQueue>, queue_weak: Weak<Queue>) -> Finished {
         if polls.is_multiple_of(GROUP_EVERY) && !create_group(&mut conn, &stream).await {
             polls = polls.wrapping_sub(1);
         }
-        if polls.is_multiple_of(CONSUMERS_EVERY) {
+        if polls.is_multiple_of(CONSUMERS_EVERY) || state.is_unattended() {
             match consumers::idle_times(&mut conn, &stream).await {
                 Ok(idle) => {
                     let seen = attendance.observe(&idle, state.config.no_consumer_timeout);

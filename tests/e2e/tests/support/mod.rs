@@ -66,8 +66,15 @@ impl Gw {
 
 /// The gateway configuration the tests use: one service `echo` at `endpoints`, routed at
 /// `/echo` with the prefix stripped, queue enabled. `service` and `queue` add TOML lines to the
-/// service's and its queue's tables.
+/// service's and its queue's tables. Unless `queue` sets its own, `no_consumer_timeout` is long:
+/// a test may start its gateway long before its first instance (the first `Echo::start` of a
+/// test binary builds the binary), and these tests are not about a queue nobody reads.
 pub fn config(redis: &str, endpoints: &[u16], service: &str, queue: &str) -> Config {
+    let patience = if queue.contains("no_consumer_timeout") {
+        ""
+    } else {
+        "no_consumer_timeout = \"10m\""
+    };
     let endpoints: Vec<String> = endpoints
         .iter()
         .map(|p| format!("\"http://127.0.0.1:{p}\""))
@@ -83,6 +90,7 @@ endpoints = [{endpoints}]
 {service}
 [services.echo.queue]
 enabled = true
+{patience}
 {queue}
 [[routes]]
 prefix = "/echo"
@@ -112,8 +120,14 @@ pub struct Echo {
 }
 
 impl Echo {
-    /// Starts an instance and waits until it is ready (its admin `/readyz` answers 200).
+    /// Starts an instance of service `echo` and waits until it is ready (its admin `/readyz`
+    /// answers 200).
     pub async fn start(opts: EchoOpts<'_>) -> Self {
+        Self::start_as(opts, "echo").await
+    }
+
+    /// Starts an instance that calls itself `service` (`--service`).
+    pub async fn start_as(opts: EchoOpts<'_>, service: &str) -> Self {
         let bin = workspace_bin("example-echo", "example-echo");
         let (port, admin) = (free_port(), free_port());
         let mut command = Command::new(bin);
@@ -122,7 +136,7 @@ impl Echo {
                 "--redis",
                 opts.redis,
                 "--service",
-                "echo",
+                service,
                 "--instance",
                 opts.instance,
             ])
