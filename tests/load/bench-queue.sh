@@ -6,9 +6,13 @@
 #  2. memory: resident memory while 10,000 requests wait: the gateway holding them in the queue
 #     (no worker runs), nginx and haproxy holding them in front of an upstream that answers
 #     after a minute. Reported as RSS and RSS per waiting request above idle, read once the
-#     RSS has settled (at least 10 s after the clients start, then until it moves less than 1%
-#     in 2 s, at most 40 s). With --tls the clients speak HTTP/1.1 over TLS to all three (a
-#     throwaway CA and certificate the script makes; the upstream side stays plain).
+#     requests have arrived (at least 10 s after the clients start, then until neither the
+#     count of waiting requests nor the RSS has moved (by 1%) in 2 s, at most 60 s). Waiting
+#     requests are counted where each target keeps them: the gateway's held calls (its
+#     holdline_parked_calls gauge), nginx's connections to the upstream, haproxy's backend
+#     sessions (queued or at the server, from its stats socket). With --tls the clients speak
+#     HTTP/1.1 over TLS to all three (a throwaway CA and certificate the script makes; the
+#     upstream side stays plain).
 #
 # Usage: tests/load/bench-queue.sh [--rounds N] [--duration 5s] [--held 10000] [--skip-build]
 #                                  [--connections "50 200"] [--tls] [--memory-only]
@@ -39,6 +43,7 @@ start_work
 rss_kb() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
 
 REDIS=28180 ECHO=28181 SYNC=28182 QUEUE=28183 UP=28184 NGINX=28185 HAPROXY=28186 HOLD=28187
+HAPROXY_STATS=28188
 redis-server --port $REDIS --save "" --appendonly no --dir "$WORK" >/dev/null & PIDS+=($!)
 wait_port $REDIS
 "$BIN/example-echo" --listen 127.0.0.1:$ECHO --redis redis://127.0.0.1:$REDIS --service echo --concurrency 256 --work-ms 0 >/dev/null 2>&1 & PIDS+=($!)
@@ -138,6 +143,7 @@ global
   # haproxy reserves two descriptors per connection; 9,900 is the most the open-file limit of
   # 20,000 allows it (it refuses to start above). The other 100 wait in the listen backlog.
   maxconn 9900
+  stats socket ipv4@127.0.0.1:$HAPROXY_STATS level user
 defaults
   mode http
   timeout connect 1s
@@ -154,29 +160,40 @@ haproxy -f "$WORK/haproxy.cfg" >/dev/null 2>&1 & HAP=$!; PIDS+=($HAP)
 wait_port $UP; wait_port $HOLD; wait_port $NGINX; wait_port $HAPROXY
 sleep 1
 NGW=$(pgrep -P "$(cat "$WORK/nginx.pid")" | head -1)
-# settle PID: waits 10 s, then until PID's RSS moves less than 1% in 2 s (at most 40 s in all);
-# prints the RSS in KB and the seconds waited.
-settle() {
-    local waited=10 before now
-    sleep 10
-    now=$(rss_kb "$1")
-    while [ $waited -lt 40 ]; do
-        before=$now
-        sleep 2; waited=$((waited + 2))
-        now=$(rss_kb "$1")
-        [ $(((now - before) * 100)) -lt "$before" ] && break
-    done
-    echo "$now $waited"
+# waiting NAME: how many requests NAME holds.
+waiting() {
+    case "$1" in
+        gateway) curl -s http://127.0.0.1:28194/metrics | awk '$1 == "holdline_parked_calls" {print $2}' ;;
+        nginx) ss -Htn state established "( dport = :$UP )" | wc -l ;;
+        haproxy)
+            exec 3<>"/dev/tcp/127.0.0.1/$HAPROXY_STATS"
+            printf 'show stat\n' >&3
+            awk -F, '$1 == "be" && $2 == "BACKEND" {print $5}' <&3
+            exec 3<&- ;;
+    esac
 }
-printf "%-8s %10s %10s %16s %8s\n" target idle_MB held_MB KB_per_request after_s
+# settle NAME PID: waits 10 s, then until neither NAME's waiting requests nor PID's RSS has
+# moved in 2 s (the RSS by less than 1%), at most 60 s in all; prints the RSS in KB, the
+# requests waiting and the seconds waited.
+settle() {
+    local waited=10 before now held was
+    sleep 10
+    now=$(rss_kb "$2") held=$(waiting "$1")
+    while [ $waited -lt 60 ]; do
+        before=$now was=$held
+        sleep 2; waited=$((waited + 2))
+        now=$(rss_kb "$2") held=$(waiting "$1")
+        [ "$held" -eq "$was" ] && [ $(((now - before) * 100)) -lt "$before" ] && break
+    done
+    echo "$now $held $waited"
+}
+printf "%-8s %10s %10s %9s %16s %8s\n" target idle_MB held_MB waiting KB_per_request after_s
 for target in gateway:$GW:$HOLD nginx:$NGW:$NGINX haproxy:$HAP:$HAPROXY; do
     IFS=: read -r name pid port <<<"$target"
     idle=$(rss_kb "$pid")
-    wrk -t2 -c"$HELD" -d60s --timeout 100s "$SCHEME://127.0.0.1:$port/held" >/dev/null 2>&1 & WRK=$!
-    read -r held waited < <(settle "$pid")
-    [ "$name" = gateway ] && queued=$(redis-cli -p $REDIS XLEN 'holdline:{held}:requests')
+    wrk -t2 -c"$HELD" -d90s --timeout 100s "$SCHEME://127.0.0.1:$port/held" >/dev/null 2>&1 & WRK=$!
+    read -r held count waited < <(settle "$name" "$pid")
     kill $WRK 2>/dev/null; wait $WRK 2>/dev/null || true
-    printf "%-8s %10.1f %10.1f %16.1f %8s\n" "$name" "$(bc -l <<<"$idle/1024")" "$(bc -l <<<"$held/1024")" "$(bc -l <<<"($held-$idle)/$HELD")" "$waited"
+    printf "%-8s %10.1f %10.1f %9s %16.1f %8s\n" "$name" "$(bc -l <<<"$idle/1024")" "$(bc -l <<<"$held/1024")" "$count" "$(bc -l <<<"($held-$idle)/($count + ($count == 0))")" "$waited"
     sleep 2
 done
-echo "the gateway held $queued calls in its queue when measured"
