@@ -37,7 +37,7 @@ done
 # shellcheck source=tests/load/lib.sh
 source "$ROOT/tests/load/lib.sh"
 require_tools nginx haproxy wrk redis-server openssl
-[ "$SKIP_BUILD" = 1 ] || cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p holdline-gateway -p example-echo -p holdline-load
+[ "$SKIP_BUILD" = 1 ] || (cd "$ROOT" && cargo build-bins --release --quiet)
 BIN="$ROOT/target/release"
 start_work
 rss_kb() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }

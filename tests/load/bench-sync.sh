@@ -107,11 +107,8 @@ require_tools "${tools[@]}"
 
 if [ "$SKIP_BUILD" -eq 0 ]; then
     echo "== building release binaries"
-    if [ "$SKIP_GATEWAY" -eq 1 ]; then
-        (cd "$ROOT" && cargo build --release -q -p holdline-load)
-    else
-        (cd "$ROOT" && cargo build --release -q -p holdline-gateway -p holdline-load)
-    fi
+    # The one set every script builds (a subset would compile the gateway again).
+    (cd "$ROOT" && cargo build-bins --release -q)
 fi
 LOAD_BIN="$ROOT/target/release/holdline-load"
 GATEWAY_BIN="$ROOT/target/release/gateway"

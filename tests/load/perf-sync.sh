@@ -38,7 +38,7 @@ if [ -z "$BIN" ]; then
 fi
 BIN="$(realpath "$BIN")" # perf names the binary by its full path
 LOAD_BIN="$ROOT/target/release/holdline-load"
-[ -x "$LOAD_BIN" ] || { echo "missing $LOAD_BIN (cargo build --release -p holdline-load)" >&2; exit 2; }
+[ -x "$LOAD_BIN" ] || { echo "missing $LOAD_BIN (cargo build-bins --release)" >&2; exit 2; }
 NGINX_BIN="$(command -v nginx || echo /usr/sbin/nginx)"
 
 start_work
