@@ -596,7 +596,11 @@ async fn hpack_bomb_is_refused() {
 async fn zero_window_streams_do_not_starve_a_good_client() {
     let _measure = MEASURE.lock().await;
     let (upstream, attacks) = upstream().await;
-    let gw = gateway(&upstream, "", "max_inflight_per_endpoint = 32").await;
+    // The good client may wait for a slot while the streams' responses are read ahead of them
+    // (32 of 1 MB each, spilled to files: slow on a busy machine); a slot held for good would
+    // still make it wait in vain.
+    let extra = "max_inflight_per_endpoint = 32\naccept_timeout = \"5s\"";
+    let gw = gateway(&upstream, "", extra).await;
     const CONNECTIONS: usize = 2;
     const STREAMS: u32 = 50;
     let (((), growth), statuses) = good_client_during(gw.addr, async {
