@@ -19,7 +19,9 @@ if ((${#need_apt[@]})); then
 fi
 
 echo "== workspace tests (unit, integration, end-to-end, doc)"
-cargo test --workspace --locked
+# Every package with integration tests has its binaries built for them, with this command's
+# features: the end-to-end tests run those as they are (`testkit::workspace_bin`).
+HOLDLINE_TEST_BINS_BUILT=1 cargo test --workspace --locked
 # The steps below run the binaries these tests were built with (each package with integration
 # tests gets its binaries built for them): building them again with `cargo build` would compile
 # the gateway a second time, with the features of a normal build.
