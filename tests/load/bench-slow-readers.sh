@@ -1,24 +1,27 @@
 #!/usr/bin/env bash
-# Slow readers of large responses: N clients (default 1,000) each ask for a 1 MB response and
-# read none of it (a 4 KB receive buffer each), while a good client asks for a small one every
-# 100 ms. For the gateway (release, one worker), nginx and haproxy (the peer configs of
+# Slow readers of large responses: N clients (default 1,000) each ask for a response of SIZE
+# bytes (default 1 MB) and read none of it (a 4 KB receive buffer each), while a good client asks
+# for a small one every 100 ms. A response the kernel's socket buffers can hold (a few MB on
+# loopback) frees the upstream under any proxy; larger ones show whether the proxy does. For the gateway (release, one worker), nginx and haproxy (the peer configs of
 # tests/load/peers, one worker or thread each) in front of the same nginx upstream, one after
 # the other: the proxy's resident memory before and with the readers, per reader, and the good
 # client's answers with their median and worst time (a proxy whose upstream slots the readers
 # hold cannot answer it).
 # Installs nginx and haproxy from Debian's packages if missing.
 #
-# Usage: tests/load/bench-slow-readers.sh [--readers N] [--rounds R] [GATEWAY_BINARY]
+# Usage: tests/load/bench-slow-readers.sh [--readers N] [--size BYTES] [--rounds R] [GATEWAY_BINARY]
 #        (default binary: build target/release/gateway)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 PEERS="$ROOT/tests/load/peers"
 READERS=1000
+SIZE=1000000
 ROUNDS=1
 BIN=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --readers) READERS="$2"; shift 2 ;;
+        --size) SIZE="$2"; shift 2 ;;
         --rounds) ROUNDS="$2"; shift 2 ;;
         -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
         -*) echo "unknown option $1" >&2; exit 2 ;;
@@ -36,8 +39,8 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 start_work
 UP=28490 PROXY=28491
 
-# The upstream: nginx serving a 1 MB file at /big and `200 ok` elsewhere.
-head -c 1000000 /dev/urandom >"$WORK/big"
+# The upstream: nginx serving a file of $SIZE bytes at /big and `200 ok` elsewhere.
+head -c "$SIZE" /dev/urandom >"$WORK/big"
 cat >"$WORK/upstream.conf" <<CONF
 worker_processes 1;
 daemon off;
@@ -106,19 +109,22 @@ for s in conns:
 PY
 
 # rss PID...: their resident memory together, in KB.
-rss() { ps -o rss= -p "$(tr ' ' , <<<"$*")" | awk '{s+=$1} END {print s}'; }
+rss() { local p; for p in "$@"; do ps -o rss= -p "$p"; done | awk '{s+=$1} END {print s}'; }
 
 # run NAME COMMAND...: the proxy's figures with $READERS slow readers.
 run() {
     local name="$1" proxy pids before during good
     shift
     "$@" >"$WORK/$name.log" 2>&1 & proxy=$!
+    PIDS+=("$proxy")
     wait_port $PROXY 20
     sleep 0.5
-    pids="$proxy $(pgrep -P "$proxy" | tr '\n' ' ')"
+    pids="$proxy $( (pgrep -P "$proxy" || true) | tr '\n' ' ')"
+    # shellcheck disable=SC2086
     before=$(rss $pids)
     coproc READ { python3 "$WORK/readers.py" $PROXY "$READERS"; }
     read -r _ <&"${READ[0]}"
+    # shellcheck disable=SC2086
     during=$(rss $pids)
     echo >&"${READ[1]}"
     read -r _ good <&"${READ[0]}"
@@ -129,7 +135,7 @@ run() {
         "$name" "$before" "$READERS" "$during" "$(awk -v a="$before" -v b="$during" -v n="$READERS" 'BEGIN{print (b-a)/n}')" "$good"
 }
 
-echo "binary $BIN, $READERS readers of 1 MB each"
+echo "binary $BIN, $READERS readers of $SIZE bytes each"
 for round in $(seq 1 "$ROUNDS"); do
     echo "round $round"
     run gateway "$BIN" --config "$WORK/gateway.toml"
