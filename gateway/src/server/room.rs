@@ -163,14 +163,20 @@ impl Room {
         })
     }
 
-    /// The relief task: makes room whenever a connection asks for it, until `stop`.
+    /// The relief task: makes room whenever a connection asks for it, until `stop`; logs what
+    /// it let go once things are quiet for a while.
     pub(super) async fn run(self: Arc<Self>, stop: CancellationToken) {
         loop {
+            let unlogged = self.relief.lock().await.tally.any();
             tokio::select! {
-                () = self.wake.notified() => {}
+                () = self.wake.notified() => {
+                    self.relieve(0).await;
+                }
+                () = tokio::time::sleep(LOG_EVERY), if unlogged => {
+                    self.relief.lock().await.log();
+                }
                 () = stop.cancelled() => return,
             }
-            self.relieve(0).await;
         }
     }
 
@@ -253,8 +259,15 @@ impl Relief {
     fn note(&mut self, done: Tally) {
         self.tally.idle += done.idle;
         self.tally.holds += done.holds;
-        let Tally { idle, holds } = self.tally;
-        if idle + holds == 0 || self.logged.is_some_and(|at| at.elapsed() < LOG_EVERY) {
+        if self.logged.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
+            self.log();
+        }
+    }
+
+    /// Logs what was let go since the last line, if anything.
+    fn log(&mut self) {
+        let Tally { idle, holds } = std::mem::take(&mut self.tally);
+        if idle + holds == 0 {
             return;
         }
         tracing::warn!(
@@ -262,8 +275,15 @@ impl Relief {
             holds_shed = holds,
             "near max_connections: made room for new connections"
         );
-        self.tally = Tally::default();
         self.logged = Some(Instant::now());
+    }
+}
+
+// === impl Tally ===
+
+impl Tally {
+    fn any(&self) -> bool {
+        self.idle + self.holds > 0
     }
 }
 
