@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// What gathers before a write to the file.
-const BATCH: usize = 256 * 1024;
+const BATCH: usize = 64 * 1024;
 
 pub(super) struct Spill {
     file: Arc<File>,
